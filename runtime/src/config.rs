@@ -1,0 +1,327 @@
+//! What `#[derive(TrackingConfig)]` tells the runtime about an entity: which
+//! column plays which role, how to encode values for it, and the column
+//! metadata the dashboard reads.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ColumnType, EntityTrait, Value};
+
+use crate::hooks::FormatHooks;
+use crate::lifecycle::{Progress, Status};
+
+/// The part a column plays in a run's record.
+///
+/// A field named after a role's conventional name takes that role; any field
+/// takes one with `#[tracking(ROLE)]`. See the field-mapping reference in the
+/// guide for accepted types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// The run's identity (`task_key` / `task_id`). Required.
+    Key,
+    /// The task's name (`task_name`).
+    Name,
+    /// The run's [`Status`] (`status`). Required.
+    Status,
+    /// The last message: an error, a note (`message`).
+    Message,
+    /// Progress as number, text or JSON (`progress_payload`).
+    Progress,
+    /// Who started the run (`user_label`).
+    User,
+    /// What the run touches (`affected_objects`).
+    Objects,
+    /// Arguments as JSON (`task_args`).
+    Args,
+    /// Keyword arguments / options as JSON (`task_kwargs`).
+    Kwargs,
+    /// The result as JSON (`result_payload`).
+    Result,
+    /// Whether cleanup ran (`cleaned_up`).
+    Cleaned,
+    /// When the row was created (`created_at`); never changes.
+    CreatedAt,
+    /// When the row was last written (`updated_at`); every write.
+    UpdatedAt,
+    /// When the run started (`started_at`).
+    StartedAt,
+    /// When the run completed (`completed_at`).
+    CompletedAt,
+    /// When the run failed (`failed_at`).
+    FailedAt,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 16] = [
+        Role::Key,
+        Role::Name,
+        Role::Status,
+        Role::Message,
+        Role::Progress,
+        Role::User,
+        Role::Objects,
+        Role::Args,
+        Role::Kwargs,
+        Role::Result,
+        Role::Cleaned,
+        Role::CreatedAt,
+        Role::UpdatedAt,
+        Role::StartedAt,
+        Role::CompletedAt,
+        Role::FailedAt,
+    ];
+
+    /// The role's name as written in `#[tracking(…)]`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Key => "key",
+            Role::Name => "name",
+            Role::Status => "status",
+            Role::Message => "message",
+            Role::Progress => "progress",
+            Role::User => "user",
+            Role::Objects => "objects",
+            Role::Args => "args",
+            Role::Kwargs => "kwargs",
+            Role::Result => "result",
+            Role::Cleaned => "cleaned",
+            Role::CreatedAt => "created_at",
+            Role::UpdatedAt => "updated_at",
+            Role::StartedAt => "started_at",
+            Role::CompletedAt => "completed_at",
+            Role::FailedAt => "failed_at",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a value is encoded for a role's column: one function per kind of
+/// role, taken from the field type's [`fields`](crate::fields) trait.
+#[derive(Clone, Copy)]
+pub enum Encode {
+    /// [`KeyField`](crate::fields::KeyField).
+    Key(fn(&str) -> Value),
+    /// [`TextField`](crate::fields::TextField).
+    Text(fn(&str) -> Value),
+    /// [`StatusField`](crate::fields::StatusField): encode and decode.
+    Status(fn(Status) -> Value, fn(Value) -> Option<Status>),
+    /// [`ProgressField`](crate::fields::ProgressField).
+    Progress(fn(&Progress) -> Value),
+    /// [`PayloadField`](crate::fields::PayloadField).
+    Payload(fn(&serde_json::Value) -> Value),
+    /// [`TimestampField`](crate::fields::TimestampField).
+    Time(fn(DateTime<Utc>) -> Value),
+    /// [`FlagField`](crate::fields::FlagField).
+    Flag(fn(bool) -> Value),
+}
+
+impl fmt::Debug for Encode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            Encode::Key(_) => "Key",
+            Encode::Text(_) => "Text",
+            Encode::Status(..) => "Status",
+            Encode::Progress(_) => "Progress",
+            Encode::Payload(_) => "Payload",
+            Encode::Time(_) => "Time",
+            Encode::Flag(_) => "Flag",
+        };
+        f.write_str(kind)
+    }
+}
+
+/// A mapped role: its column, whether a row needs a value for it, and how to
+/// encode one.
+#[derive(Clone, Copy, Debug)]
+pub struct Binding<C> {
+    /// The column.
+    pub column: C,
+    /// `true` when the field is not an `Option`: an insert must give a value.
+    pub required: bool,
+    /// The encoder for the field's type.
+    pub encode: Encode,
+}
+
+/// One field of the tracked model, as the dashboard sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldInfo<C: 'static> {
+    /// The Rust field name.
+    pub field: &'static str,
+    /// The sea-orm column.
+    pub column: C,
+    /// A human label: `#[tracking(label = "…")]`, or the field name in
+    /// sentence case (`task_name` → `Task name`).
+    pub label: &'static str,
+    /// The role, if the field has one.
+    pub role: Option<Role>,
+    /// The extra's name, for `#[tracking(extra = "…")]` fields.
+    pub extra: Option<&'static str>,
+}
+
+/// What kind of values a column holds, read from its sea-orm column type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// Text.
+    Text,
+    /// An integer or decimal number.
+    Number,
+    /// `true` / `false`.
+    Bool,
+    /// A date-time.
+    Timestamp,
+    /// JSON.
+    Json,
+    /// Anything else (UUID, bytes, enums, …).
+    Other,
+}
+
+impl<C: ColumnTrait> FieldInfo<C> {
+    /// The column's database name.
+    pub fn column_name(&self) -> &'static str {
+        self.column.as_str()
+    }
+
+    /// The kind of values the column holds.
+    pub fn kind(&self) -> ColumnKind {
+        match self.column.def().get_column_type() {
+            ColumnType::Char(_) | ColumnType::String(_) | ColumnType::Text => ColumnKind::Text,
+            ColumnType::TinyInteger
+            | ColumnType::SmallInteger
+            | ColumnType::Integer
+            | ColumnType::BigInteger
+            | ColumnType::TinyUnsigned
+            | ColumnType::SmallUnsigned
+            | ColumnType::Unsigned
+            | ColumnType::BigUnsigned
+            | ColumnType::Float
+            | ColumnType::Double
+            | ColumnType::Decimal(_)
+            | ColumnType::Money(_) => ColumnKind::Number,
+            ColumnType::Boolean => ColumnKind::Bool,
+            ColumnType::DateTime | ColumnType::Timestamp | ColumnType::TimestampWithTimeZone => {
+                ColumnKind::Timestamp
+            }
+            ColumnType::Json | ColumnType::JsonBinary => ColumnKind::Json,
+            _ => ColumnKind::Other,
+        }
+    }
+}
+
+/// Struct-level options of `#[tracking(…)]`.
+#[derive(Clone, Copy, Debug)]
+pub struct TrackingOptions {
+    /// Object keys replaced by `[redacted]` in every payload, at any depth.
+    pub redact: &'static [&'static str],
+    /// The size cap of one payload's JSON text, in bytes.
+    pub max_payload_bytes: usize,
+    /// Whether a progress text also replaces the `message` column.
+    pub progress_sets_message: bool,
+}
+
+impl TrackingOptions {
+    /// The default cap on a payload: 64 KiB.
+    pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+}
+
+/// The column type of a tracked model's entity.
+pub type ColumnOf<M> = <<M as TrackingConfig>::Entity as EntityTrait>::Column;
+
+/// A sea-orm model that records one row per task run.
+///
+/// Implemented by `#[derive(TrackingConfig)]`; not meant to be implemented by
+/// hand (its items may change between minor versions).
+pub trait TrackingConfig: FormatHooks + Sized + Send + Sync + 'static {
+    /// The entity whose rows are runs.
+    type Entity: EntityTrait<Model = Self>;
+
+    /// Every field of the model that is a column, in declaration order.
+    const FIELDS: &'static [FieldInfo<ColumnOf<Self>>];
+
+    /// Struct options.
+    const OPTIONS: TrackingOptions;
+
+    /// The column and encoder of `role`, if mapped.
+    fn binding(role: Role) -> Option<Binding<ColumnOf<Self>>>;
+
+    /// The status a stored status value means.
+    fn decode_status(value: Value) -> Option<Status> {
+        match Self::binding(Role::Status)?.encode {
+            Encode::Status(_, decode) => decode(value),
+            _ => None,
+        }
+    }
+
+    /// The field mapped to `role`, if any.
+    fn field(role: Role) -> Option<&'static FieldInfo<ColumnOf<Self>>> {
+        Self::FIELDS.iter().find(|f| f.role == Some(role))
+    }
+
+    /// The field mapped to the extra `name`, if any.
+    fn extra(name: &str) -> Option<&'static FieldInfo<ColumnOf<Self>>> {
+        Self::FIELDS.iter().find(|f| f.extra == Some(name))
+    }
+}
+
+/// Binding constructors for generated code: one generic function per kind
+/// of role, so a field of the wrong type is one error on the field's type.
+#[doc(hidden)]
+pub mod bind {
+    use super::{Binding, Encode};
+    use crate::fields::*;
+
+    pub fn key<T: KeyField, C>(column: C) -> Binding<C> {
+        Binding {
+            column,
+            required: true,
+            encode: Encode::Key(T::encode_key),
+        }
+    }
+    pub fn text<T: TextField, C>(column: C) -> Binding<C> {
+        Binding {
+            column,
+            required: T::REQUIRED,
+            encode: Encode::Text(T::encode_text),
+        }
+    }
+    pub fn status<T: StatusField, C>(column: C) -> Binding<C> {
+        Binding {
+            column,
+            required: T::REQUIRED,
+            encode: Encode::Status(T::encode_status, T::decode_status),
+        }
+    }
+    pub fn progress<T: ProgressField, C>(column: C) -> Binding<C> {
+        Binding {
+            column,
+            required: T::REQUIRED,
+            encode: Encode::Progress(T::encode_progress),
+        }
+    }
+    pub fn payload<T: PayloadField, C>(column: C) -> Binding<C> {
+        Binding {
+            column,
+            required: T::REQUIRED,
+            encode: Encode::Payload(T::encode_payload),
+        }
+    }
+    pub fn time<T: TimestampField, C>(column: C) -> Binding<C> {
+        Binding {
+            column,
+            required: T::REQUIRED,
+            encode: Encode::Time(T::encode_time),
+        }
+    }
+    pub fn flag<T: FlagField, C>(column: C) -> Binding<C> {
+        Binding {
+            column,
+            required: T::REQUIRED,
+            encode: Encode::Flag(T::encode_flag),
+        }
+    }
+}

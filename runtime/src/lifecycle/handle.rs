@@ -1,0 +1,279 @@
+//! The ergonomic API: begin a run, then report on it through its handle.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use serde::Serialize;
+
+use crate::config::TrackingConfig;
+use crate::hooks::{Actor, TrackedObject};
+use crate::lifecycle::tracker::panic_message;
+use crate::lifecycle::{Event, Progress, Tracker};
+
+impl<M: TrackingConfig> Tracker<M> {
+    /// Begins describing a run of the task `name`; finish with
+    /// [`RunBuilder::create`], [`RunBuilder::start`] or [`RunBuilder::run`].
+    ///
+    /// ```ignore
+    /// let run = tracker.begin("import_books").actor(&user).args(&args).start().await;
+    /// run.progress(Progress::ratio(3, 10).with_text("3 of 10 books")).await;
+    /// run.complete(&summary).await;
+    /// ```
+    pub fn begin(&self, name: impl Into<String>) -> RunBuilder<M> {
+        RunBuilder {
+            tracker: self.clone(),
+            event: Event::create(uuid::Uuid::now_v7().to_string()).name(name),
+        }
+    }
+}
+
+/// A run being described before its `create` event is recorded.
+#[must_use = "a run is recorded only by .create(), .start() or .run()"]
+pub struct RunBuilder<M: TrackingConfig> {
+    tracker: Tracker<M>,
+    event: Event,
+}
+
+impl<M: TrackingConfig> RunBuilder<M> {
+    /// Uses `key` instead of a generated UUID v7.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.event.key = key.into();
+        self
+    }
+
+    /// Who starts the run (stored as `anonymous` when not given).
+    pub fn actor(mut self, actor: &(impl Actor + ?Sized)) -> Self {
+        self.event = self.event.actor(actor);
+        self
+    }
+
+    /// What the run touches.
+    pub fn objects<O: TrackedObject>(mut self, objects: impl IntoIterator<Item = O>) -> Self {
+        self.event = self.event.objects(objects);
+        self
+    }
+
+    /// The run's arguments.
+    pub fn args(mut self, args: &(impl Serialize + ?Sized)) -> Self {
+        self.event = self.event.args(args);
+        self
+    }
+
+    /// The run's keyword arguments / options.
+    pub fn kwargs(mut self, kwargs: &(impl Serialize + ?Sized)) -> Self {
+        self.event = self.event.kwargs(kwargs);
+        self
+    }
+
+    /// A first message.
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.event = self.event.message(message);
+        self
+    }
+
+    /// A value for the extra column `name`.
+    pub fn extra(mut self, name: impl Into<String>, value: impl Into<sea_orm::Value>) -> Self {
+        self.event = self.event.extra(name, value);
+        self
+    }
+
+    /// Records `create` (status `pending`) and returns the run's handle.
+    pub async fn create(self) -> RunHandle<M> {
+        let handle = RunHandle {
+            tracker: self.tracker,
+            key: self.event.key.clone(),
+        };
+        handle.emit(self.event).await;
+        handle
+    }
+
+    /// Records `create` then `start` (status `in_progress`).
+    pub async fn start(self) -> RunHandle<M> {
+        let handle = self.create().await;
+        handle.start().await;
+        handle
+    }
+
+    /// Records the whole run of `task`: `create` and `start`, then `complete`
+    /// with its `Ok` value as the result, `fail` with its `Err`'s message, or
+    /// `fail` with the panic message if it panics. If the returned future is
+    /// dropped before `task` finishes (a timeout, a `select!`), the run is
+    /// recorded as `cancelled`.
+    pub async fn run<T, E, F, Fut>(self, task: F) -> Result<T, RunError<E>>
+    where
+        T: Serialize,
+        E: fmt::Display,
+        F: FnOnce(RunHandle<M>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let handle = self.start().await;
+        let mut guard = CancelOnDrop(Some(handle.clone()));
+        let outcome = AssertUnwindSafe(task(handle.clone())).catch_unwind().await;
+        guard.0 = None;
+        match outcome {
+            Ok(Ok(value)) => {
+                handle.complete(&value).await;
+                Ok(value)
+            }
+            Ok(Err(error)) => {
+                handle.fail(&error).await;
+                Err(RunError::Failed(error))
+            }
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                handle.fail(format_args!("panicked: {message}")).await;
+                Err(RunError::Panicked(message))
+            }
+        }
+    }
+}
+
+/// Records `cancel` if a tracked future is dropped before it finishes.
+struct CancelOnDrop<M: TrackingConfig>(Option<RunHandle<M>>);
+
+impl<M: TrackingConfig> Drop for CancelOnDrop<M> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                handle
+                    .cancel_with("the run's future was dropped before it finished")
+                    .await;
+            });
+        }
+    }
+}
+
+/// How a run recorded by [`RunBuilder::run`] ended, when not with `Ok`.
+#[derive(Debug)]
+pub enum RunError<E> {
+    /// The task returned `Err`; the run is `failed` with its message.
+    Failed(E),
+    /// The task panicked; the run is `failed` with this panic message.
+    Panicked(String),
+}
+
+impl<E: fmt::Display> fmt::Display for RunError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Failed(e) => write!(f, "the task failed: {e}"),
+            RunError::Panicked(m) => write!(f, "the task panicked: {m}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for RunError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Failed(e) => Some(e),
+            RunError::Panicked(_) => None,
+        }
+    }
+}
+
+/// A recorded run. Its methods record events and never fail: a database
+/// problem is logged, counted and retried by the tracker, never passed to the
+/// task.
+pub struct RunHandle<M: TrackingConfig> {
+    tracker: Tracker<M>,
+    key: String,
+}
+
+impl<M: TrackingConfig> Clone for RunHandle<M> {
+    fn clone(&self) -> Self {
+        RunHandle {
+            tracker: self.tracker.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<M: TrackingConfig> fmt::Debug for RunHandle<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunHandle").field("key", &self.key).finish()
+    }
+}
+
+impl<M: TrackingConfig> RunHandle<M> {
+    /// The handle of the existing run `key`.
+    pub fn attach(tracker: &Tracker<M>, key: impl Into<String>) -> Self {
+        RunHandle {
+            tracker: tracker.clone(),
+            key: key.into(),
+        }
+    }
+
+    /// The run's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The tracker recording this run.
+    pub fn tracker(&self) -> &Tracker<M> {
+        &self.tracker
+    }
+
+    /// Records `event` (its key is replaced by this run's).
+    pub async fn emit(&self, mut event: Event) {
+        event.key.clone_from(&self.key);
+        // Errors are logged and counted by the tracker; a run never sees them.
+        let _ = self.tracker.lifecycle(event).await;
+    }
+
+    /// Records `start`.
+    pub async fn start(&self) {
+        self.emit(Event::start(&self.key)).await;
+    }
+
+    /// Records `progress`.
+    pub async fn progress(&self, progress: impl Into<Progress>) {
+        self.emit(Event::progress(&self.key, progress)).await;
+    }
+
+    /// Records a message (a `progress` event that carries only the message).
+    pub async fn message(&self, message: impl Into<String>) {
+        self.emit(Event::new(crate::EventKind::Progress, &self.key).message(message))
+            .await;
+    }
+
+    /// Records `complete` with `result`, and progress 100%.
+    pub async fn complete(&self, result: &(impl Serialize + ?Sized)) {
+        self.emit(
+            Event::complete(&self.key)
+                .result(result)
+                .with_progress(100.0),
+        )
+        .await;
+    }
+
+    /// Records `fail` with `error`'s message.
+    pub async fn fail(&self, error: impl fmt::Display) {
+        self.emit(Event::fail(&self.key, error)).await;
+    }
+
+    /// Records the outcome of `result`: `complete` for `Ok`, `fail` for `Err`.
+    pub async fn finish<T: Serialize, E: fmt::Display>(&self, result: &Result<T, E>) {
+        match result {
+            Ok(value) => self.complete(value).await,
+            Err(error) => self.fail(error).await,
+        }
+    }
+
+    /// Records `cancel`.
+    pub async fn cancel(&self) {
+        self.emit(Event::cancel(&self.key)).await;
+    }
+
+    /// Records `cancel` with a reason as the message.
+    pub async fn cancel_with(&self, reason: impl Into<String>) {
+        self.emit(Event::cancel(&self.key).message(reason)).await;
+    }
+
+    /// Records `cleanup`.
+    pub async fn cleanup(&self) {
+        self.emit(Event::cleanup(&self.key)).await;
+    }
+}

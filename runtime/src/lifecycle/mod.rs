@@ -1,0 +1,32 @@
+//! The lifecycle manager: events, statuses and the [`Tracker`].
+//!
+//! The rules it guarantees (each one pinned by the integration tests):
+//!
+//! 1. Get-or-create by the key column in one atomic statement (an upsert):
+//!    two writers emitting for the same key never make two rows or an error.
+//! 2. An event writes only the columns it carries and that are mapped; `None`
+//!    never overwrites a value; `cleanup` writes only the cleaned flag and
+//!    `updated_at`.
+//! 3. `updated_at` is refreshed on every write; `created_at` never changes;
+//!    `completed_at` / `failed_at` are set by `complete` / `fail`.
+//! 4. Status never regresses: a late `create` or `progress` cannot move a run
+//!    out of `in_progress` back to `pending`, nor out of a terminal status.
+//! 5. `progress` never overwrites the message unless the entity says
+//!    `#[tracking(progress_sets_message)]`; progress is clamped to 0–100.
+//! 6. An `Err` is `failed`, a panic is `failed` with the panic message, a
+//!    dropped run is `cancelled`; never `success`.
+//! 7. A hook that panics or a database that is down never breaks the task:
+//!    the error is logged and counted, events wait in a retry queue.
+//! 8. Payloads are JSON; what JSON cannot hold is stringified; size is capped
+//!    with a marker; `redact` keys are replaced before storage.
+
+mod event;
+mod handle;
+mod status;
+mod tracker;
+mod write;
+
+pub use event::{Event, EventKind};
+pub use handle::{RunBuilder, RunError, RunHandle};
+pub use status::{ParseStatusError, Progress, Status};
+pub use tracker::{TrackError, Tracker, TrackerOptions, TrackerStats, Written};

@@ -1,0 +1,554 @@
+//! The lifecycle manager: prepares events with the entity's hooks and
+//! mapping, writes them in one statement each, and keeps what the database
+//! refuses while it is unreachable.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, IdenStatic};
+use tokio::sync::Notify;
+
+use crate::config::{Encode, Role, TrackingConfig};
+use crate::hooks::{
+    Actor, PayloadKind, TrackedObject, cap_payload, default_format_objects, default_format_user,
+    redact,
+};
+use crate::lifecycle::write::{Cell, Class, Prepared, Statement, placeholder};
+use crate::lifecycle::{Event, EventKind};
+
+/// Why an event could not be recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrackError {
+    /// The event's key is empty.
+    #[error("a lifecycle event needs a non-empty run key")]
+    EmptyKey,
+    /// The event sets an extra that no field maps.
+    #[error(
+        "run `{key}`: no field is mapped to the extra `{name}`; add #[tracking(extra = \"{name}\")] to the field that should hold it"
+    )]
+    UnknownExtra {
+        /// The run's key.
+        key: String,
+        /// The extra's name.
+        name: String,
+    },
+    /// The database is reachable but refused the statement (a schema that
+    /// does not match the entity, a missing unique index on the key, …).
+    #[error("run `{key}`: the database refused the `{kind}` event: {source}")]
+    Refused {
+        /// The run's key.
+        key: String,
+        /// The event.
+        kind: EventKind,
+        /// The database error.
+        #[source]
+        source: DbErr,
+    },
+    /// The database is unreachable and the retry queue is full.
+    #[error(
+        "run `{key}`: the database is unreachable and the retry queue is full ({capacity} events); the `{kind}` event was dropped"
+    )]
+    QueueFull {
+        /// The run's key.
+        key: String,
+        /// The event.
+        kind: EventKind,
+        /// The queue's capacity.
+        capacity: usize,
+    },
+}
+
+/// What became of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The statement ran.
+    Stored,
+    /// The database is unreachable: the event waits in the retry queue and
+    /// will be written, in order, when it is back.
+    Queued,
+    /// A `cleanup` for a run that does not exist: nothing to write.
+    NoRun,
+}
+
+/// Counters of a tracker, for logs and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Statements that ran.
+    pub writes: u64,
+    /// Statements that failed (each retry counts).
+    pub write_errors: u64,
+    /// Events that went to the retry queue.
+    pub queued: u64,
+    /// Events waiting in the retry queue now.
+    pub queue_len: u64,
+    /// Events dropped because the retry queue was full.
+    pub dropped: u64,
+    /// Events the database refused while reachable (logged, not retried).
+    pub refused: u64,
+    /// Formatter hooks that panicked (the default was used instead).
+    pub hook_errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    writes: AtomicU64,
+    write_errors: AtomicU64,
+    queued: AtomicU64,
+    dropped: AtomicU64,
+    refused: AtomicU64,
+    hook_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Settings of a [`Tracker`].
+#[derive(Clone, Debug)]
+pub struct TrackerOptions {
+    /// How many events may wait for an unreachable database (default 10,000).
+    pub queue_capacity: usize,
+    /// The first retry delay; doubles up to `max_backoff` (default 50 ms).
+    pub min_backoff: Duration,
+    /// The longest retry delay (default 5 s).
+    pub max_backoff: Duration,
+    /// Overrides the entity's `max_payload_bytes`.
+    pub max_payload_bytes: Option<usize>,
+}
+
+impl Default for TrackerOptions {
+    fn default() -> Self {
+        TrackerOptions {
+            queue_capacity: 10_000,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            max_payload_bytes: None,
+        }
+    }
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    options: TrackerOptions,
+    counters: Counters,
+    queue: Mutex<VecDeque<Event>>,
+    flushing: AtomicBool,
+    drained: Notify,
+}
+
+/// The lifecycle manager of the tracked model `M`.
+///
+/// `#[derive(TrackingConfig)]` names it `Tracker` in the entity's module:
+///
+/// ```ignore
+/// let tracker = task_run::Tracker::new(db.clone());
+/// tracker.lifecycle(Event::create("run-1").name("import")).await?;
+/// ```
+///
+/// Cloning is cheap; clones share the connection, counters and retry queue.
+pub struct Tracker<M: TrackingConfig> {
+    inner: Arc<Inner>,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M: TrackingConfig> Clone for Tracker<M> {
+    fn clone(&self) -> Self {
+        Tracker {
+            inner: self.inner.clone(),
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M: TrackingConfig> std::fmt::Debug for Tracker<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("model", &std::any::type_name::<M>())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+fn text_cell(s: &str) -> impl FnOnce(Encode) -> Option<sea_orm::Value> + '_ {
+    move |e| {
+        if let Encode::Text(f) = e {
+            Some(f(s))
+        } else {
+            None
+        }
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+impl<M: TrackingConfig> Tracker<M> {
+    /// A tracker writing through `db`, with default options.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self::with_options(db, TrackerOptions::default())
+    }
+
+    /// A tracker writing through `db`.
+    pub fn with_options(db: DatabaseConnection, options: TrackerOptions) -> Self {
+        Tracker {
+            inner: Arc::new(Inner {
+                db,
+                options,
+                counters: Counters::default(),
+                queue: Mutex::new(VecDeque::new()),
+                flushing: AtomicBool::new(false),
+                drained: Notify::new(),
+            }),
+            _model: PhantomData,
+        }
+    }
+
+    /// The connection the tracker writes through.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    /// The tracker's counters.
+    pub fn stats(&self) -> TrackerStats {
+        let c = &self.inner.counters;
+        TrackerStats {
+            writes: c.writes.load(Ordering::Relaxed),
+            write_errors: c.write_errors.load(Ordering::Relaxed),
+            queued: c.queued.load(Ordering::Relaxed),
+            queue_len: self.queue().len() as u64,
+            dropped: c.dropped.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            hook_errors: c.hook_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Event>> {
+        // A panic while holding the lock cannot leave the queue half-written.
+        self.inner.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `event`: one atomic statement, following the lifecycle rules.
+    ///
+    /// A database that cannot be reached does not lose the event: it waits in
+    /// a bounded queue and is retried with backoff, in order, and this
+    /// returns [`Written::Queued`]. Errors are for events that can never be
+    /// written (see [`TrackError`]); they are also logged.
+    pub async fn lifecycle(&self, event: Event) -> Result<Written, TrackError> {
+        self.validate(&event)?;
+        {
+            let mut queue = self.queue();
+            if !queue.is_empty() {
+                return self.enqueue(&mut queue, event);
+            }
+        }
+        match self.write(&event).await {
+            Ok(written) => Ok(written),
+            Err(err) if self.reachable().await => Err(self.refused(&event, err)),
+            Err(err) => {
+                tracing::warn!(key = %event.key, event = %event.kind, error = %err,
+                    "tasktrail: database unreachable; the event is queued for retry");
+                let mut queue = self.queue();
+                self.enqueue(&mut queue, event)
+            }
+        }
+    }
+
+    /// Writes `event` now, without the retry queue: a database error is
+    /// returned as it is.
+    pub async fn write(&self, event: &Event) -> Result<Written, DbErr> {
+        self.validate(event)
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        let prepared = self.prepare(event);
+        let db = &self.inner.db;
+        let backend = db.get_database_backend();
+        let result = match prepared.statement() {
+            Statement::Upsert(stmt) => db.execute_raw(backend.build(&stmt)).await,
+            Statement::Update(stmt) => db.execute_raw(backend.build(&stmt)).await,
+        };
+        match result {
+            Ok(res) => {
+                bump(&self.inner.counters.writes);
+                if event.kind == EventKind::Cleanup && res.rows_affected() == 0 {
+                    Ok(Written::NoRun)
+                } else {
+                    Ok(Written::Stored)
+                }
+            }
+            Err(err) => {
+                bump(&self.inner.counters.write_errors);
+                Err(err)
+            }
+        }
+    }
+
+    /// Waits until the retry queue is empty, at most `timeout`; returns
+    /// whether it is.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.inner.drained.notified();
+                if self.queue().is_empty() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    fn validate(&self, event: &Event) -> Result<(), TrackError> {
+        if event.key.is_empty() {
+            return Err(TrackError::EmptyKey);
+        }
+        if let Some((name, _)) = event
+            .extras
+            .iter()
+            .find(|(name, _)| M::extra(name).is_none())
+        {
+            return Err(TrackError::UnknownExtra {
+                key: event.key.clone(),
+                name: name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn reachable(&self) -> bool {
+        self.inner.db.ping().await.is_ok()
+    }
+
+    fn refused(&self, event: &Event, source: DbErr) -> TrackError {
+        bump(&self.inner.counters.refused);
+        let err = TrackError::Refused {
+            key: event.key.clone(),
+            kind: event.kind,
+            source,
+        };
+        tracing::error!(error = %err, "tasktrail: lifecycle event refused");
+        err
+    }
+
+    fn enqueue(&self, queue: &mut VecDeque<Event>, event: Event) -> Result<Written, TrackError> {
+        let capacity = self.inner.options.queue_capacity;
+        if queue.len() >= capacity {
+            bump(&self.inner.counters.dropped);
+            let err = TrackError::QueueFull {
+                key: event.key,
+                kind: event.kind,
+                capacity,
+            };
+            tracing::error!(error = %err, "tasktrail: lifecycle event dropped");
+            return Err(err);
+        }
+        queue.push_back(event);
+        bump(&self.inner.counters.queued);
+        if !self.inner.flushing.swap(true, Ordering::AcqRel) {
+            let tracker = self.clone();
+            tokio::spawn(async move { tracker.drain().await });
+        }
+        Ok(Written::Queued)
+    }
+
+    /// Writes the queue's events in order, backing off while the database is
+    /// unreachable.
+    async fn drain(self) {
+        let options = &self.inner.options;
+        let mut backoff = options.min_backoff;
+        loop {
+            let Some(event) = self.queue().front().cloned() else {
+                self.inner.flushing.store(false, Ordering::Release);
+                self.inner.drained.notify_waiters();
+                // An event may have been queued between the check and the store.
+                if self.queue().is_empty() || self.inner.flushing.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            };
+            match self.write(&event).await {
+                Ok(_) => {
+                    self.queue().pop_front();
+                    backoff = options.min_backoff;
+                }
+                Err(err) if self.reachable().await => {
+                    self.queue().pop_front();
+                    self.refused(&event, err);
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, retry_in = ?backoff,
+                        "tasktrail: database still unreachable");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(options.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Runs a formatter hook, falling back to `default` if it panics.
+    fn hook<T>(&self, name: &str, hook: impl FnOnce() -> T, default: impl FnOnce() -> T) -> T {
+        match catch_unwind(AssertUnwindSafe(hook)) {
+            Ok(v) => v,
+            Err(panic) => {
+                bump(&self.inner.counters.hook_errors);
+                tracing::error!(hook = name, panic = %panic_message(&*panic),
+                    "tasktrail: formatter hook panicked; the default was used");
+                default()
+            }
+        }
+    }
+
+    fn payload(&self, kind: PayloadKind, value: &serde_json::Value) -> serde_json::Value {
+        let mut value = self.hook(
+            "format_payload",
+            || M::format_payload(kind, value.clone()),
+            || value.clone(),
+        );
+        redact(&mut value, M::OPTIONS.redact);
+        let cap = self
+            .inner
+            .options
+            .max_payload_bytes
+            .unwrap_or(M::OPTIONS.max_payload_bytes);
+        cap_payload(value, cap)
+    }
+
+    /// Maps an event onto the entity's columns, running the hooks.
+    fn prepare(&self, event: &Event) -> Prepared<M> {
+        let key = M::binding(Role::Key).expect("the derive guarantees a key column");
+        let status = M::binding(Role::Status).expect("the derive guarantees a status column");
+        let Encode::Key(encode_key) = key.encode else {
+            unreachable!("the key column has a key encoder")
+        };
+        let mut p = Prepared::<M> {
+            key_column: key.column,
+            key_value: encode_key(&event.key),
+            status: event.kind.status().map(|s| (status.column, s)),
+            cells: Vec::new(),
+        };
+        let at = event.at;
+        let time = move |e: Encode| {
+            if let Encode::Time(f) = e {
+                Some(f(at))
+            } else {
+                None
+            }
+        };
+
+        p.push(Role::UpdatedAt, Class::Identity, time);
+
+        if event.kind == EventKind::Cleanup {
+            p.push(Role::Cleaned, Class::Identity, |e| match e {
+                Encode::Flag(f) => Some(f(true)),
+                _ => None,
+            });
+            return p;
+        }
+
+        p.push(Role::CreatedAt, Class::InsertOnly, time);
+        match event.kind {
+            EventKind::Start => p.push(Role::StartedAt, Class::KeepFirst, time),
+            EventKind::Complete => p.push(Role::CompletedAt, Class::State, time),
+            EventKind::Fail => p.push(Role::FailedAt, Class::State, time),
+            _ => {}
+        }
+
+        if let Some(name) = &event.name {
+            p.push(Role::Name, Class::Identity, text_cell(name));
+        }
+        if let Some(actor) = &event.actor {
+            let actor = actor.as_ref().map(|a| a as &dyn Actor);
+            let label = self.hook(
+                "format_user",
+                || M::format_user(actor),
+                || default_format_user(actor),
+            );
+            p.push(Role::User, Class::Identity, text_cell(&label));
+        }
+        if let Some(objects) = &event.objects {
+            let objects: Vec<&dyn TrackedObject> =
+                objects.iter().map(|o| o as &dyn TrackedObject).collect();
+            let label = self.hook(
+                "format_objects",
+                || M::format_objects(&objects),
+                || default_format_objects(&objects),
+            );
+            p.push(Role::Objects, Class::Identity, text_cell(&label));
+        }
+        for (role, kind, value) in [
+            (Role::Args, PayloadKind::Args, &event.args),
+            (Role::Kwargs, PayloadKind::Kwargs, &event.kwargs),
+            (Role::Result, PayloadKind::Result, &event.result),
+        ] {
+            if let Some(value) = value {
+                let value = self.payload(kind, value);
+                let class = if role == Role::Result {
+                    Class::State
+                } else {
+                    Class::Identity
+                };
+                p.push(role, class, |e| match e {
+                    Encode::Payload(f) => Some(f(&value)),
+                    _ => None,
+                });
+            }
+        }
+
+        let progress_text = event.progress.as_ref().and_then(|pr| pr.text());
+        let message = match (&event.message, progress_text) {
+            (Some(m), _) => Some(m.as_str()),
+            (None, Some(t)) if M::OPTIONS.progress_sets_message => Some(t),
+            _ => None,
+        };
+        if let Some(message) = message {
+            p.push(Role::Message, Class::State, text_cell(message));
+        }
+        if let Some(progress) = &event.progress {
+            p.push(Role::Progress, Class::State, |e| match e {
+                Encode::Progress(f) => Some(f(progress)),
+                _ => None,
+            });
+        }
+
+        for (name, value) in &event.extras {
+            if let Some(field) = M::extra(name) {
+                p.cells.push(Cell {
+                    column: field.column,
+                    value: value.clone(),
+                    class: Class::Identity,
+                });
+            }
+        }
+
+        // An insert must give every required (non-Option) mapped column a value.
+        for role in Role::ALL {
+            if matches!(role, Role::Key | Role::Status) {
+                continue;
+            }
+            if let Some(binding) = M::binding(role)
+                && binding.required
+                && !p
+                    .cells
+                    .iter()
+                    .any(|c| c.column.as_str() == binding.column.as_str())
+            {
+                p.cells.push(Cell {
+                    column: binding.column,
+                    value: placeholder(&binding, at),
+                    class: Class::InsertOnly,
+                });
+            }
+        }
+        p
+    }
+}

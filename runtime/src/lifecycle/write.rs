@@ -1,0 +1,182 @@
+//! Turns an event into one atomic SQL statement.
+//!
+//! Every event except `cleanup` is an upsert on the key column
+//! (`INSERT … ON CONFLICT (key) DO UPDATE SET …`), so a run is created by
+//! whichever event arrives first, and two writers never make two rows. The
+//! `SET` list holds only what the event carries; values that describe the
+//! run's state (status, message, progress, result, timestamps) are written
+//! only when the status move is allowed, checked against the stored row in
+//! the same statement:
+//!
+//! ```sql
+//! status = CASE WHEN t.status IS NULL OR t.status NOT IN (<blocked>)
+//!               THEN excluded.status ELSE t.status END
+//! ```
+//!
+//! `cleanup` is a plain `UPDATE … WHERE key = ?` of the cleaned flag and
+//! `updated_at`: it never creates a row.
+
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, InsertStatement, OnConflict, Query, UpdateStatement,
+};
+use sea_orm::{ColumnTrait, EntityName, Value};
+
+use crate::config::{Binding, ColumnOf, Encode, Role, TrackingConfig};
+use crate::lifecycle::{Progress, Status};
+
+/// How a column is written when the row already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Written whenever carried (name, user, objects, args, extras).
+    Identity,
+    /// Written only when the status move is allowed.
+    State,
+    /// Like `State`, but an existing value is kept (`started_at`).
+    KeepFirst,
+    /// Written only by the insert (`created_at`, placeholders).
+    InsertOnly,
+}
+
+/// A column value of a prepared event.
+pub(crate) struct Cell<C> {
+    pub column: C,
+    pub value: Value,
+    pub class: Class,
+}
+
+/// An event after hooks, redaction, capping and column mapping.
+pub(crate) struct Prepared<M: TrackingConfig> {
+    pub key_column: ColumnOf<M>,
+    pub key_value: Value,
+    pub status: Option<(ColumnOf<M>, Status)>,
+    pub cells: Vec<Cell<ColumnOf<M>>>,
+}
+
+/// The statement for a prepared event.
+pub(crate) enum Statement {
+    Upsert(InsertStatement),
+    Update(UpdateStatement),
+}
+
+fn excluded<C: ColumnTrait>(col: C) -> Expr {
+    Expr::col((Alias::new("excluded"), col))
+}
+
+fn existing<M: TrackingConfig>(col: ColumnOf<M>) -> Expr {
+    Expr::col((M::Entity::default(), col))
+}
+
+/// The placeholder an insert needs for a required column the event does not
+/// carry.
+pub(crate) fn placeholder(
+    binding: &Binding<impl Copy>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    match binding.encode {
+        Encode::Key(f) | Encode::Text(f) => f(""),
+        Encode::Status(f, _) => f(Status::Pending),
+        Encode::Progress(f) => f(&Progress::new(0.0)),
+        Encode::Payload(f) => f(&serde_json::Value::Null),
+        Encode::Time(f) => f(now),
+        Encode::Flag(f) => f(false),
+    }
+}
+
+impl<M: TrackingConfig> Prepared<M> {
+    /// Adds `value` for `role` if the role is mapped; returns whether it was.
+    pub fn push(&mut self, role: Role, class: Class, value: impl FnOnce(Encode) -> Option<Value>) {
+        if let Some(binding) = M::binding(role)
+            && let Some(value) = value(binding.encode)
+        {
+            self.cells.push(Cell {
+                column: binding.column,
+                value,
+                class,
+            });
+        }
+    }
+
+    pub fn statement(&self) -> Statement {
+        match self.status {
+            Some((status_col, status)) => Statement::Upsert(self.upsert(status_col, status)),
+            None => Statement::Update(self.update()),
+        }
+    }
+
+    fn save(col: ColumnOf<M>, value: Value) -> Expr {
+        col.save_as(Expr::val(value))
+    }
+
+    fn upsert(&self, status_col: ColumnOf<M>, status: Status) -> InsertStatement {
+        let encode_status = match M::binding(Role::Status).map(|b| b.encode) {
+            Some(Encode::Status(f, _)) => f,
+            _ => unreachable!("the derive guarantees a status column with a status encoder"),
+        };
+
+        let mut columns = vec![self.key_column, status_col];
+        let mut values = vec![
+            Self::save(self.key_column, self.key_value.clone()),
+            Self::save(status_col, encode_status(status)),
+        ];
+        for cell in &self.cells {
+            columns.push(cell.column);
+            values.push(Self::save(cell.column, cell.value.clone()));
+        }
+
+        // The status move is allowed unless the stored status blocks it.
+        let blocked: Vec<Expr> = status
+            .blocked_from()
+            .iter()
+            .map(|s| Self::save(status_col, encode_status(*s)))
+            .collect();
+        let allowed = existing::<M>(status_col)
+            .is_null()
+            .or(existing::<M>(status_col).is_in(blocked));
+        let guarded = |then: Expr, col: ColumnOf<M>| -> Expr {
+            Expr::case(allowed.clone(), then)
+                .finally(existing::<M>(col))
+                .into()
+        };
+
+        let mut on_conflict = OnConflict::column(self.key_column);
+        on_conflict.value(status_col, guarded(excluded(status_col), status_col));
+        for cell in &self.cells {
+            let col = cell.column;
+            match cell.class {
+                Class::Identity => {
+                    on_conflict.value(col, excluded(col));
+                }
+                Class::State => {
+                    on_conflict.value(col, guarded(excluded(col), col));
+                }
+                Class::KeepFirst => {
+                    let first = Expr::col((M::Entity::default(), col)).if_null(excluded(col));
+                    on_conflict.value(col, guarded(first, col));
+                }
+                Class::InsertOnly => {}
+            }
+        }
+
+        let mut insert = Query::insert();
+        insert
+            .into_table(M::Entity::default().table_ref())
+            .columns(columns)
+            .values_panic(values)
+            .on_conflict(on_conflict);
+        insert
+    }
+
+    fn update(&self) -> UpdateStatement {
+        let mut update = Query::update();
+        update.table(M::Entity::default().table_ref());
+        for cell in &self.cells {
+            if cell.class != Class::InsertOnly {
+                update.value(cell.column, Self::save(cell.column, cell.value.clone()));
+            }
+        }
+        update.and_where(
+            Expr::col(self.key_column).eq(Self::save(self.key_column, self.key_value.clone())),
+        );
+        update
+    }
+}

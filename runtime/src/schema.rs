@@ -1,0 +1,109 @@
+//! Creates the tables and indexes a tracked entity needs.
+//!
+//! Works on any sea-orm connection, so the same call serves a plain
+//! `DatabaseConnection` at start-up and a sea-orm-migration migration
+//! (`manager.get_connection()`):
+//!
+//! ```ignore
+//! #[async_trait::async_trait]
+//! impl MigrationTrait for Migration {
+//!     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+//!         tasktrail::schema::create::<task_run::Model>(manager.get_connection()).await
+//!     }
+//!     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+//!         tasktrail::schema::drop::<task_run::Model>(manager.get_connection()).await
+//!     }
+//! }
+//! ```
+
+use sea_orm::sea_query::{Index, IndexCreateStatement, Table};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityName, IdenStatic, Schema};
+
+use crate::config::{Role, TrackingConfig};
+
+/// The index statements the dashboard and the lifecycle manager need:
+/// a unique index on the key, `(status, created_at)` and `created_at`.
+pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
+    let entity = M::Entity::default();
+    let table = entity.table_name();
+    let key = M::binding(Role::Key)
+        .expect("the derive guarantees a key column")
+        .column;
+    let status = M::binding(Role::Status)
+        .expect("the derive guarantees a status column")
+        .column;
+    let created = M::binding(Role::CreatedAt).map(|b| b.column);
+
+    let mut out = Vec::new();
+    let mut unique = Index::create();
+    unique
+        .name(format!("ux_{table}_{}", key.as_str()))
+        .table(entity)
+        .col(key)
+        .unique()
+        .if_not_exists();
+    out.push(unique);
+
+    let mut by_status = Index::create();
+    by_status
+        .name(format!("ix_{table}_{}", status.as_str()))
+        .table(entity)
+        .col(status);
+    if let Some(created) = created {
+        by_status
+            .name(format!(
+                "ix_{table}_{}_{}",
+                status.as_str(),
+                created.as_str()
+            ))
+            .col(created);
+        let mut by_created = Index::create();
+        by_created
+            .name(format!("ix_{table}_{}", created.as_str()))
+            .table(entity)
+            .col(created)
+            .if_not_exists();
+        out.push(by_created);
+    }
+    by_status.if_not_exists();
+    out.push(by_status);
+    out
+}
+
+/// Creates the entity's table (and, on PostgreSQL, its enum types) and the
+/// [`indexes`], skipping whatever already exists.
+pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let schema = Schema::new(backend);
+    let entity = M::Entity::default();
+    if backend == DbBackend::Postgres {
+        for ty in schema.create_enum_from_entity(entity) {
+            let stmt = backend.build(&ty);
+            // CREATE TYPE has no IF NOT EXISTS: an existing type is fine.
+            if let Err(err) = db.execute_raw(stmt).await
+                && !err.to_string().contains("already exists")
+            {
+                return Err(err);
+            }
+        }
+    }
+    let mut table = schema.create_table_from_entity(entity);
+    table.if_not_exists();
+    db.execute(&table).await?;
+    for mut index in schema.create_index_from_entity(entity) {
+        index.if_not_exists();
+        db.execute(&index).await?;
+    }
+    for index in indexes::<M>() {
+        db.execute(&index).await?;
+    }
+    Ok(())
+}
+
+/// Drops the entity's table, if it exists.
+pub async fn drop<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let mut stmt = Table::drop();
+    stmt.table(M::Entity::default()).if_exists();
+    db.execute(&stmt).await?;
+    Ok(())
+}

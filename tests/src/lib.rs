@@ -1,0 +1,104 @@
+//! The integration-test harness: real SQLite files and in-memory databases,
+//! and a real PostgreSQL server started for the test process.
+//!
+//! PostgreSQL: set `TASKTRAIL_TEST_PG_URL` to use a running server (each test
+//! gets a fresh database in it). Otherwise the harness finds Debian's
+//! PostgreSQL binaries (installing the `postgresql` package with apt-get when
+//! it runs as root and they are missing), runs `initdb` in a temporary
+//! directory — as the `postgres` user when the process is root, since initdb
+//! refuses root — and starts a server on a free loopback port. A watchdog
+//! shell stops the server and removes its directory when the test process
+//! exits.
+
+#![allow(missing_docs)]
+
+pub mod entities;
+pub mod pg;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+/// The backends every lifecycle scenario runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    SqliteFile,
+    SqliteMemory,
+    Postgres,
+}
+
+/// A connection to a fresh, empty database of `backend`. Keep the returned
+/// guard alive as long as the connection (it owns the SQLite file).
+pub async fn connect(backend: Backend) -> (DatabaseConnection, TestDb) {
+    match backend {
+        Backend::SqliteFile => {
+            let dir = tempfile::tempdir().expect("a temp dir for the SQLite file");
+            let url = sqlite_url(&dir);
+            let db = Database::connect(url.clone())
+                .await
+                .expect("open the SQLite file");
+            (
+                db,
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                },
+            )
+        }
+        Backend::SqliteMemory => {
+            let url = "sqlite::memory:".to_owned();
+            let db = Database::connect(url.clone())
+                .await
+                .expect("open in-memory SQLite");
+            (db, TestDb { url, _dir: None })
+        }
+        Backend::Postgres => {
+            let url = pg::fresh_database().await;
+            let db = Database::connect(url.clone())
+                .await
+                .expect("connect to the test PostgreSQL");
+            (db, TestDb { url, _dir: None })
+        }
+    }
+}
+
+/// A second, independent connection pool to the same database.
+pub async fn second_pool(test: &TestDb, max_connections: u32) -> DatabaseConnection {
+    let mut opts = ConnectOptions::new(test.url.clone());
+    opts.max_connections(max_connections);
+    Database::connect(opts).await.expect("a second pool")
+}
+
+/// Keeps a test database alive.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// `sqlite://<dir>/tasktrail.sqlite?mode=rwc`.
+pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("tasktrail.sqlite").display()
+    )
+}
+
+/// Runs one scenario on every backend: `backends!(name)` expects an
+/// `async fn name(backend: Backend)` in scope and makes a test per backend.
+#[macro_export]
+macro_rules! backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_file() {
+                super::$name($crate::Backend::SqliteFile).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_memory() {
+                super::$name($crate::Backend::SqliteMemory).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
