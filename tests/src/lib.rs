@@ -12,6 +12,8 @@
 
 #![allow(missing_docs)]
 
+#[cfg(doctest)]
+pub mod docs;
 pub mod entities;
 pub mod pg;
 

@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, Database};
 /// A running server: its admin URL.
 pub struct Server {
     pub admin_url: String,
-    pub data_dir: Option<PathBuf>,
+    pub instance: Option<Instance>,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
@@ -26,9 +26,13 @@ pub fn server() -> &'static Server {
 
 /// A fresh database on the server; returns its URL.
 pub async fn fresh_database() -> String {
-    let server = server();
+    create_database(&server().admin_url).await
+}
+
+/// A fresh database on the server at `admin_url`; returns its URL.
+pub async fn create_database(admin_url: &str) -> String {
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(server.admin_url.clone())
+    let admin = Database::connect(admin_url.to_owned())
         .await
         .expect("connect as admin");
     admin
@@ -36,11 +40,7 @@ pub async fn fresh_database() -> String {
         .await
         .expect("create a test database");
     admin.close().await.ok();
-    let base = server
-        .admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(&server.admin_url);
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
     format!("{base}/{name}")
 }
 
@@ -115,72 +115,137 @@ fn start() -> Result<Server, String> {
     if let Ok(url) = std::env::var("TASKTRAIL_TEST_PG_URL") {
         return Ok(Server {
             admin_url: url,
-            data_dir: None,
+            instance: None,
         });
     }
-    let bin = match find_bin_dir() {
-        Some(bin) => bin,
-        None => {
-            install_postgres()?;
-            find_bin_dir().ok_or("postgresql installed but initdb not found")?
+    let instance = Instance::launch()?;
+    Ok(Server {
+        admin_url: instance.admin_url(),
+        instance: Some(instance),
+    })
+}
+
+/// One PostgreSQL cluster in a temporary directory, stopped and removed by a
+/// watchdog when the test process exits. [`Instance::stop`] and
+/// [`Instance::start`] simulate an outage.
+pub struct Instance {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl Instance {
+    /// initdb + start on a free port.
+    pub fn launch() -> Result<Instance, String> {
+        let bin = match find_bin_dir() {
+            Some(bin) => bin,
+            None => {
+                install_postgres()?;
+                find_bin_dir().ok_or("postgresql installed but initdb not found")?
+            }
+        };
+        let as_postgres = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("tasktrail-pg-")
+            .tempdir()
+            .map_err(|e| e.to_string())?
+            .keep();
+        if as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err(format!("chown {}: {status}", dir.display()));
+            }
         }
-    };
-    let root = is_root();
-    let dir = tempfile::Builder::new()
-        .prefix("tasktrail-pg-")
-        .tempdir()
-        .map_err(|e| e.to_string())?
-        .keep();
-    if root {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir)
+        let instance = Instance {
+            bin,
+            dir,
+            port: free_port()?,
+            as_postgres,
+        };
+        let initdb = format!(
+            "{} -D {} -A trust -U postgres -E UTF8 --no-sync >{}/initdb.log 2>&1",
+            instance.bin.join("initdb").display(),
+            instance.data().display(),
+            instance.dir.display()
+        );
+        let status = sh(&initdb, as_postgres)
             .status()
             .map_err(|e| e.to_string())?;
         if !status.success() {
-            return Err(format!("chown {}: {status}", dir.display()));
+            let log = std::fs::read_to_string(instance.dir.join("initdb.log")).unwrap_or_default();
+            return Err(format!("initdb failed ({status}): {log}"));
+        }
+        // The cluster lives as long as this process: the watchdog stops it
+        // and removes its directory once /proc/<pid> is gone.
+        let watchdog = format!(
+            "while [ -d /proc/{parent} ]; do sleep 0.5; done; \
+             {pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+            parent = std::process::id(),
+            pg_ctl = instance.bin.join("pg_ctl").display(),
+            data = instance.data().display(),
+            dir = instance.dir.display(),
+        );
+        sh(&watchdog, as_postgres)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start the watchdog: {e}"))?;
+        instance.start()?;
+        Ok(instance)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(&self) -> Result<(), String> {
+        let cmd = format!(
+            "{pg_ctl} -D {data} -l {dir}/server.log -w -t 60 -o \"-p {port} -k {dir} \
+             -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=300\" start >/dev/null 2>&1",
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.data().display(),
+            dir = self.dir.display(),
+            port = self.port,
+        );
+        let status = sh(&cmd, self.as_postgres)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            return Err(format!("pg_ctl start failed ({status}): {log}"));
+        }
+        wait_ready(&self.bin, self.port, &self.dir)
+    }
+
+    /// Stops the server (fast shutdown: open connections are cut).
+    pub fn stop(&self) -> Result<(), String> {
+        let cmd = format!(
+            "{} -D {} -m fast -w stop >/dev/null 2>&1",
+            self.bin.join("pg_ctl").display(),
+            self.data().display()
+        );
+        let status = sh(&cmd, self.as_postgres)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("pg_ctl stop: {status}"))
         }
     }
-    let data = dir.join("data");
-    let initdb = format!(
-        "{} -D {} -A trust -U postgres -E UTF8 --no-sync >{}/initdb.log 2>&1",
-        bin.join("initdb").display(),
-        data.display(),
-        dir.display()
-    );
-    let status = sh(&initdb, root).status().map_err(|e| e.to_string())?;
-    if !status.success() {
-        let log = std::fs::read_to_string(dir.join("initdb.log")).unwrap_or_default();
-        return Err(format!("initdb failed ({status}): {log}"));
-    }
-
-    let port = free_port()?;
-    let parent = std::process::id();
-    // The server lives as long as this process: the watchdog stops it and
-    // removes its directory once /proc/<pid> is gone.
-    let script = format!(
-        "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 \
-         -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-         -c max_connections=300 >{dir}/server.log 2>&1 & pg=$!; \
-         while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
-         kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
-        postgres = bin.join("postgres").display(),
-        data = data.display(),
-        dir = dir.display(),
-    );
-    sh(&script, root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("start postgres: {e}"))?;
-
-    let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    wait_ready(&bin, port, &dir)?;
-    Ok(Server {
-        admin_url,
-        data_dir: Some(dir),
-    })
 }
 
 fn wait_ready(bin: &Path, port: u16, dir: &Path) -> Result<(), String> {

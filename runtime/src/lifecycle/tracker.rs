@@ -174,6 +174,38 @@ impl<M: TrackingConfig> std::fmt::Debug for Tracker<M> {
     }
 }
 
+/// Connection-level failures, lock contention and server shutdown.
+fn is_transient(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(e) | DbErr::Query(e) => e,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(e) = runtime else {
+        return false;
+    };
+    match &**e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite: BUSY (5) and LOCKED (6), with extended codes.
+            let sqlite_busy = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            // PostgreSQL: connection exceptions, shutdown, resources, retryable.
+            let pg = ["08", "57P", "53", "40001", "40P01"]
+                .iter()
+                .any(|p| code.starts_with(p));
+            sqlite_busy || pg
+        }
+        _ => false,
+    }
+}
+
 fn text_cell(s: &str) -> impl FnOnce(Encode) -> Option<sea_orm::Value> + '_ {
     move |e| {
         if let Encode::Text(f) = e {
@@ -255,7 +287,7 @@ impl<M: TrackingConfig> Tracker<M> {
         }
         match self.write(&event).await {
             Ok(written) => Ok(written),
-            Err(err) if self.reachable().await => Err(self.refused(&event, err)),
+            Err(err) if !self.transient(&err).await => Err(self.refused(&event, err)),
             Err(err) => {
                 tracing::warn!(key = %event.key, event = %event.kind, error = %err,
                     "tasktrail: database unreachable; the event is queued for retry");
@@ -325,8 +357,11 @@ impl<M: TrackingConfig> Tracker<M> {
         Ok(())
     }
 
-    async fn reachable(&self) -> bool {
-        self.inner.db.ping().await.is_ok()
+    /// Whether `err` may go away by itself (the server is down, the pool is
+    /// exhausted, the SQLite file is locked): such events are queued. Errors
+    /// the database gives while it answers pings are the event's own.
+    async fn transient(&self, err: &DbErr) -> bool {
+        is_transient(err) || self.inner.db.ping().await.is_err()
     }
 
     fn refused(&self, event: &Event, source: DbErr) -> TrackError {
@@ -381,7 +416,7 @@ impl<M: TrackingConfig> Tracker<M> {
                     self.queue().pop_front();
                     backoff = options.min_backoff;
                 }
-                Err(err) if self.reachable().await => {
+                Err(err) if !self.transient(&err).await => {
                     self.queue().pop_front();
                     self.refused(&event, err);
                 }

@@ -131,7 +131,7 @@ impl<M: TrackingConfig> Prepared<M> {
             .collect();
         let allowed = existing::<M>(status_col)
             .is_null()
-            .or(existing::<M>(status_col).is_in(blocked));
+            .or(existing::<M>(status_col).is_not_in(blocked));
         let guarded = |then: Expr, col: ColumnOf<M>| -> Expr {
             Expr::case(allowed.clone(), then)
                 .finally(existing::<M>(col))

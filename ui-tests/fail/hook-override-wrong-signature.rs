@@ -1,0 +1,29 @@
+// `format_user` names a function with the wrong signature.
+
+mod task_run {
+    use sea_orm::entity::prelude::*;
+    use tasktrail::TrackingConfig;
+
+    pub fn shout(user: &str) -> String {
+        user.to_uppercase()
+    }
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, TrackingConfig)]
+    #[sea_orm(table_name = "task_runs")]
+    #[tracking(format_user = shout)]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        #[sea_orm(unique)]
+        pub task_key: String,
+        pub status: String,
+        pub user_label: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+fn main() {}
