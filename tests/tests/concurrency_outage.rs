@@ -1,0 +1,191 @@
+//! Two pools writing the same keys at once; a database that goes away and
+//! comes back.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait};
+use tasktrail::{Event, Written};
+use tasktrail_tests::entities::task_run;
+use tasktrail_tests::{Backend, connect, pg, second_pool};
+
+/// 2 connection pools × 8 tasks emitting the whole lifecycle of the same 100
+/// keys, shuffled per task → exactly 100 rows, no error, all terminal.
+async fn two_pools_same_keys(backend: Backend) {
+    let (db, guard) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    if backend == Backend::SqliteFile {
+        // Concurrent writers on one file: WAL, and wait for the lock.
+        db.execute_unprepared("PRAGMA journal_mode=WAL")
+            .await
+            .unwrap();
+    }
+    let pools = [second_pool(&guard, 4).await, second_pool(&guard, 4).await];
+    let mut tasks = Vec::new();
+    for (p, pool) in pools.iter().enumerate() {
+        let tracker = task_run::Tracker::new(pool.clone());
+        for worker in 0..8_u64 {
+            let tracker = tracker.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut errors = Vec::new();
+                for i in 0..100_u64 {
+                    // A different order per worker so writes really collide.
+                    let k = (i * 37 + worker * 13 + p as u64 * 7) % 100;
+                    let key = format!("key-{k}");
+                    let events = [
+                        Event::create(&key).name("bulk").actor(&"ada"),
+                        Event::start(&key),
+                        Event::progress(&key, (worker * 10) as f64),
+                        if k % 3 == 0 {
+                            Event::fail(&key, "boom")
+                        } else {
+                            Event::complete(&key)
+                        },
+                    ];
+                    for ev in events {
+                        match tracker.write(&ev).await {
+                            Ok(Written::Stored) => {}
+                            other => errors.push(format!("{key} {}: {other:?}", ev.kind)),
+                        }
+                    }
+                }
+                errors
+            }));
+        }
+    }
+    for task in tasks {
+        let errors = task.await.unwrap();
+        assert!(
+            errors.is_empty(),
+            "{} errors, e.g. {:?}",
+            errors.len(),
+            &errors[..errors.len().min(3)]
+        );
+    }
+    let rows = task_run::Entity::find().all(&db).await.unwrap();
+    assert_eq!(rows.len(), 100);
+    let mut by_status: HashMap<String, usize> = HashMap::new();
+    for r in &rows {
+        *by_status.entry(r.status.clone()).or_default() += 1;
+        assert_eq!(r.task_name, "bulk");
+    }
+    assert_eq!(by_status.get("failed"), Some(&34), "{by_status:?}");
+    assert_eq!(by_status.get("success"), Some(&66), "{by_status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_same_keys_sqlite_file() {
+    two_pools_same_keys(Backend::SqliteFile).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_same_keys_postgres() {
+    two_pools_same_keys(Backend::Postgres).await;
+}
+
+async fn status_of(db: &DatabaseConnection, key: &str) -> Option<task_run::Model> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    task_run::Entity::find()
+        .filter(task_run::Column::TaskKey.eq(key))
+        .one(db)
+        .await
+        .unwrap()
+}
+
+/// Rule 7 on PostgreSQL: the server stops mid-run; the run goes on and
+/// finishes; the events wait in the queue and land, in order, once the server
+/// is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_loses_no_event() {
+    let instance = pg::Instance::launch().expect("a dedicated PostgreSQL");
+    let url = pg::create_database(&instance.admin_url()).await;
+    let mut opts = sea_orm::ConnectOptions::new(url.clone());
+    opts.max_connections(2)
+        .acquire_timeout(Duration::from_millis(500));
+    let db = Database::connect(opts).await.unwrap();
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::with_options(
+        db,
+        tasktrail::TrackerOptions {
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    let run = tracker.begin("import").key("outage").start().await;
+    instance.stop().unwrap();
+    for i in 1..=5 {
+        run.progress(f64::from(i) * 10.0).await;
+    }
+    run.complete(&"imported 5").await;
+    let stats = tracker.stats();
+    assert!(stats.queued >= 6, "{stats:?}");
+    assert_eq!(stats.dropped, 0);
+    instance.start().unwrap();
+    assert!(
+        tracker.flush(Duration::from_secs(30)).await,
+        "{:?}",
+        tracker.stats()
+    );
+    let row = status_of(tracker.db(), "outage")
+        .await
+        .expect("the run's row");
+    assert_eq!(row.status, "success");
+    assert_eq!(row.percent, Some(100.0));
+    assert_eq!(row.result_payload, Some(serde_json::json!("imported 5")));
+    assert_eq!(tracker.stats().queue_len, 0);
+}
+
+/// Rule 7 on SQLite: another connection holds the write lock; events queue
+/// (the run is never blocked for long) and land once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_locked_file_loses_no_event() {
+    let (db, guard) = connect(Backend::SqliteFile).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    // A short busy timeout so the locked file is reported quickly.
+    let mut opts = sea_orm::ConnectOptions::new(guard.url.clone());
+    opts.max_connections(1);
+    let db = Database::connect(opts).await.unwrap();
+    db.execute_unprepared("PRAGMA busy_timeout = 100")
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::with_options(
+        db,
+        tasktrail::TrackerOptions {
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    let run = tracker.begin("import").key("locked").start().await;
+
+    let locker = second_pool(&guard, 1).await;
+    locker
+        .execute_unprepared("PRAGMA busy_timeout = 100")
+        .await
+        .unwrap();
+    let txn = sea_orm::TransactionTrait::begin(&locker).await.unwrap();
+    txn.execute_unprepared("UPDATE task_runs SET message = 'locked' WHERE task_key = 'locked'")
+        .await
+        .unwrap();
+
+    run.progress(40.0).await;
+    run.complete(&7).await;
+    assert!(tracker.stats().queued >= 1, "{:?}", tracker.stats());
+    txn.rollback().await.unwrap();
+    assert!(
+        tracker.flush(Duration::from_secs(30)).await,
+        "{:?}",
+        tracker.stats()
+    );
+    let row = status_of(tracker.db(), "locked").await.unwrap();
+    assert_eq!((row.status.as_str(), row.percent), ("success", Some(100.0)));
+    assert_eq!(row.result_payload, Some(serde_json::json!(7)));
+}
