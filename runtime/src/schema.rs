@@ -17,12 +17,16 @@
 //! ```
 
 use sea_orm::sea_query::{Index, IndexCreateStatement, Table};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityName, IdenStatic, Schema};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic, Iterable,
+    PrimaryKeyToColumn, Schema,
+};
 
 use crate::config::{Role, TrackingConfig};
 
 /// The index statements the dashboard and the lifecycle manager need:
-/// a unique index on the key, `(status, created_at)` and `created_at`.
+/// a unique index on the key (unless the entity declares the key unique or
+/// primary), `(status, created_at)` and `created_at`.
 pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     let entity = M::Entity::default();
     let table = entity.table_name();
@@ -35,14 +39,20 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     let created = M::binding(Role::CreatedAt).map(|b| b.column);
 
     let mut out = Vec::new();
-    let mut unique = Index::create();
-    unique
-        .name(format!("ux_{table}_{}", key.as_str()))
-        .table(entity)
-        .col(key)
-        .unique()
-        .if_not_exists();
-    out.push(unique);
+    // `ON CONFLICT (key)` needs a unique index; the entity may declare one
+    // already (`#[sea_orm(unique)]` or the primary key).
+    let is_primary_key = <M::Entity as EntityTrait>::PrimaryKey::iter()
+        .any(|pk| pk.into_column().as_str() == key.as_str());
+    if !key.def().is_unique() && !is_primary_key {
+        let mut unique = Index::create();
+        unique
+            .name(format!("ux_{table}_{}", key.as_str()))
+            .table(entity)
+            .col(key)
+            .unique()
+            .if_not_exists();
+        out.push(unique);
+    }
 
     let mut by_status = Index::create();
     by_status

@@ -38,7 +38,7 @@ async fn two_pools_same_keys(backend: Backend) {
                         Event::create(&key).name("bulk").actor(&"ada"),
                         Event::start(&key),
                         Event::progress(&key, (worker * 10) as f64),
-                        if k % 3 == 0 {
+                        if k.is_multiple_of(3) {
                             Event::fail(&key, "boom")
                         } else {
                             Event::complete(&key)

@@ -374,7 +374,7 @@ mod tests {
     use serde_json::json;
     use std::collections::BTreeMap;
 
-    #[derive(Serialize)]
+    #[derive(serde::Serialize)]
     enum Shape {
         Dot,
         Circle(f64),
