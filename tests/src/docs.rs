@@ -3,5 +3,17 @@
 
 #![allow(missing_docs)]
 
-#[doc = include_str!("../../docs/scratch.md")]
-pub struct Scratch;
+#[doc = include_str!("../../docs/README.md")]
+pub struct Readme;
+
+#[doc = include_str!("../../docs/getting-started.md")]
+pub struct GettingStarted;
+
+#[doc = include_str!("../../docs/field-mapping.md")]
+pub struct FieldMapping;
+
+#[doc = include_str!("../../docs/formatter-hooks.md")]
+pub struct FormatterHooks;
+
+#[doc = include_str!("../../docs/lifecycle.md")]
+pub struct Lifecycle;

@@ -259,11 +259,18 @@ async fn rule4_status_never_regresses(backend: Backend) {
 
     // create / progress / start / fail / cancel after complete: stays success.
     tracker
+        .lifecycle(Event::create("b").name("first").actor(&"ada").args(&[1]))
+        .await
+        .unwrap();
+    tracker
         .lifecycle(Event::complete("b").result(&"ok").message("done").at(t(5)))
         .await
         .unwrap();
     for late in [
-        Event::create("b").message("queued"),
+        Event::create("b")
+            .name("second")
+            .message("queued")
+            .args(&[2]),
         Event::progress("b", 10.0).message("working"),
         Event::start("b").at(t(6)),
         Event::fail("b", "too late"),
@@ -277,6 +284,11 @@ async fn rule4_status_never_regresses(backend: Backend) {
     assert_eq!(r.percent, None);
     assert_eq!((r.failed_at, r.started_at), (None, None));
     assert_eq!(r.result_payload, Some(json!("ok")));
+    // A repeated create fills in, never replaces: name, user (anonymous
+    // here) and args stay as the first create recorded them.
+    assert_eq!(r.task_name, "first");
+    assert_eq!(r.user_label.as_deref(), Some("ada"));
+    assert_eq!(r.task_args, Some(json!([1])));
 
     // cancelled is terminal too.
     tracker.lifecycle(Event::cancel("c")).await.unwrap();

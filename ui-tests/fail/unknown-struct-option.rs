@@ -19,6 +19,8 @@ mod task_run {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    impl tasktrail::FormatHooks for Model {}
 }
 
 fn main() {}

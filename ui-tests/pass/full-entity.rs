@@ -46,10 +46,10 @@ fn main() {
             "{role} is not mapped"
         );
     }
-    assert_eq!(fields.len(), 18);
+    assert_eq!(fields.len(), 17);
     let options = <task_run::Model as tasktrail::TrackingConfig>::OPTIONS;
     assert_eq!(options.redact, &["password", "token"]);
     assert_eq!(options.max_payload_bytes, 2048);
     assert!(options.progress_sets_message);
-    assert_eq!(fields[17].label, "Crashed at");
+    assert_eq!(fields[16].label, "Crashed at");
 }

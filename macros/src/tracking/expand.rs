@@ -169,13 +169,12 @@ pub fn fallback(input: &syn::DeriveInput) -> TokenStream {
         return TokenStream::new();
     }
     // Only with the default crate path: a wrong `crate = …` is one of the errors.
-    let tracking = input.attrs.iter().filter(|a| a.path().is_ident("tracking"));
-    let text: String = tracking.map(|a| quote!(#a).to_string()).collect();
-    if text.contains("crate") {
+    let (has_crate, custom_hooks) = struct_options(input);
+    if has_crate {
         return TokenStream::new();
     }
     let ident = &input.ident;
-    let hooks = if text.contains("custom") {
+    let hooks = if custom_hooks {
         TokenStream::new()
     } else {
         quote!(impl ::tasktrail::__private::FormatHooks for #ident {})
@@ -197,4 +196,28 @@ pub fn fallback(input: &syn::DeriveInput) -> TokenStream {
         #hooks
         #alias
     }
+}
+
+/// Whether the struct's `#[tracking(…)]` sets `crate`, and whether it says
+/// `hooks = custom`, read leniently (the attribute may be malformed).
+fn struct_options(input: &syn::DeriveInput) -> (bool, bool) {
+    let (mut has_crate, mut custom) = (false, false);
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("tracking")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                has_crate = true;
+            }
+            if meta.input.peek(syn::Token![=]) {
+                let value: syn::Expr = meta.value()?.parse()?;
+                if meta.path.is_ident("hooks") {
+                    let text = quote!(#value).to_string();
+                    custom |= text == "custom" || text == "\"custom\"";
+                }
+            } else if meta.input.peek(syn::token::Paren) {
+                let _: proc_macro2::Group = meta.input.parse()?;
+            }
+            Ok(())
+        });
+    }
+    (has_crate, custom)
 }

@@ -281,23 +281,29 @@ impl Model {
             }
         }
 
-        let max_payload_bytes =
-            c.max_payload_bytes
-                .as_ref()
-                .and_then(|lit| match lit.base10_parse::<usize>() {
-                    Ok(0) => {
-                        errors.push(error(lit.span(), "`max_payload_bytes` must be at least 1"));
-                        None
-                    }
-                    Ok(n) => Some(n),
-                    Err(e) => {
-                        errors.push(error(
-                            lit.span(),
-                            format!("`max_payload_bytes` must be a byte count: {e}"),
-                        ));
-                        None
-                    }
-                });
+        let max_payload_bytes = c.max_payload_bytes.as_ref().and_then(|lit| {
+            if !lit.suffix().is_empty() {
+                errors.push(error(
+                    lit.span(),
+                    "`max_payload_bytes` is a plain byte count, e.g. `max_payload_bytes = 65536`",
+                ));
+                return None;
+            }
+            match lit.base10_parse::<usize>() {
+                Ok(0) => {
+                    errors.push(error(lit.span(), "`max_payload_bytes` must be at least 1"));
+                    None
+                }
+                Ok(n) => Some(n),
+                Err(e) => {
+                    errors.push(error(
+                        lit.span(),
+                        format!("`max_payload_bytes` must be a byte count: {e}"),
+                    ));
+                    None
+                }
+            }
+        });
 
         errors.finish()?;
         Ok(Model {

@@ -164,6 +164,11 @@ pub const ANONYMOUS: &str = "anonymous";
 /// by the default, so a broken hook never breaks a run. Redaction and the
 /// size cap are applied *after* `format_payload`, so a hook cannot leak a
 /// redacted key.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `tasktrail::FormatHooks`",
+    label = "`#[tracking(hooks = custom)]` asks you to write `impl tasktrail::FormatHooks for {Self}`",
+    note = "every hook has a default: an empty `impl tasktrail::FormatHooks for {Self} {{}}` keeps them all"
+)]
 pub trait FormatHooks {
     /// The `user` column: the actor's label, or `anonymous` for none.
     fn format_user(user: Option<&dyn Actor>) -> String {

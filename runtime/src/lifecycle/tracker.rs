@@ -88,7 +88,8 @@ pub struct TrackerStats {
     pub queue_len: u64,
     /// Events dropped because the retry queue was full.
     pub dropped: u64,
-    /// Events the database refused while reachable (logged, not retried).
+    /// Events refused: invalid (empty key, unknown extra) or refused by a
+    /// reachable database. Logged, not retried.
     pub refused: u64,
     /// Formatter hooks that panicked (the default was used instead).
     pub hook_errors: u64,
@@ -278,7 +279,11 @@ impl<M: TrackingConfig> Tracker<M> {
     /// returns [`Written::Queued`]. Errors are for events that can never be
     /// written (see [`TrackError`]); they are also logged.
     pub async fn lifecycle(&self, event: Event) -> Result<Written, TrackError> {
-        self.validate(&event)?;
+        if let Err(err) = self.validate(&event) {
+            bump(&self.inner.counters.refused);
+            tracing::error!(error = %err, "tasktrail: lifecycle event refused");
+            return Err(err);
+        }
         {
             let mut queue = self.queue();
             if !queue.is_empty() {
@@ -498,8 +503,15 @@ impl<M: TrackingConfig> Tracker<M> {
             _ => {}
         }
 
+        // A late or repeated `create` fills in what is missing; it never
+        // replaces what an earlier event recorded.
+        let identity = if event.kind == EventKind::Create {
+            Class::Fill
+        } else {
+            Class::Identity
+        };
         if let Some(name) = &event.name {
-            p.push(Role::Name, Class::Identity, text_cell(name));
+            p.push(Role::Name, identity, text_cell(name));
         }
         if let Some(actor) = &event.actor {
             let actor = actor.as_ref().map(|a| a as &dyn Actor);
@@ -508,7 +520,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 || M::format_user(actor),
                 || default_format_user(actor),
             );
-            p.push(Role::User, Class::Identity, text_cell(&label));
+            p.push(Role::User, identity, text_cell(&label));
         }
         if let Some(objects) = &event.objects {
             let objects: Vec<&dyn TrackedObject> =
@@ -518,7 +530,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 || M::format_objects(&objects),
                 || default_format_objects(&objects),
             );
-            p.push(Role::Objects, Class::Identity, text_cell(&label));
+            p.push(Role::Objects, identity, text_cell(&label));
         }
         for (role, kind, value) in [
             (Role::Args, PayloadKind::Args, &event.args),
@@ -530,7 +542,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 let class = if role == Role::Result {
                     Class::State
                 } else {
-                    Class::Identity
+                    identity
                 };
                 p.push(role, class, |e| match e {
                     Encode::Payload(f) => Some(f(&value)),
@@ -560,7 +572,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 p.cells.push(Cell {
                     column: field.column,
                     value: value.clone(),
-                    class: Class::Identity,
+                    class: identity,
                 });
             }
         }

@@ -31,6 +31,9 @@ pub(crate) enum Class {
     Identity,
     /// Written only when the status move is allowed.
     State,
+    /// Written only where the stored value is NULL or the empty text a
+    /// placeholder left (what `create` carries).
+    Fill,
     /// Like `State`, but an existing value is kept (`started_at`).
     KeepFirst,
     /// Written only by the insert (`created_at`, placeholders).
@@ -148,6 +151,14 @@ impl<M: TrackingConfig> Prepared<M> {
                 }
                 Class::State => {
                     on_conflict.value(col, guarded(excluded(col), col));
+                }
+                Class::Fill => {
+                    let stored = existing::<M>(col);
+                    let empty = match cell.value {
+                        Value::String(_) => stored.clone().is_null().or(stored.clone().eq("")),
+                        _ => stored.clone().is_null(),
+                    };
+                    on_conflict.value(col, Expr::case(empty, excluded(col)).finally(stored));
                 }
                 Class::KeepFirst => {
                     let first = Expr::col((M::Entity::default(), col)).if_null(excluded(col));
