@@ -49,11 +49,13 @@ pub enum Role {
     CompletedAt,
     /// When the run failed (`failed_at`).
     FailedAt,
+    /// The key of the run this run retries (`retry_of`).
+    RetryOf,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 16] = [
+    pub const ALL: [Role; 17] = [
         Role::Key,
         Role::Name,
         Role::Status,
@@ -70,6 +72,7 @@ impl Role {
         Role::StartedAt,
         Role::CompletedAt,
         Role::FailedAt,
+        Role::RetryOf,
     ];
 
     /// The role's name as written in `#[tracking(…)]`.
@@ -91,6 +94,7 @@ impl Role {
             Role::StartedAt => "started_at",
             Role::CompletedAt => "completed_at",
             Role::FailedAt => "failed_at",
+            Role::RetryOf => "retry_of",
         }
     }
 }
@@ -324,4 +328,43 @@ pub mod bind {
             encode: Encode::Flag(T::encode_flag),
         }
     }
+}
+
+/// The value of `column` in `model` (generic over the entity, so that the
+/// model's `ModelTrait` is in scope).
+pub(crate) fn column_value<E: EntityTrait>(model: &E::Model, column: E::Column) -> Value {
+    sea_orm::ModelTrait::get(model, column)
+}
+
+/// A text (or JSON) column value as text.
+pub(crate) fn value_text(value: Value) -> Option<String> {
+    match value {
+        Value::String(s) => s,
+        Value::Json(j) => j.map(|j| j.to_string()),
+        _ => None,
+    }
+}
+
+/// `select.all(db)`, boxed. Generic over the entity so that its model's
+/// `FromQueryResult` is in scope, and boxed so that futures calling it stay
+/// provably `Send` for a generic tracked model.
+pub(crate) fn find_all<'a, E: EntityTrait>(
+    select: sea_orm::Select<E>,
+    db: &'a sea_orm::DatabaseConnection,
+) -> futures::future::BoxFuture<'a, Result<Vec<E::Model>, sea_orm::DbErr>>
+where
+    E::Model: Send,
+{
+    Box::pin(select.all(db))
+}
+
+/// `select.one(db)`, boxed; see [`find_all`].
+pub(crate) fn find_one<'a, E: EntityTrait>(
+    select: sea_orm::Select<E>,
+    db: &'a sea_orm::DatabaseConnection,
+) -> futures::future::BoxFuture<'a, Result<Option<E::Model>, sea_orm::DbErr>>
+where
+    E::Model: Send,
+{
+    Box::pin(select.one(db))
 }

@@ -57,6 +57,7 @@ pub mod config;
 pub mod fields;
 pub mod hooks;
 pub mod lifecycle;
+pub mod run;
 pub mod schema;
 
 pub use config::{ColumnKind, FieldInfo, Role, TrackingConfig, TrackingOptions};
@@ -65,6 +66,10 @@ pub use hooks::{Actor, FormatHooks, PayloadKind, TrackedObject};
 pub use lifecycle::{
     Event, EventKind, Progress, RunBuilder, RunError, RunHandle, Status, TrackError, Tracker,
     TrackerOptions, TrackerStats, Written,
+};
+pub use run::{
+    CancelOutcome, CancelReason, Cancelled, Finished, LockConflict, PurgeReport, RecoveryReport,
+    Retention, RetentionError, RetryError, ShutdownReport, SpawnError, Spawned, Task, TaskContext,
 };
 
 /// Derives [`TrackingConfig`], [`FormatHooks`] (unless `hooks = custom`) and

@@ -80,8 +80,9 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     out
 }
 
-/// Creates the entity's table (and, on PostgreSQL, its enum types) and the
-/// [`indexes`], skipping whatever already exists.
+/// Creates the entity's table (and, on PostgreSQL, its enum types), the
+/// [`indexes`] and the tables spawned runs share (`tasktrail_locks`,
+/// `tasktrail_leases`), skipping whatever already exists.
 pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let schema = Schema::new(backend);
@@ -107,7 +108,18 @@ pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), 
     for index in indexes::<M>() {
         db.execute(&index).await?;
     }
-    Ok(())
+    crate::run::store::create_tables(db).await
+}
+
+/// Creates only the tables spawned runs share (object locks and run
+/// leases), if missing. [`create`] does this too.
+pub async fn create_run_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    crate::run::store::create_tables(db).await
+}
+
+/// Drops the tables spawned runs share, if they exist.
+pub async fn drop_run_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    crate::run::store::drop_tables(db).await
 }
 
 /// Drops the entity's table, if it exists.

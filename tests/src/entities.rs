@@ -33,6 +33,7 @@ pub mod task_run {
         pub tenant: Option<String>,
         #[tracking(skip)]
         pub internal_note: Option<String>,
+        pub retry_of: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

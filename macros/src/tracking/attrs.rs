@@ -86,6 +86,7 @@ pub struct Field {
     pub started_at: Flag,
     pub completed_at: Flag,
     pub failed_at: Flag,
+    pub retry_of: Flag,
 }
 
 impl Field {
@@ -108,6 +109,7 @@ impl Field {
             ("started_at", &self.started_at),
             ("completed_at", &self.completed_at),
             ("failed_at", &self.failed_at),
+            ("retry_of", &self.retry_of),
         ];
         flags
             .into_iter()

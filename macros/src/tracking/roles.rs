@@ -121,6 +121,12 @@ pub const ROLES: &[RoleDef] = &[
         conventional: &["failed_at"],
         kind: Kind::Time,
     },
+    RoleDef {
+        name: "retry_of",
+        variant: "RetryOf",
+        conventional: &["retry_of"],
+        kind: Kind::Text,
+    },
 ];
 
 pub fn by_name(name: &str) -> Option<&'static RoleDef> {

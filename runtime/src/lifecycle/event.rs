@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::hooks::{Actor, ActorInfo, ObjectInfo, TrackedObject, to_json_lenient};
 use crate::lifecycle::{Progress, Status};
 
-/// The seven lifecycle events.
+/// The lifecycle events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// The run exists: `pending`. Carries name, user, objects, args.
@@ -25,6 +25,9 @@ pub enum EventKind {
     Cancel,
     /// The run's resources were cleaned up: sets only the cleaned flag.
     Cleanup,
+    /// The run's process stopped heartbeating, or the run outlived its
+    /// maximum duration: `interrupted`. Recorded by the recovery sweep.
+    Interrupt,
 }
 
 impl EventKind {
@@ -36,6 +39,7 @@ impl EventKind {
             EventKind::Complete => Some(Status::Success),
             EventKind::Fail => Some(Status::Failed),
             EventKind::Cancel => Some(Status::Cancelled),
+            EventKind::Interrupt => Some(Status::Interrupted),
             EventKind::Cleanup => None,
         }
     }
@@ -50,7 +54,17 @@ impl EventKind {
             EventKind::Fail => "fail",
             EventKind::Cancel => "cancel",
             EventKind::Cleanup => "cleanup",
+            EventKind::Interrupt => "interrupt",
         }
+    }
+
+    /// `true` for the events that end a run: complete, fail, cancel and
+    /// interrupt.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            EventKind::Complete | EventKind::Fail | EventKind::Cancel | EventKind::Interrupt
+        )
     }
 }
 
@@ -100,6 +114,8 @@ pub struct Event {
     pub result: Option<serde_json::Value>,
     /// Values for `#[tracking(extra = "…")]` columns, by extra name.
     pub extras: Vec<(String, sea_orm::Value)>,
+    /// The key of the run this run retries (role `retry_of`).
+    pub retry_of: Option<String>,
 }
 
 impl Event {
@@ -118,6 +134,7 @@ impl Event {
             kwargs: None,
             result: None,
             extras: Vec::new(),
+            retry_of: None,
         }
     }
 
@@ -154,6 +171,11 @@ impl Event {
     /// `cancel`.
     pub fn cancel(key: impl Into<String>) -> Self {
         Event::new(EventKind::Cancel, key)
+    }
+
+    /// `interrupt` with the reason as the message.
+    pub fn interrupt(key: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Event::new(EventKind::Interrupt, key).message(reason.to_string())
     }
 
     /// `cleanup`.
@@ -218,6 +240,12 @@ impl Event {
     /// Sets the result (serialised leniently to JSON now).
     pub fn result(mut self, result: &(impl Serialize + ?Sized)) -> Self {
         self.result = Some(to_json_lenient(result));
+        self
+    }
+
+    /// Records that this run retries the run `key`.
+    pub fn retry_of(mut self, key: impl Into<String>) -> Self {
+        self.retry_of = Some(key.into());
         self
     }
 

@@ -25,6 +25,8 @@ impl<M: TrackingConfig> Tracker<M> {
         RunBuilder {
             tracker: self.clone(),
             event: Event::create(uuid::Uuid::now_v7().to_string()).name(name),
+            lock_objects: true,
+            max_duration: None,
         }
     }
 }
@@ -32,8 +34,10 @@ impl<M: TrackingConfig> Tracker<M> {
 /// A run being described before its `create` event is recorded.
 #[must_use = "a run is recorded only by .create(), .start() or .run()"]
 pub struct RunBuilder<M: TrackingConfig> {
-    tracker: Tracker<M>,
-    event: Event,
+    pub(crate) tracker: Tracker<M>,
+    pub(crate) event: Event,
+    pub(crate) lock_objects: bool,
+    pub(crate) max_duration: Option<std::time::Duration>,
 }
 
 impl<M: TrackingConfig> RunBuilder<M> {
@@ -71,6 +75,32 @@ impl<M: TrackingConfig> RunBuilder<M> {
     pub fn message(mut self, message: impl Into<String>) -> Self {
         self.event = self.event.message(message);
         self
+    }
+
+    /// Whether [`spawn`](Self::spawn) locks the run's objects (default
+    /// `true`).
+    pub fn lock_objects(mut self, lock: bool) -> Self {
+        self.lock_objects = lock;
+        self
+    }
+
+    /// A maximum duration for a spawned run, overriding the tracker's
+    /// `max_duration`: past it the run is asked to stop and is recorded as
+    /// `interrupted`.
+    pub fn max_duration(mut self, limit: std::time::Duration) -> Self {
+        self.max_duration = Some(limit);
+        self
+    }
+
+    /// Records that this run retries the run `key` (role `retry_of`).
+    pub fn retry_of(mut self, key: impl Into<String>) -> Self {
+        self.event = self.event.retry_of(key);
+        self
+    }
+
+    /// The run's key (a UUID v7 unless set with [`key`](Self::key)).
+    pub fn run_key(&self) -> &str {
+        &self.event.key
     }
 
     /// A value for the extra column `name`.
@@ -147,13 +177,23 @@ impl<M: TrackingConfig> Drop for CancelOnDrop<M> {
     }
 }
 
-/// How a run recorded by [`RunBuilder::run`] ended, when not with `Ok`.
+/// How a run ended, when not with `Ok`.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum RunError<E> {
     /// The task returned `Err`; the run is `failed` with its message.
     Failed(E),
     /// The task panicked; the run is `failed` with this panic message.
     Panicked(String),
+    /// The run was cancelled (a spawned run); the run is `cancelled` with
+    /// this message.
+    Cancelled(String),
+    /// The run outlived its maximum duration (a spawned run); the run is
+    /// `interrupted` with this message.
+    Interrupted(String),
+    /// The run's task was lost without an ending: the tokio runtime shut
+    /// down under it.
+    Lost,
 }
 
 impl<E: fmt::Display> fmt::Display for RunError<E> {
@@ -161,6 +201,8 @@ impl<E: fmt::Display> fmt::Display for RunError<E> {
         match self {
             RunError::Failed(e) => write!(f, "the task failed: {e}"),
             RunError::Panicked(m) => write!(f, "the task panicked: {m}"),
+            RunError::Cancelled(m) | RunError::Interrupted(m) => f.write_str(m),
+            RunError::Lost => f.write_str("the run was lost: the runtime shut down under it"),
         }
     }
 }
@@ -169,7 +211,7 @@ impl<E: std::error::Error + 'static> std::error::Error for RunError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RunError::Failed(e) => Some(e),
-            RunError::Panicked(_) => None,
+            _ => None,
         }
     }
 }

@@ -23,7 +23,7 @@
 mod event;
 mod handle;
 mod status;
-mod tracker;
+pub(crate) mod tracker;
 mod write;
 
 pub use event::{Event, EventKind};

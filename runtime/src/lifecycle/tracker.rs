@@ -93,6 +93,12 @@ pub struct TrackerStats {
     pub refused: u64,
     /// Formatter hooks that panicked (the default was used instead).
     pub hook_errors: u64,
+    /// Completion hooks that returned an error or panicked.
+    pub completion_hook_errors: u64,
+    /// Progress events written by spawned runs (after coalescing).
+    pub progress_writes: u64,
+    /// Spawned runs that have not ended.
+    pub running: u64,
 }
 
 #[derive(Default)]
@@ -120,6 +126,29 @@ pub struct TrackerOptions {
     pub max_backoff: Duration,
     /// Overrides the entity's `max_payload_bytes`.
     pub max_payload_bytes: Option<usize>,
+    /// How many spawned runs may run at once; the others wait as `pending`
+    /// (default: no limit).
+    pub max_concurrent: Option<usize>,
+    /// A spawned run writes at most one progress event per interval, always
+    /// the latest value (default 250 ms).
+    pub progress_interval: Duration,
+    /// How often spawned runs refresh their lease and locks (default 5 s).
+    pub heartbeat_interval: Duration,
+    /// How long a lease or a lock stays valid without a heartbeat: a run
+    /// whose process died is recovered after this (default 30 s).
+    pub lease_ttl: Duration,
+    /// Spawned runs still running after this are asked to stop and recorded
+    /// as `interrupted` (default: no limit).
+    pub max_duration: Option<Duration>,
+    /// How long a cancelled run may take to stop by itself before its future
+    /// is dropped (default 10 s).
+    pub cancel_grace: Duration,
+    /// How often the recovery sweep runs (default 60 s).
+    pub sweep_interval: Duration,
+    /// Retention applied by the background maintenance (default: none).
+    pub retention: Option<crate::run::Retention>,
+    /// How often the retention runs (default 1 h).
+    pub retention_interval: Duration,
 }
 
 impl Default for TrackerOptions {
@@ -129,13 +158,23 @@ impl Default for TrackerOptions {
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             max_payload_bytes: None,
+            max_concurrent: None,
+            progress_interval: Duration::from_millis(250),
+            heartbeat_interval: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
+            max_duration: None,
+            cancel_grace: Duration::from_secs(10),
+            sweep_interval: Duration::from_secs(60),
+            retention: None,
+            retention_interval: Duration::from_secs(3600),
         }
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     db: DatabaseConnection,
-    options: TrackerOptions,
+    pub(crate) options: TrackerOptions,
+    pub(crate) runs: crate::run::Runs,
     counters: Counters,
     queue: Mutex<VecDeque<Event>>,
     flushing: AtomicBool,
@@ -235,9 +274,11 @@ impl<M: TrackingConfig> Tracker<M> {
 
     /// A tracker writing through `db`.
     pub fn with_options(db: DatabaseConnection, options: TrackerOptions) -> Self {
+        let runs = crate::run::Runs::new(options.max_concurrent);
         Tracker {
             inner: Arc::new(Inner {
                 db,
+                runs,
                 options,
                 counters: Counters::default(),
                 queue: Mutex::new(VecDeque::new()),
@@ -246,6 +287,26 @@ impl<M: TrackingConfig> Tracker<M> {
             }),
             _model: PhantomData,
         }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub(crate) fn inner_arc(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Tracker {
+            inner,
+            _model: PhantomData,
+        }
+    }
+
+    /// The tracker's options.
+    pub fn options(&self) -> &TrackerOptions {
+        &self.inner.options
     }
 
     /// The connection the tracker writes through.
@@ -264,6 +325,13 @@ impl<M: TrackingConfig> Tracker<M> {
             dropped: c.dropped.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
             hook_errors: c.hook_errors.load(Ordering::Relaxed),
+            completion_hook_errors: self
+                .inner
+                .runs
+                .completion_hook_errors
+                .load(Ordering::Relaxed),
+            progress_writes: self.inner.runs.progress_writes.load(Ordering::Relaxed),
+            running: self.inner.runs.active().len() as u64,
         }
     }
 
@@ -521,6 +589,9 @@ impl<M: TrackingConfig> Tracker<M> {
                 || default_format_user(actor),
             );
             p.push(Role::User, identity, text_cell(&label));
+        }
+        if let Some(retry_of) = &event.retry_of {
+            p.push(Role::RetryOf, Class::Fill, text_cell(retry_of));
         }
         if let Some(objects) = &event.objects {
             let objects: Vec<&dyn TrackedObject> =

@@ -1,0 +1,341 @@
+//! The tracker's background work (heartbeat, recovery sweep, retention),
+//! cancellation by key, and shutdown.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use tokio::time::Instant;
+
+use crate::config::{Encode, Role, TrackingConfig, column_value, find_all, find_one, value_text};
+use crate::lifecycle::{Event, Status, TrackError, Tracker};
+use crate::run::{CancelReason, now_ms, store};
+
+/// What [`Tracker::recover`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Runs marked `interrupted` because their heartbeat lapsed.
+    pub interrupted: Vec<String>,
+    /// Runs marked `interrupted` because they outlived their maximum
+    /// duration.
+    pub overlong: Vec<String>,
+    /// Locks freed (those of interrupted runs and lapsed ones).
+    pub locks_freed: u64,
+}
+
+/// What [`Tracker::cancel`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The run runs in this tracker: it was asked to stop, and records
+    /// `cancelled` when it does.
+    Signalled,
+    /// The run is not running here: `cancelled` was recorded; the instance
+    /// running it (if any) stops it at its next heartbeat.
+    Recorded,
+    /// The run had already ended.
+    AlreadyEnded(Status),
+    /// No run has this key.
+    NotFound,
+}
+
+/// What [`Tracker::shutdown`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Runs that were running or waiting when shutdown began.
+    pub running: usize,
+    /// Runs cancelled because they did not end within the timeout.
+    pub cancelled: Vec<String>,
+    /// Whether every queued lifecycle event was written.
+    pub flushed: bool,
+    /// Events still in the retry queue (lost when the process exits).
+    pub unflushed: u64,
+}
+
+impl<M: TrackingConfig> Tracker<M> {
+    /// Starts the background maintenance of this tracker, if not started:
+    /// a recovery sweep now and every `sweep_interval`, the heartbeat of
+    /// spawned runs every `heartbeat_interval`, and the retention in the
+    /// options every `retention_interval`. [`spawn`](Self::spawn) starts it;
+    /// call it yourself for the sweep and retention without spawning.
+    ///
+    /// Does nothing outside a tokio runtime. Stops when the last clone of the
+    /// tracker is dropped, or at [`shutdown`](Self::shutdown).
+    pub fn start_maintenance(&self) {
+        let runs = &self.inner().runs;
+        if tokio::runtime::Handle::try_current().is_err()
+            || runs.maintenance_started.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let weak = Arc::downgrade(self.inner_arc());
+        let stop = runs.stop.clone();
+        let beat = self.inner().options.heartbeat_interval;
+        tokio::spawn(async move {
+            let mut last_sweep: Option<Instant> = None;
+            let mut last_retention: Option<Instant> = None;
+            loop {
+                {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let tracker = Tracker::<M>::from_inner(inner);
+                    tracker.tick(&mut last_sweep, &mut last_retention).await;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(beat) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    async fn tick(&self, last_sweep: &mut Option<Instant>, last_retention: &mut Option<Instant>) {
+        if let Err(err) = self.heartbeat().await {
+            tracing::warn!(error = %err, "tasktrail: heartbeat failed; retrying at the next one");
+        }
+        let options = &self.inner().options;
+        let due =
+            |last: &Option<Instant>, every: Duration| last.is_none_or(|t| t.elapsed() >= every);
+        if due(last_sweep, options.sweep_interval) {
+            *last_sweep = Some(Instant::now());
+            if let Err(err) = self.recover().await {
+                tracing::warn!(error = %err, "tasktrail: recovery sweep failed; retrying at the next one");
+            }
+        }
+        if let Some(retention) = &options.retention
+            && due(last_retention, options.retention_interval)
+        {
+            *last_retention = Some(Instant::now());
+            if let Err(err) = self.purge(retention).await {
+                tracing::warn!(error = %err, "tasktrail: retention failed");
+            }
+        }
+    }
+
+    /// Refreshes the leases and locks of this tracker's runs, retries
+    /// releases that failed, and stops runs another instance ended.
+    pub(crate) async fn heartbeat(&self) -> Result<(), DbErr> {
+        let runs = &self.inner().runs;
+        let scope = self.scope();
+        let db = self.db();
+
+        let unreleased: Vec<String> =
+            std::mem::take(&mut *runs.unreleased.lock().unwrap_or_else(|e| e.into_inner()));
+        for (i, key) in unreleased.iter().enumerate() {
+            if let Err(err) = store::release(db, &scope, key).await {
+                runs.unreleased
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(unreleased[i..].iter().cloned());
+                return Err(err);
+            }
+        }
+
+        let active: Vec<(String, Arc<super::Control>)> = runs
+            .active()
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let ttl = super::ms(self.inner().options.lease_ttl);
+        for insert in [false, true] {
+            let rows: Vec<store::LeaseRow<'_>> = active
+                .iter()
+                .filter(|(_, control)| control.lease_written.load(Ordering::Acquire) != insert)
+                .map(|(key, control)| store::LeaseRow {
+                    run_key: key,
+                    task_name: &control.name,
+                    started_ms: control.started_ms,
+                    deadline_ms: control.deadline_ms,
+                })
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            store::heartbeat(db, &scope, &runs.instance, ttl, &rows, insert).await?;
+            if insert {
+                for (_, control) in &active {
+                    control.lease_written.store(true, Ordering::Release);
+                }
+            }
+        }
+
+        // Runs another instance cancelled or interrupted stop here too.
+        let key_binding = M::binding(Role::Key).expect("the derive guarantees a key column");
+        let Encode::Key(encode_key) = key_binding.encode else {
+            unreachable!("the key column has a key encoder")
+        };
+        let status_col = M::binding(Role::Status).expect("status").column;
+        let Some(Encode::Status(encode_status, _)) = M::binding(Role::Status).map(|b| b.encode)
+        else {
+            unreachable!("the derive guarantees a status column")
+        };
+        let ended: Vec<Expr> = Status::TERMINAL
+            .iter()
+            .map(|s| status_col.save_as(Expr::val(encode_status(*s))))
+            .collect();
+        for chunk in active.chunks(500) {
+            let select = M::Entity::find()
+                .filter(
+                    key_binding
+                        .column
+                        .is_in(chunk.iter().map(|(k, _)| encode_key(k))),
+                )
+                .filter(Expr::col(status_col).is_in(ended.clone()));
+            let rows = find_all(select, db).await?;
+            for row in rows {
+                let key = value_text(column_value::<M::Entity>(&row, key_binding.column));
+                let status = M::decode_status(column_value::<M::Entity>(&row, status_col))
+                    .unwrap_or(Status::Unknown);
+                if let Some(key) = key
+                    && let Some((_, control)) = chunk.iter().find(|(k, _)| *k == key)
+                    && control.request_cancel(CancelReason::Remote(status))
+                {
+                    tracing::info!(key, %status, "tasktrail: another instance ended this run; stopping it");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The recovery sweep: marks `interrupted` the spawned runs whose
+    /// heartbeat lapsed (their process died or lost the database for longer
+    /// than `lease_ttl`) and those past their maximum duration, and frees
+    /// their locks and any lapsed lock.
+    ///
+    /// Runs at start-up and every `sweep_interval` once maintenance runs
+    /// (see [`start_maintenance`](Self::start_maintenance)); safe to call
+    /// from any number of instances at once.
+    pub async fn recover(&self) -> Result<RecoveryReport, DbErr> {
+        let runs = &self.inner().runs;
+        let scope = self.scope();
+        let db = self.db();
+        let now = now_ms();
+        let mut report = RecoveryReport::default();
+        let active: HashSet<String> = runs.active_keys().into_iter().collect();
+        for lease in store::stale_leases(db, &scope, now).await? {
+            let overlong = lease.deadline_ms.is_some_and(|d| d < now);
+            if lease.instance == runs.instance && active.contains(&lease.run_key) {
+                // A run of ours: alive. Its own timer enforces the deadline.
+                if overlong && let Some(control) = runs.active().get(&lease.run_key) {
+                    let limit = lease.deadline_ms.unwrap_or(now) - lease.started_ms;
+                    control.request_cancel(CancelReason::Deadline(Duration::from_millis(
+                        std::cmp::max(limit, 0) as u64,
+                    )));
+                }
+                continue;
+            }
+            let message = if overlong {
+                let limit = lease.deadline_ms.unwrap_or(now) - lease.started_ms;
+                format!(
+                    "interrupted: ran longer than its maximum duration of {:?}",
+                    Duration::from_millis(std::cmp::max(limit, 0) as u64)
+                )
+            } else {
+                let last = chrono::DateTime::from_timestamp_millis(lease.heartbeat_ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    .unwrap_or_default();
+                format!(
+                    "interrupted: its process stopped sending heartbeats (instance {}, last heartbeat {last})",
+                    lease.instance
+                )
+            };
+            // Guarded like every event: a run that ended stays as it is.
+            let _ = self
+                .lifecycle(Event::interrupt(&lease.run_key, &message))
+                .await;
+            report.locks_freed += store::release(db, &scope, &lease.run_key).await?;
+            tracing::warn!(key = %lease.run_key, %message, "tasktrail: run interrupted by the recovery sweep");
+            if overlong {
+                report.overlong.push(lease.run_key);
+            } else {
+                report.interrupted.push(lease.run_key);
+            }
+        }
+        report.locks_freed += store::free_expired_locks(db, &scope, now).await?;
+        Ok(report)
+    }
+
+    /// Cancels the run `key`: signals it if it runs in this tracker;
+    /// otherwise records `cancelled` (if it has not ended), which the
+    /// instance running it picks up at its next heartbeat.
+    pub async fn cancel(
+        &self,
+        key: &str,
+        reason: Option<String>,
+    ) -> Result<CancelOutcome, TrackError> {
+        if let Some(control) = self.inner().runs.active().get(key) {
+            control.request_cancel(CancelReason::Requested(reason));
+            return Ok(CancelOutcome::Signalled);
+        }
+        let key_binding = M::binding(Role::Key).expect("the derive guarantees a key column");
+        let Encode::Key(encode_key) = key_binding.encode else {
+            unreachable!("the key column has a key encoder")
+        };
+        let status_col = M::binding(Role::Status).expect("status").column;
+        let select = M::Entity::find().filter(key_binding.column.eq(encode_key(key)));
+        let row = find_one(select, self.db())
+            .await
+            .map_err(|source| TrackError::Refused {
+                key: key.to_owned(),
+                kind: crate::EventKind::Cancel,
+                source,
+            })?;
+        let Some(row) = row else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        if let Some(status) = M::decode_status(column_value::<M::Entity>(&row, status_col))
+            && status.is_terminal()
+        {
+            return Ok(CancelOutcome::AlreadyEnded(status));
+        }
+        let reason = CancelReason::Requested(reason).to_string();
+        self.lifecycle(Event::cancel(key).message(reason)).await?;
+        Ok(CancelOutcome::Recorded)
+    }
+
+    /// The keys of the runs spawned by this tracker that have not ended.
+    pub fn running(&self) -> Vec<String> {
+        self.inner().runs.active_keys()
+    }
+
+    /// Stops the tracker gracefully: refuses new runs, waits up to `timeout`
+    /// for the running ones, cancels (and drops) those still running, writes
+    /// the queued lifecycle events (up to 5 more seconds) and stops the
+    /// background maintenance.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let runs = &self.inner().runs;
+        runs.closing.store(true, Ordering::Release);
+        runs.tasks.close();
+        let mut report = ShutdownReport {
+            running: runs.active().len(),
+            ..ShutdownReport::default()
+        };
+        if tokio::time::timeout(timeout, runs.tasks.wait())
+            .await
+            .is_err()
+        {
+            for (key, control) in runs.active().iter() {
+                control.request_cancel(CancelReason::Shutdown);
+                control.kill.cancel();
+                report.cancelled.push(key.clone());
+            }
+            report.cancelled.sort();
+            // The dropped runs record `cancelled` and release their locks.
+            let _ = tokio::time::timeout(Duration::from_secs(5), runs.tasks.wait()).await;
+        }
+        report.flushed = self.flush(Duration::from_secs(5)).await;
+        report.unflushed = self.stats().queue_len;
+        runs.stop.cancel();
+        if !report.flushed {
+            tracing::error!(
+                unflushed = report.unflushed,
+                "tasktrail: shutdown with lifecycle events still queued; they are lost"
+            );
+        }
+        report
+    }
+}

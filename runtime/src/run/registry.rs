@@ -1,0 +1,293 @@
+//! Task kinds by name, so a stored run can be run again from its stored
+//! arguments.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{Encode, Role, TrackingConfig, column_value, find_one, value_text};
+use crate::hooks::ObjectInfo;
+use crate::lifecycle::{RunBuilder, Tracker};
+use crate::run::{SpawnError, Spawned, TaskContext};
+
+/// A kind of task the tracker can run again: a name, serde-typed arguments
+/// and the work.
+///
+/// ```
+/// use tasktrail::{Task, TaskContext};
+///
+/// struct ImportBooks;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct ImportArgs { file: String }
+///
+/// impl Task for ImportBooks {
+///     const NAME: &'static str = "import_books";
+///     type Args = ImportArgs;
+///     type Output = usize;
+///     type Error = std::io::Error;
+///
+///     async fn run(&self, ctx: TaskContext, args: ImportArgs) -> Result<usize, std::io::Error> {
+///         ctx.message(format!("reading {}", args.file));
+///         Ok(3)
+///     }
+/// }
+/// ```
+pub trait Task: Send + Sync + 'static {
+    /// The name runs of this kind are recorded under (the `name` column).
+    const NAME: &'static str;
+    /// The arguments, stored as JSON in the `args` column.
+    type Args: Serialize + DeserializeOwned + Send + 'static;
+    /// The `Ok` value, stored as the result.
+    type Output: Serialize + Send + 'static;
+    /// The error, whose message is stored when the run fails.
+    type Error: fmt::Display + Send + 'static;
+
+    /// The objects a run with `args` touches; they are locked while it runs.
+    fn objects(&self, args: &Self::Args) -> Vec<ObjectInfo> {
+        let _ = args;
+        Vec::new()
+    }
+
+    /// Does the work.
+    fn run(
+        &self,
+        ctx: TaskContext,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
+}
+
+/// A registered kind, with its types erased.
+pub(crate) trait ErasedTask: Send + Sync {
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// Checks `args` and returns the objects to lock.
+    fn check(&self, args: &serde_json::Value) -> Result<Vec<ObjectInfo>, String>;
+    fn start(
+        self: Arc<Self>,
+        ctx: TaskContext,
+        args: serde_json::Value,
+    ) -> BoxFuture<'static, Result<serde_json::Value, String>>;
+}
+
+struct Kind<K>(K);
+
+impl<K: Task> ErasedTask for Kind<K> {
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn check(&self, args: &serde_json::Value) -> Result<Vec<ObjectInfo>, String> {
+        let args = K::Args::deserialize(args).map_err(|e| e.to_string())?;
+        Ok(self.0.objects(&args))
+    }
+
+    fn start(
+        self: Arc<Self>,
+        ctx: TaskContext,
+        args: serde_json::Value,
+    ) -> BoxFuture<'static, Result<serde_json::Value, String>> {
+        async move {
+            let args = K::Args::deserialize(args).map_err(|e| e.to_string())?;
+            match self.0.run(ctx, args).await {
+                Ok(value) => Ok(crate::hooks::to_json_lenient(&value)),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+        .boxed()
+    }
+}
+
+use serde::Deserialize as _;
+
+/// Why a run could not be retried. Nothing was recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetryError {
+    /// No run has this key.
+    #[error("no run has the key `{0}`")]
+    NotFound(String),
+    /// The entity maps no `name` or no `args` column, so runs cannot be
+    /// retried.
+    #[error("runs cannot be retried: the tracked entity maps no `{0}` column")]
+    Unmapped(&'static str),
+    /// The stored run's task name is not a registered kind.
+    #[error(
+        "run `{key}` is a `{name}` run, and no task kind `{name}` is registered; register it with tracker.register(…)"
+    )]
+    UnknownKind {
+        /// The run's key.
+        key: String,
+        /// Its stored task name.
+        name: String,
+    },
+    /// The stored arguments no longer fit the kind's `Args` type.
+    #[error("run `{key}`'s stored arguments no longer fit `{name}`'s arguments: {message}")]
+    BadArgs {
+        /// The run's key.
+        key: String,
+        /// Its task name.
+        name: String,
+        /// serde's message.
+        message: String,
+    },
+    /// The retry could not be spawned (a lock conflict, shutdown, …).
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// Reading the stored run failed.
+    #[error("reading run `{key}` failed: {source}")]
+    Db {
+        /// The run's key.
+        key: String,
+        /// The database error.
+        #[source]
+        source: DbErr,
+    },
+}
+
+impl<M: TrackingConfig> Tracker<M> {
+    /// Registers a task kind under [`Task::NAME`], replacing any kind of that
+    /// name; runs of it can then be submitted and retried.
+    pub fn register<K: Task>(&self, kind: K) -> &Self {
+        self.inner()
+            .runs
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(K::NAME.to_owned(), Arc::new(Kind(kind)));
+        self
+    }
+
+    fn kind(&self, name: &str) -> Option<Arc<dyn ErasedTask>> {
+        self.inner()
+            .runs
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Spawns a run of the registered kind `K` with `args`; shorthand for
+    /// `tracker.begin(K::NAME).submit::<K>(args)`.
+    pub async fn submit<K: Task>(
+        &self,
+        args: K::Args,
+    ) -> Result<Spawned<K::Output, K::Error>, SpawnError> {
+        self.begin(K::NAME).submit::<K>(args).await
+    }
+
+    /// Runs the stored run `key` again: same task kind, same stored
+    /// arguments, same actor. The new run records `retry_of = key` (when the
+    /// entity maps `retry_of`) and gets a new key.
+    pub async fn retry(&self, key: &str) -> Result<Spawned<serde_json::Value, String>, RetryError> {
+        self.retry_with(key, |builder| builder).await
+    }
+
+    /// [`retry`](Self::retry), adjusting the new run first (another actor, a
+    /// key, …).
+    pub async fn retry_with(
+        &self,
+        key: &str,
+        adjust: impl FnOnce(RunBuilder<M>) -> RunBuilder<M>,
+    ) -> Result<Spawned<serde_json::Value, String>, RetryError> {
+        let stored = self.stored_run(key).await?;
+        let kind = self
+            .kind(&stored.name)
+            .ok_or_else(|| RetryError::UnknownKind {
+                key: key.to_owned(),
+                name: stored.name.clone(),
+            })?;
+        let objects = kind
+            .check(&stored.args)
+            .map_err(|message| RetryError::BadArgs {
+                key: key.to_owned(),
+                name: stored.name.clone(),
+                message,
+            })?;
+        let mut builder = self.begin(&stored.name).retry_of(key);
+        builder.event.args = Some(stored.args.clone());
+        if let Some(user) = &stored.user {
+            builder = builder.actor(user.as_str());
+        }
+        if !objects.is_empty() {
+            builder = builder.objects(objects);
+        }
+        let builder = adjust(builder);
+        let args = stored.args;
+        Ok(builder.spawn(move |ctx| kind.start(ctx, args)).await?)
+    }
+
+    async fn stored_run(&self, key: &str) -> Result<StoredRun, RetryError> {
+        let col = |role: Role| M::binding(role).map(|b| b.column);
+        let key_binding = M::binding(Role::Key).expect("the derive guarantees a key column");
+        let Encode::Key(encode_key) = key_binding.encode else {
+            unreachable!("the key column has a key encoder")
+        };
+        let name_col = col(Role::Name).ok_or(RetryError::Unmapped("name"))?;
+        let args_col = col(Role::Args).ok_or(RetryError::Unmapped("args"))?;
+        let select = M::Entity::find().filter(key_binding.column.eq(encode_key(key)));
+        let row = find_one(select, self.db())
+            .await
+            .map_err(|source| RetryError::Db {
+                key: key.to_owned(),
+                source,
+            })?
+            .ok_or_else(|| RetryError::NotFound(key.to_owned()))?;
+        let get = |col| column_value::<M::Entity>(&row, col);
+        let name = value_text(get(name_col)).unwrap_or_default();
+        let args = match get(args_col) {
+            sea_orm::Value::Json(Some(json)) => *json,
+            // A text column holds the JSON as text.
+            sea_orm::Value::String(Some(text)) => {
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+            }
+            _ => serde_json::Value::Null,
+        };
+        let user = col(Role::User)
+            .and_then(|c| value_text(get(c)))
+            .filter(|u| !u.is_empty() && *u != crate::hooks::ANONYMOUS);
+        Ok(StoredRun { name, args, user })
+    }
+}
+
+struct StoredRun {
+    name: String,
+    args: serde_json::Value,
+    user: Option<String>,
+}
+
+impl<M: TrackingConfig> RunBuilder<M> {
+    /// Spawns a run of the registered kind `K` with `args` (recorded as the
+    /// run's arguments, and its objects locked). Fails with
+    /// [`SpawnError::UnknownKind`] if `K` is not registered.
+    pub async fn submit<K: Task>(
+        mut self,
+        args: K::Args,
+    ) -> Result<Spawned<K::Output, K::Error>, SpawnError> {
+        let registered = self
+            .tracker
+            .kind(K::NAME)
+            .ok_or_else(|| SpawnError::UnknownKind(K::NAME.to_owned()))?;
+        let kind = registered
+            .as_any()
+            .downcast::<Kind<K>>()
+            .map_err(|_| SpawnError::UnknownKind(K::NAME.to_owned()))?;
+        self.event.name = Some(K::NAME.to_owned());
+        self = self.args(&args);
+        let objects = kind.0.objects(&args);
+        if !objects.is_empty() {
+            let mut all = self.event.objects.take().unwrap_or_default();
+            all.extend(objects);
+            self.event.objects = Some(all);
+        }
+        self.spawn(move |ctx| async move { kind.0.run(ctx, args).await })
+            .await
+    }
+}

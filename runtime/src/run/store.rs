@@ -1,0 +1,336 @@
+//! The two tables spawned runs share across processes: object locks and run
+//! leases (heartbeats). Both are created by [`crate::schema::create`].
+//!
+//! Times are milliseconds since the Unix epoch in `BIGINT` columns, so that
+//! expiry comparisons are plain integer comparisons on every backend.
+
+use std::collections::BTreeSet;
+
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionSession,
+    TransactionTrait,
+};
+
+/// Object locks: one row per locked object.
+pub mod lock {
+    use sea_orm::entity::prelude::*;
+
+    /// A locked object.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tasktrail_locks")]
+    pub struct Model {
+        /// The tracked table the run belongs to.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub scope: String,
+        /// The object's key ([`TrackedObject::object_key`](crate::TrackedObject::object_key)).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub object: String,
+        /// The run holding the lock.
+        pub run_key: String,
+        /// The holder's task name.
+        pub task_name: String,
+        /// The tracker instance running the holder.
+        pub instance: String,
+        /// When the lock was taken (ms since the epoch).
+        pub acquired_ms: i64,
+        /// When the lock lapses unless refreshed (ms since the epoch).
+        pub expires_ms: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Run leases: one row per spawned run that has not ended, refreshed by its
+/// tracker's heartbeat.
+pub mod lease {
+    use sea_orm::entity::prelude::*;
+
+    /// A live run.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tasktrail_leases")]
+    pub struct Model {
+        /// The tracked table the run belongs to.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub scope: String,
+        /// The run's key.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub run_key: String,
+        /// The task's name.
+        pub task_name: String,
+        /// The tracker instance running it.
+        pub instance: String,
+        /// When it was spawned (ms since the epoch).
+        pub started_ms: i64,
+        /// The last heartbeat (ms since the epoch).
+        pub heartbeat_ms: i64,
+        /// When the lease lapses unless refreshed (ms since the epoch).
+        pub expires_ms: i64,
+        /// When the run must have ended (ms since the epoch), if it has a
+        /// maximum duration.
+        pub deadline_ms: Option<i64>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Creates the lock and lease tables and their indexes, if missing.
+pub async fn create_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let schema = sea_orm::Schema::new(db.get_database_backend());
+    let mut locks = schema.create_table_from_entity(lock::Entity);
+    locks.if_not_exists();
+    db.execute(&locks).await?;
+    let mut leases = schema.create_table_from_entity(lease::Entity);
+    leases.if_not_exists();
+    db.execute(&leases).await?;
+    let mut by_run = sea_orm::sea_query::Index::create();
+    by_run
+        .name("ix_tasktrail_locks_scope_run_key")
+        .table(lock::Entity)
+        .col(lock::Column::Scope)
+        .col(lock::Column::RunKey)
+        .if_not_exists();
+    db.execute(&by_run).await?;
+    Ok(())
+}
+
+/// Drops the lock and lease tables, if they exist.
+pub async fn drop_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    for table in [
+        sea_orm::sea_query::Table::drop()
+            .table(lock::Entity)
+            .if_exists()
+            .to_owned(),
+        sea_orm::sea_query::Table::drop()
+            .table(lease::Entity)
+            .if_exists()
+            .to_owned(),
+    ] {
+        db.execute(&table).await?;
+    }
+    Ok(())
+}
+
+/// Who holds one of the objects a run asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub object: String,
+    pub run_key: String,
+    pub task_name: String,
+}
+
+/// A run that wants to lock objects.
+pub(crate) struct Claim<'a> {
+    pub scope: &'a str,
+    pub instance: &'a str,
+    pub run_key: &'a str,
+    pub task_name: &'a str,
+    pub ttl_ms: i64,
+}
+
+/// Locks every object in `objects` for the claim, or none of them: returns
+/// the holders of those already locked by other runs (expired locks are
+/// taken over).
+pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    claim: &Claim<'_>,
+    objects: &[String],
+) -> Result<Result<(), Vec<Holder>>, DbErr> {
+    let objects: BTreeSet<&String> = objects.iter().collect();
+    if objects.is_empty() {
+        return Ok(Ok(()));
+    }
+    let now = super::now_ms();
+    let txn = db.begin().await?;
+    lock::Entity::delete_many()
+        .filter(lock::Column::Scope.eq(claim.scope))
+        .filter(lock::Column::Object.is_in(objects.iter().map(|o| o.as_str())))
+        .filter(lock::Column::ExpiresMs.lt(now))
+        .exec(&txn)
+        .await?;
+    let mut insert = Query::insert();
+    insert.into_table(lock::Entity).columns([
+        lock::Column::Scope,
+        lock::Column::Object,
+        lock::Column::RunKey,
+        lock::Column::TaskName,
+        lock::Column::Instance,
+        lock::Column::AcquiredMs,
+        lock::Column::ExpiresMs,
+    ]);
+    for object in &objects {
+        insert.values_panic([
+            claim.scope.into(),
+            object.as_str().into(),
+            claim.run_key.into(),
+            claim.task_name.into(),
+            claim.instance.into(),
+            now.into(),
+            (now + claim.ttl_ms).into(),
+        ]);
+    }
+    insert.on_conflict(
+        OnConflict::columns([lock::Column::Scope, lock::Column::Object])
+            .do_nothing()
+            .to_owned(),
+    );
+    let inserted = txn.execute(&insert).await?.rows_affected();
+    if inserted as usize == objects.len() {
+        txn.commit().await?;
+        return Ok(Ok(()));
+    }
+    let holders = lock::Entity::find()
+        .filter(lock::Column::Scope.eq(claim.scope))
+        .filter(lock::Column::Object.is_in(objects.iter().map(|o| o.as_str())))
+        .filter(lock::Column::RunKey.ne(claim.run_key))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|l| Holder {
+            object: l.object,
+            run_key: l.run_key,
+            task_name: l.task_name,
+        })
+        .collect();
+    txn.rollback().await?;
+    Ok(Err(holders))
+}
+
+/// Frees the run's locks and removes its lease.
+pub(crate) async fn release(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    run_key: &str,
+) -> Result<u64, DbErr> {
+    let freed = lock::Entity::delete_many()
+        .filter(lock::Column::Scope.eq(scope))
+        .filter(lock::Column::RunKey.eq(run_key))
+        .exec(db)
+        .await?
+        .rows_affected;
+    lease::Entity::delete_many()
+        .filter(lease::Column::Scope.eq(scope))
+        .filter(lease::Column::RunKey.eq(run_key))
+        .exec(db)
+        .await?;
+    Ok(freed)
+}
+
+/// One run's lease, as the heartbeat writes it.
+pub(crate) struct LeaseRow<'a> {
+    pub run_key: &'a str,
+    pub task_name: &'a str,
+    pub started_ms: i64,
+    pub deadline_ms: Option<i64>,
+}
+
+/// Writes the leases of `runs` (`insert`), or refreshes those that exist,
+/// and refreshes their locks.
+///
+/// A refresh never re-creates a lease: a run that ended (and deleted its
+/// lease) while the heartbeat was under way stays without one.
+pub(crate) async fn heartbeat(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    instance: &str,
+    ttl_ms: i64,
+    runs: &[LeaseRow<'_>],
+    insert: bool,
+) -> Result<(), DbErr> {
+    let now = super::now_ms();
+    for chunk in runs.chunks(500) {
+        if insert {
+            let mut upsert = Query::insert();
+            upsert.into_table(lease::Entity).columns([
+                lease::Column::Scope,
+                lease::Column::RunKey,
+                lease::Column::TaskName,
+                lease::Column::Instance,
+                lease::Column::StartedMs,
+                lease::Column::HeartbeatMs,
+                lease::Column::ExpiresMs,
+                lease::Column::DeadlineMs,
+            ]);
+            for run in chunk {
+                upsert.values_panic([
+                    scope.into(),
+                    run.run_key.into(),
+                    run.task_name.into(),
+                    instance.into(),
+                    run.started_ms.into(),
+                    now.into(),
+                    (now + ttl_ms).into(),
+                    run.deadline_ms.into(),
+                ]);
+            }
+            upsert.on_conflict(
+                OnConflict::columns([lease::Column::Scope, lease::Column::RunKey])
+                    .update_columns([
+                        lease::Column::Instance,
+                        lease::Column::HeartbeatMs,
+                        lease::Column::ExpiresMs,
+                    ])
+                    .to_owned(),
+            );
+            db.execute(&upsert).await?;
+        } else {
+            let mut refresh = Query::update();
+            refresh
+                .table(lease::Entity)
+                .value(lease::Column::HeartbeatMs, now)
+                .value(lease::Column::ExpiresMs, now + ttl_ms)
+                .and_where(Expr::col(lease::Column::Scope).eq(scope))
+                .and_where(Expr::col(lease::Column::RunKey).is_in(chunk.iter().map(|r| r.run_key)));
+            db.execute(&refresh).await?;
+        }
+
+        let mut refresh = Query::update();
+        refresh
+            .table(lock::Entity)
+            .value(lock::Column::ExpiresMs, now + ttl_ms)
+            .and_where(Expr::col(lock::Column::Scope).eq(scope))
+            .and_where(Expr::col(lock::Column::RunKey).is_in(chunk.iter().map(|r| r.run_key)));
+        db.execute(&refresh).await?;
+    }
+    Ok(())
+}
+
+/// Leases whose heartbeat lapsed or whose deadline passed.
+pub(crate) async fn stale_leases(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    now: i64,
+) -> Result<Vec<lease::Model>, DbErr> {
+    use sea_orm::sea_query::Condition;
+    lease::Entity::find()
+        .filter(lease::Column::Scope.eq(scope))
+        .filter(
+            Condition::any()
+                .add(lease::Column::ExpiresMs.lt(now))
+                .add(lease::Column::DeadlineMs.lt(now)),
+        )
+        .all(db)
+        .await
+}
+
+/// Deletes locks that lapsed (their holder stopped refreshing them).
+pub(crate) async fn free_expired_locks(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    now: i64,
+) -> Result<u64, DbErr> {
+    Ok(lock::Entity::delete_many()
+        .filter(lock::Column::Scope.eq(scope))
+        .filter(lock::Column::ExpiresMs.lt(now))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
