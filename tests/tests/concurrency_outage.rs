@@ -189,3 +189,171 @@ async fn sqlite_locked_file_loses_no_event() {
     assert_eq!((row.status.as_str(), row.percent), ("success", Some(100.0)));
     assert_eq!(row.result_payload, Some(serde_json::json!(7)));
 }
+
+/// A run that sets progress 10, waits for `go`, then sets 20…50 and returns.
+fn outage_task(
+    go: std::sync::Arc<tokio::sync::Notify>,
+) -> impl FnOnce(
+    tasktrail::TaskContext,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<&'static str, String>> + Send>> {
+    move |ctx| {
+        Box::pin(async move {
+            ctx.progress(10.0, "started");
+            go.notified().await;
+            for p in [20.0, 30.0, 40.0, 50.0] {
+                ctx.progress(p, format!("{p}%"));
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            Ok("imported")
+        })
+    }
+}
+
+/// Issue 3, point 9 on PostgreSQL: the server stops while a spawned run is in
+/// progress; the run is neither failed nor held up, and once the server is
+/// back every event is in the table in the right final state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_run_survives_postgres_outage() {
+    let instance = pg::Instance::launch().expect("a dedicated PostgreSQL");
+    let url = pg::create_database(&instance.admin_url()).await;
+    let mut opts = sea_orm::ConnectOptions::new(url.clone());
+    opts.max_connections(2)
+        .acquire_timeout(Duration::from_millis(500));
+    let db = Database::connect(opts).await.unwrap();
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::with_options(
+        db,
+        tasktrail::TrackerOptions {
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+            progress_interval: Duration::from_millis(20),
+            heartbeat_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let run = tracker
+        .begin("import")
+        .key("spawned-outage")
+        .objects(["book:1"])
+        .spawn(outage_task(go.clone()))
+        .await
+        .unwrap();
+    let db = tracker.db().clone();
+    let started = std::time::Instant::now();
+    while status_of(&db, "spawned-outage")
+        .await
+        .is_none_or(|r| r.percent != Some(10.0))
+    {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    instance.stop().unwrap();
+    let down = std::time::Instant::now();
+    go.notify_one();
+    assert_eq!(run.await.unwrap(), "imported");
+    assert!(
+        down.elapsed() < Duration::from_secs(5),
+        "the run was held up {:?} by the outage",
+        down.elapsed()
+    );
+    let stats = tracker.stats();
+    assert!(stats.queued >= 2, "{stats:?}");
+    assert_eq!(stats.dropped, 0);
+    instance.start().unwrap();
+    assert!(
+        tracker.flush(Duration::from_secs(30)).await,
+        "{:?}",
+        tracker.stats()
+    );
+    let row = status_of(&db, "spawned-outage").await.unwrap();
+    assert_eq!(row.status, "success");
+    assert_eq!(row.percent, Some(100.0));
+    assert_eq!(row.message.as_deref(), Some("50%"));
+    assert_eq!(row.result_payload, Some(serde_json::json!("imported")));
+    assert!(row.completed_at.is_some());
+    // The locks the run could not release while the server was down are
+    // released by the heartbeat once it is back.
+    let mut freed = false;
+    for _ in 0..100 {
+        let locks = tasktrail::run::store::lock::Entity::find()
+            .all(&db)
+            .await
+            .unwrap();
+        if locks.is_empty() {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(freed, "the run's lock was released after the outage");
+}
+
+/// Issue 3, point 9 on SQLite: another connection holds the write lock while
+/// a spawned run progresses and completes; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_run_survives_locked_sqlite_file() {
+    let (db, guard) = connect(Backend::SqliteFile).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let mut opts = sea_orm::ConnectOptions::new(guard.url.clone());
+    opts.max_connections(1);
+    let db = Database::connect(opts).await.unwrap();
+    db.execute_unprepared("PRAGMA busy_timeout = 100")
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::with_options(
+        db,
+        tasktrail::TrackerOptions {
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            progress_interval: Duration::from_millis(20),
+            ..Default::default()
+        },
+    );
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let run = tracker
+        .begin("import")
+        .key("spawned-locked")
+        .spawn(outage_task(go.clone()))
+        .await
+        .unwrap();
+    let db = tracker.db().clone();
+    let started = std::time::Instant::now();
+    while status_of(&db, "spawned-locked")
+        .await
+        .is_none_or(|r| r.percent != Some(10.0))
+    {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let locker = second_pool(&guard, 1).await;
+    locker
+        .execute_unprepared("PRAGMA busy_timeout = 100")
+        .await
+        .unwrap();
+    let txn = sea_orm::TransactionTrait::begin(&locker).await.unwrap();
+    txn.execute_unprepared(
+        "UPDATE task_runs SET message = 'locked' WHERE task_key = 'spawned-locked'",
+    )
+    .await
+    .unwrap();
+    go.notify_one();
+    assert_eq!(run.await.unwrap(), "imported");
+    assert!(tracker.stats().queued >= 1, "{:?}", tracker.stats());
+    txn.rollback().await.unwrap();
+    assert!(
+        tracker.flush(Duration::from_secs(30)).await,
+        "{:?}",
+        tracker.stats()
+    );
+    let row = status_of(&db, "spawned-locked").await.unwrap();
+    assert_eq!((row.status.as_str(), row.percent), ("success", Some(100.0)));
+    assert_eq!(row.message.as_deref(), Some("50%"));
+    assert_eq!(row.result_payload, Some(serde_json::json!("imported")));
+    assert_eq!(tracker.stats().dropped, 0);
+}

@@ -157,8 +157,10 @@ impl<M: TrackingConfig> Tracker<M> {
             }
             store::heartbeat(db, &scope, &runs.instance, ttl, &rows, insert).await?;
             if insert {
-                for (_, control) in &active {
-                    control.lease_written.store(true, Ordering::Release);
+                for (key, control) in &active {
+                    if rows.iter().any(|r| r.run_key == key) {
+                        control.lease_written.store(true, Ordering::Release);
+                    }
                 }
             }
         }

@@ -228,12 +228,8 @@ impl<M: TrackingConfig> RunBuilder<M> {
             deadline_ms,
             lease_written: Default::default(),
         });
-        {
-            let mut active = runs.active();
-            if active.contains_key(&key) {
-                return Err(SpawnError::AlreadyRunning(key));
-            }
-            active.insert(key.clone(), control.clone());
+        if runs.active().contains_key(&key) {
+            return Err(SpawnError::AlreadyRunning(key));
         }
 
         if self.lock_objects
@@ -268,9 +264,20 @@ impl<M: TrackingConfig> RunBuilder<M> {
                 }),
             };
             if let Some(err) = refused {
-                runs.active().remove(&key);
                 return Err(err);
             }
+        }
+        // Admitted: from here on the heartbeat keeps the run's lease.
+        {
+            let mut active = runs.active();
+            if active.contains_key(&key) {
+                drop(active);
+                if let Err(err) = store::release(tracker.db(), &tracker.scope(), &key).await {
+                    tracing::warn!(key = %key, error = %err, "tasktrail: locks of a refused run could not be released; they lapse after lease_ttl");
+                }
+                return Err(SpawnError::AlreadyRunning(key));
+            }
+            active.insert(key.clone(), control.clone());
         }
 
         let (tx, rx) = oneshot::channel();
