@@ -86,7 +86,7 @@ async fn across_processes(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         report = tracker.recover().await.unwrap();
     }
-    assert_eq!(report.interrupted, [holder_key.clone()]);
+    assert_eq!(report.interrupted, std::slice::from_ref(&holder_key));
     assert_eq!(report.locks_freed, 2);
     let row = task_run::Entity::find()
         .filter(task_run::Column::TaskKey.eq(&holder_key))
