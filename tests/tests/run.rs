@@ -592,7 +592,17 @@ async fn lapsed_lock_is_taken_over(backend: Backend) {
 // 5. a run whose process died (its lease lapsed) is interrupted by the
 // recovery sweep, and its locks are freed.
 async fn recovery_interrupts_dead_runs(backend: Backend) {
-    let (tracker, _g) = setup(backend, quick()).await;
+    // Only the start-up sweep runs in the background; the test sweeps itself.
+    let (tracker, _g) = setup(
+        backend,
+        TrackerOptions {
+            sweep_interval: Duration::from_secs(3600),
+            ..quick()
+        },
+    )
+    .await;
+    tracker.start_maintenance();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let db = tracker.db().clone();
     tracker
         .lifecycle(Event::create("ghost-run").name("import"))
@@ -696,7 +706,15 @@ async fn heartbeat_keeps_live_runs(backend: Backend) {
 // 5. max duration: the run is asked to stop and recorded interrupted; the
 // sweep interrupts overlong runs of other instances.
 async fn max_duration_interrupts(backend: Backend) {
-    let (tracker, _g) = setup(backend, quick()).await;
+    // Only the start-up sweep runs in the background; the test sweeps itself.
+    let (tracker, _g) = setup(
+        backend,
+        TrackerOptions {
+            sweep_interval: Duration::from_secs(3600),
+            ..quick()
+        },
+    )
+    .await;
     let run = tracker
         .begin("slow")
         .max_duration(Duration::from_millis(200))
