@@ -17,3 +17,6 @@ pub struct FormatterHooks;
 
 #[doc = include_str!("../../docs/lifecycle.md")]
 pub struct Lifecycle;
+
+#[doc = include_str!("../../docs/running-tasks.md")]
+pub struct RunningTasks;

@@ -1,8 +1,9 @@
-//! tasktrail quickstart: a SQLite file, a tracked entity, a few demo runs,
-//! and the rows they leave behind.
+//! tasktrail quickstart: a SQLite file, a tracked entity, a few spawned demo
+//! runs (one succeeds, one fails and is retried, one is cancelled, one is
+//! refused by a lock), and the rows they leave behind.
 //!
 //! ```text
-//! cargo run -p quickstart            # writes ./tasktrail-quickstart.sqlite
+//! cargo run -p quickstart            # writes ./tasktrail-quickstart.sqlite afresh
 //! cargo run -p quickstart -- my.db   # or a file of your choice
 //! ```
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use sea_orm::{Database, EntityTrait, QueryOrder};
 use serde::Serialize;
-use tasktrail::{Event, Progress};
+use tasktrail::{Event, Progress, SpawnError, Task, TaskContext};
 
 /// The entity: one row per task run.
 mod task_run {
@@ -38,6 +39,7 @@ mod task_run {
         pub started_at: Option<DateTimeUtc>,
         pub completed_at: Option<DateTimeUtc>,
         pub failed_at: Option<DateTimeUtc>,
+        pub retry_of: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -61,6 +63,36 @@ struct ImportArgs {
     password: &'static str,
 }
 
+/// A task kind, registered so that its failed runs can be retried from their
+/// stored arguments.
+struct SendNewsletter {
+    attempts: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct Issue {
+    number: u32,
+}
+
+impl Task for SendNewsletter {
+    const NAME: &'static str = "send_newsletter";
+    type Args = Issue;
+    type Output = String;
+    type Error = ImportError;
+
+    async fn run(&self, ctx: TaskContext, issue: Issue) -> Result<String, ImportError> {
+        ctx.message(format!("sending issue {}", issue.number));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let attempt = self
+            .attempts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if attempt == 0 {
+            return Err(ImportError("SMTP server refused the login".into()));
+        }
+        Ok(format!("issue {} sent to 1,204 readers", issue.number))
+    }
+}
+
 #[derive(Debug)]
 struct ImportError(String);
 
@@ -74,16 +106,29 @@ impl std::fmt::Display for ImportError {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "tasktrail-quickstart.sqlite".into());
+    let path = match std::env::args().nth(1) {
+        Some(path) => path,
+        None => {
+            // The demo's own file starts afresh on every run.
+            let path = "tasktrail-quickstart.sqlite";
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+            path.to_owned()
+        }
+    };
     let db = Database::connect(format!("sqlite://{path}?mode=rwc")).await?;
     tasktrail::schema::create::<task_run::Model>(&db).await?;
     let tracker = task_run::Tracker::new(db.clone());
     let ada = User("ada@example.com");
 
-    // 1. A run that succeeds, with progress along the way.
-    let imported = tracker
+    tracker.register(SendNewsletter {
+        attempts: Default::default(),
+    });
+
+    // 1. A spawned run that succeeds, with progress along the way. It locks
+    //    the shelf it touches while it runs.
+    let import = tracker
         .begin("import_books")
         .actor(&ada)
         .objects(["shelf:fiction"])
@@ -91,31 +136,60 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             file: "books.csv",
             password: "s3cret",
         })
-        .run(|run| async move {
+        .spawn(|ctx| async move {
             for done in 1..=4 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                run.progress(Progress::ratio(done, 4).with_text(format!("{done} of 4 batches")))
-                    .await;
+                ctx.progress(Progress::ratio(done, 4), format!("{done} of 4 batches"));
             }
             Ok::<_, ImportError>(serde_json::json!({ "books": 120 }))
         })
         .await?;
-    println!("import finished: {imported}");
 
-    // 2. A run that fails with an error.
-    let failed = tracker
-        .begin("send_newsletter")
+    // 2. Another run on the same shelf is refused while the import holds it.
+    match tracker
+        .begin("reshelve")
+        .objects(["shelf:fiction"])
+        .spawn(|_ctx| async { Ok::<_, ImportError>(()) })
+        .await
+    {
+        Err(SpawnError::Conflict(conflicts)) => {
+            println!("reshelve refused: {}", SpawnError::Conflict(conflicts))
+        }
+        other => println!("reshelve: unexpected {other:?}"),
+    }
+    println!("import finished: {}", import.await?);
+
+    // 3. A registered task kind that fails, then is retried from its stored
+    //    arguments.
+    let newsletter = tracker
+        .begin(SendNewsletter::NAME)
         .actor(&ada)
-        .run(|_| async { Err::<(), _>(ImportError("SMTP server refused the login".into())) })
-        .await;
-    println!("newsletter: {}", failed.unwrap_err());
+        .submit::<SendNewsletter>(Issue { number: 42 })
+        .await?;
+    let first_key = newsletter.key().to_owned();
+    println!("newsletter: {}", newsletter.await.unwrap_err());
+    let retried = tracker.retry(&first_key).await?;
+    println!("newsletter retried: {}", retried.await?);
 
-    // 3. A run that is cancelled through its handle.
-    let report = tracker.begin("build_report").start().await;
-    report.progress(30.0).await;
-    report.cancel_with("cancelled by the operator").await;
+    // 4. A long run, cancelled from outside; it sees the request through its
+    //    context and stops at its next check.
+    let report = tracker
+        .spawn("build_report", &["q3"], |ctx| async move {
+            for step in 1..=100 {
+                ctx.check()?;
+                ctx.set_progress(f64::from(step));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok::<_, tasktrail::Cancelled>("report.pdf")
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tracker
+        .cancel(report.key(), Some("the operator stopped it".into()))
+        .await?;
+    println!("report: {}", report.await.unwrap_err());
 
-    // 4. The low-level API: events in any order; status never regresses.
+    // 5. The low-level API: events in any order; status never regresses.
     tracker
         .lifecycle(Event::progress("nightly-2026-11-23", 60.0))
         .await?;
@@ -123,6 +197,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .lifecycle(Event::create("nightly-2026-11-23").name("nightly_cleanup"))
         .await?;
 
+    tracker.shutdown(Duration::from_secs(5)).await;
     println!(
         "\n{:<22} {:<16} {:<12} {:>6}  {:<16} message",
         "task", "user", "status", "pct", "key"

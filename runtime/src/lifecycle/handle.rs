@@ -207,14 +207,11 @@ impl<E: fmt::Display> fmt::Display for RunError<E> {
     }
 }
 
-impl<E: std::error::Error + 'static> std::error::Error for RunError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RunError::Failed(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// Any task error that displays (a `String`, an `io::Error`, an `anyhow`
+/// error, …) makes an error that `?` converts into `Box<dyn Error>`. The
+/// task's error is in the message ("the task failed: …"), and reachable by
+/// matching [`RunError::Failed`].
+impl<E: fmt::Debug + fmt::Display> std::error::Error for RunError<E> {}
 
 /// A recorded run. Its methods record events and never fail: a database
 /// problem is logged, counted and retried by the tracker, never passed to the
