@@ -29,6 +29,8 @@ mod task_run {
         pub completed_at: Option<DateTimeUtc>,
         #[tracking(failed_at, label = "Crashed at")]
         pub crashed_at: Option<DateTimeUtc>,
+        #[tracking(retry_of)]
+        pub retried_from: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -46,7 +48,7 @@ fn main() {
             "{role} is not mapped"
         );
     }
-    assert_eq!(fields.len(), 17);
+    assert_eq!(fields.len(), 18);
     let options = <task_run::Model as tasktrail::TrackingConfig>::OPTIONS;
     assert_eq!(options.redact, &["password", "token"]);
     assert_eq!(options.max_payload_bytes, 2048);
