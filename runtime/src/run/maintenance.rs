@@ -123,7 +123,7 @@ impl<M: TrackingConfig> Tracker<M> {
         let unreleased: Vec<String> =
             std::mem::take(&mut *runs.unreleased.lock().unwrap_or_else(|e| e.into_inner()));
         for (i, key) in unreleased.iter().enumerate() {
-            if let Err(err) = store::release(db, &scope, key).await {
+            if let Err(err) = store::release(db, &scope, key, true).await {
                 runs.unreleased
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -249,7 +249,7 @@ impl<M: TrackingConfig> Tracker<M> {
             let _ = self
                 .lifecycle(Event::interrupt(&lease.run_key, &message))
                 .await;
-            report.locks_freed += store::release(db, &scope, &lease.run_key).await?;
+            report.locks_freed += store::release(db, &scope, &lease.run_key, true).await?;
             tracing::warn!(key = %lease.run_key, %message, "tasktrail: run interrupted by the recovery sweep");
             if overlong {
                 report.overlong.push(lease.run_key);

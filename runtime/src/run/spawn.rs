@@ -232,10 +232,8 @@ impl<M: TrackingConfig> RunBuilder<M> {
             return Err(SpawnError::AlreadyRunning(key));
         }
 
-        if self.lock_objects
-            && let Some(objects) = &event.objects
-            && !objects.is_empty()
-        {
+        let locked = self.lock_objects && event.objects.as_ref().is_some_and(|o| !o.is_empty());
+        if locked && let Some(objects) = &event.objects {
             let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
             let scope = tracker.scope();
             let claim = store::Claim {
@@ -303,6 +301,7 @@ impl<M: TrackingConfig> RunBuilder<M> {
             recorder,
             lease,
             max_duration,
+            locked,
             task(ctx),
             tx,
         );
@@ -325,6 +324,7 @@ async fn execute<M, T, E, Fut>(
     recorder: Arc<Recorder<M>>,
     (name, started_ms, deadline_ms): (String, i64, Option<i64>),
     max_duration: Option<Duration>,
+    locked: bool,
     task: Fut,
     tx: oneshot::Sender<Result<T, RunError<E>>>,
 ) where
@@ -428,7 +428,7 @@ async fn execute<M, T, E, Fut>(
     let (outcome, finished) = ending;
 
     // The locks and the lease go once the terminal event is written.
-    if let Err(err) = store::release(tracker.db(), &scope, &key).await {
+    if let Err(err) = store::release(tracker.db(), &scope, &key, locked).await {
         tracing::warn!(key = %key, error = %err, "tasktrail: the run's locks could not be released; retrying with the heartbeat");
         inner
             .runs

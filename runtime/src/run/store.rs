@@ -204,18 +204,24 @@ pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
     Ok(Err(holders))
 }
 
-/// Frees the run's locks and removes its lease.
+/// Frees the run's locks (unless it is known to hold none) and removes its
+/// lease.
 pub(crate) async fn release(
     db: &impl ConnectionTrait,
     scope: &str,
     run_key: &str,
+    locks: bool,
 ) -> Result<u64, DbErr> {
-    let freed = lock::Entity::delete_many()
-        .filter(lock::Column::Scope.eq(scope))
-        .filter(lock::Column::RunKey.eq(run_key))
-        .exec(db)
-        .await?
-        .rows_affected;
+    let freed = if locks {
+        lock::Entity::delete_many()
+            .filter(lock::Column::Scope.eq(scope))
+            .filter(lock::Column::RunKey.eq(run_key))
+            .exec(db)
+            .await?
+            .rows_affected
+    } else {
+        0
+    };
     lease::Entity::delete_many()
         .filter(lease::Column::Scope.eq(scope))
         .filter(lease::Column::RunKey.eq(run_key))
