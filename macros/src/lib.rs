@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod dashboard;
 mod tracking;
 
 use proc_macro::TokenStream;
@@ -15,4 +16,12 @@ use proc_macro::TokenStream;
 pub fn derive_tracking_config(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     tracking::expand(&input).into()
+}
+
+/// The implementation of `tasktrail::dashboard!`; use that macro, which
+/// passes the runtime's path (`$crate`) to this one.
+#[doc(hidden)]
+#[proc_macro]
+pub fn dashboard(input: TokenStream) -> TokenStream {
+    dashboard::expand(input.into()).into()
 }

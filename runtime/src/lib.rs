@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod dashboard;
 pub mod fields;
 pub mod hooks;
 pub mod lifecycle;
@@ -61,6 +62,7 @@ pub mod run;
 pub mod schema;
 
 pub use config::{ColumnKind, FieldInfo, Role, TrackingConfig, TrackingOptions};
+pub use dashboard::{DashboardConfig, DashboardSettings};
 pub use fields::TrackedStatus;
 pub use hooks::{Actor, FormatHooks, PayloadKind, TrackedObject};
 pub use lifecycle::{
@@ -77,11 +79,71 @@ pub use run::{
 /// reference in the guide.
 pub use tasktrail_macros::TrackingConfig;
 
+/// Declares a dashboard configuration for a tracked entity: a plain struct
+/// with public fields, `Default` from the values given, serde so a settings
+/// file can override it, and [`DashboardConfig`] tying it to the entity.
+///
+/// ```
+/// mod task_run {
+///     use sea_orm::entity::prelude::*;
+///
+///     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, tasktrail::TrackingConfig)]
+///     #[sea_orm(table_name = "task_runs")]
+///     pub struct Model {
+///         #[sea_orm(primary_key)]
+///         pub id: i64,
+///         #[sea_orm(unique)]
+///         pub task_key: String,
+///         pub task_name: String,
+///         pub status: String,
+///         pub message: Option<String>,
+///         pub created_at: DateTimeUtc,
+///     }
+///
+///     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+///     pub enum Relation {}
+///
+///     impl ActiveModelBehavior for ActiveModel {}
+/// }
+///
+/// tasktrail::dashboard! {
+///     /// The operations dashboard.
+///     pub struct Ops<task_run::Entity> {
+///         title: "Background tasks",
+///         url_prefix: "/ops/tasks",
+///         poll_interval: 10s,
+///         columns: [task_name, status, created_at],
+///         search: [task_name, message],
+///         sort: created_at desc,
+///         actions: [cancel, retry],
+///     }
+/// }
+///
+/// let ops = Ops::default();
+/// assert_eq!(ops.title, "Background tasks");
+/// assert_eq!(ops.header_title, "Background tasks");
+/// assert_eq!(ops.poll_interval, std::time::Duration::from_secs(10));
+/// // A settings file overrides what it names and keeps the rest.
+/// let ops: Ops = serde_json::from_str(r#"{ "title": "Ops", "page_size": 20 }"#).unwrap();
+/// assert_eq!((ops.title.as_str(), ops.page_size), ("Ops", 20));
+/// assert_eq!(ops.url_prefix, "/ops/tasks");
+/// ```
+#[macro_export]
+macro_rules! dashboard {
+    ($($input:tt)*) => {
+        $crate::__private::dashboard_impl! { $crate; $($input)* }
+    };
+}
+
 /// What generated code uses. Not public API: may change in any release.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::config::{
         Binding, Encode, FieldInfo, Role, TrackingConfig, TrackingOptions, bind,
+    };
+    pub use crate::dashboard::{
+        Actions, DashboardConfig, DashboardSettings, SortOrder, deserialize_config,
+        serialize_config,
     };
     pub use crate::fields::{
         FlagField, KeyField, PayloadField, ProgressField, StatusField, TextField, TimestampField,
@@ -90,7 +152,15 @@ pub mod __private {
     pub use crate::hooks::{Actor, PayloadKind, TrackedObject};
     pub use crate::lifecycle::Tracker;
     pub use ::core::option::Option;
+    pub use ::core::time::Duration;
     pub use ::std::string::String;
+    pub use ::std::vec::Vec;
+    pub use sea_orm::EntityTrait;
+    pub use serde;
+    pub use tasktrail_macros::dashboard as dashboard_impl;
+
+    /// Fails to compile unless the field can be searched as text.
+    pub fn searchable<T: crate::dashboard::SearchableField + ?Sized>(_field: &T) {}
     pub use serde_json::Value as JsonValue;
 
     /// The default payload cap, for the derive.

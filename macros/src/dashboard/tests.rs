@@ -1,0 +1,72 @@
+//! Snapshot of the expansion, and every error of a configuration with many
+//! mistakes reported at once.
+
+use quote::quote;
+
+fn expand(input: proc_macro2::TokenStream) -> String {
+    let output = super::expand(input);
+    match syn::parse2::<syn::File>(output.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => output.to_string(),
+    }
+}
+
+#[test]
+fn full_configuration() {
+    insta::assert_snapshot!(expand(quote! {
+        ::tasktrail;
+        /// The operations dashboard.
+        pub struct OpsDashboard<crate::task_run::Entity> {
+            title: "Background tasks",
+            header_title: "Ops",
+            description: "Imports, reports and newsletters",
+            url_prefix: "/ops/tasks",
+            accent_colour: "#0f766e",
+            page_size: 25,
+            poll_interval: 10s,
+            columns: [task_name, status, percent, user_label, created_at],
+            filters: [status, task_name],
+            search: [task_name, message],
+            sort: created_at desc,
+            actions: [cancel, retry, delete],
+            retention_days: 30,
+            time_zone: "+02:00",
+            read_only: false,
+        }
+    }));
+}
+
+#[test]
+fn minimal_configuration() {
+    insta::assert_snapshot!(expand(quote! {
+        ::tasktrail;
+        struct Dash<task_run::Entity> {}
+    }));
+}
+
+#[test]
+fn every_mistake_is_reported() {
+    let output = super::expand(quote! {
+        ::tasktrail;
+        pub struct Dash<task_run::Entity> {
+            titel: "x",
+            title: 3,
+            url_prefix: "ops/",
+            accent_colour: "blue",
+            page_size: 0,
+            poll_interval: 10,
+            columns: [],
+            actions: [cancel, archive],
+            sort: created_at sideways,
+            time_zone: "Mars/Olympus",
+            read_only: yes,
+            filters: [status, status],
+            title: "again",
+        }
+    })
+    .to_string();
+    let count = output.matches("compile_error").count();
+    assert_eq!(count, 13, "{output}");
+    // The struct is still generated, so uses of it do not cascade.
+    assert!(output.contains("struct Dash"), "{output}");
+}
