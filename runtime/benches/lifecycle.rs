@@ -162,16 +162,22 @@ impl Sql {
         // The status guard: the move is allowed unless the stored status
         // blocks it.
         let guard = |col: &str, blocked: usize, then: &str| {
+            let list: &[&str] = if blocked == 5 {
+                &NOT_PENDING
+            } else {
+                &TERMINAL
+            };
+            let literals: Vec<String> = list.iter().map(|s| format!("'{s}'")).collect();
             format!(
                 r#"(CASE WHEN ("{t}"."status" IS NULL OR "{t}"."status" NOT IN ({})) THEN {then} ELSE "{t}"."{col}" END)"#,
-                marks(blocked)
+                literals.join(", ")
             )
         };
         let status = |blocked| guard("status", blocked, r#""excluded"."status""#);
         let state = |col: &str| guard(col, 4, &format!(r#""excluded"."{col}""#));
         let fill_text = |col: &str| {
             format!(
-                r#"(CASE WHEN ("{t}"."{col}" IS NULL OR "{t}"."{col}" = ?) THEN "excluded"."{col}" ELSE "{t}"."{col}" END)"#
+                r#"(CASE WHEN ("{t}"."{col}" IS NULL OR "{t}"."{col}" = '') THEN "excluded"."{col}" ELSE "{t}"."{col}" END)"#
             )
         };
         let fill = |col: &str| {
@@ -298,7 +304,7 @@ struct LeaseShape {
 impl Hand {
     async fn create(&self, key: &str, name: &str) -> SqlxResult {
         let now = Utc::now();
-        let mut q = sqlx::query(self.sql.create)
+        let q = sqlx::query(self.sql.create)
             .bind(key)
             .bind("pending")
             .bind(now)
@@ -306,48 +312,39 @@ impl Hand {
             .bind(name)
             .bind("anonymous")
             .bind(Json(&ARGS));
-        for s in NOT_PENDING {
-            q = q.bind(s);
-        }
-        q.bind("").bind("").execute(&self.pool).await?;
+        q.execute(&self.pool).await?;
         Ok(())
     }
 
     async fn start(&self, key: &str) -> SqlxResult {
         let now = Utc::now();
-        let mut q = sqlx::query(self.sql.start)
+        let q = sqlx::query(self.sql.start)
             .bind(key)
             .bind("in_progress")
             .bind(now)
             .bind(now)
             .bind(now)
             .bind("");
-        for s in TERMINAL.iter().chain(&TERMINAL) {
-            q = q.bind(*s);
-        }
         q.execute(&self.pool).await?;
         Ok(())
     }
 
     async fn progress(&self, key: &str, percent: f64) -> SqlxResult {
         let now = Utc::now();
-        let mut q = sqlx::query(self.sql.progress)
+        let q = sqlx::query(self.sql.progress)
             .bind(key)
             .bind("in_progress")
             .bind(now)
             .bind(now)
             .bind(percent)
             .bind("");
-        for s in TERMINAL.iter().chain(&TERMINAL) {
-            q = q.bind(*s);
-        }
         q.execute(&self.pool).await?;
         Ok(())
     }
 
     async fn complete<T: serde::Serialize + Sync>(&self, key: &str, result: &T) -> SqlxResult {
         let now = Utc::now();
-        let mut q = sqlx::query(self.sql.complete)
+        let q = sqlx::query(self.sql.complete)
             .bind(key)
             .bind("success")
             .bind(now)
@@ -356,11 +353,6 @@ impl Hand {
             .bind(Json(result))
             .bind(100.0_f64)
             .bind("");
-        for _ in 0..4 {
-            for s in TERMINAL {
-                q = q.bind(s);
-            }
-        }
         q.execute(&self.pool).await?;
         Ok(())
     }

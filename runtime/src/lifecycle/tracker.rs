@@ -2,7 +2,7 @@
 //! mapping, writes them in one statement each, and keeps what the database
 //! refuses while it is unreachable.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,7 +17,7 @@ use crate::hooks::{
     Actor, PayloadKind, TrackedObject, cap_payload, default_format_objects, default_format_user,
     redact,
 };
-use crate::lifecycle::write::{Cell, Class, Prepared, Statement, placeholder};
+use crate::lifecycle::write::{Cell, Class, Prepared, Shape, Statement, placeholder};
 use crate::lifecycle::{Event, EventKind};
 
 /// Why an event could not be recorded.
@@ -179,6 +179,7 @@ pub(crate) struct Inner {
     queue: Mutex<VecDeque<Event>>,
     flushing: AtomicBool,
     drained: Notify,
+    sql_cache: Mutex<HashMap<Shape, Arc<str>>>,
 }
 
 /// The lifecycle manager of the tracked model `M`.
@@ -284,6 +285,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 queue: Mutex::new(VecDeque::new()),
                 flushing: AtomicBool::new(false),
                 drained: Notify::new(),
+                sql_cache: Mutex::new(HashMap::new()),
             }),
             _model: PhantomData,
         }
@@ -335,6 +337,13 @@ impl<M: TrackingConfig> Tracker<M> {
         }
     }
 
+    fn sql_cache(&self) -> std::sync::MutexGuard<'_, HashMap<Shape, Arc<str>>> {
+        self.inner
+            .sql_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Event>> {
         // A panic while holding the lock cannot leave the queue half-written.
         self.inner.queue.lock().unwrap_or_else(|e| e.into_inner())
@@ -378,9 +387,37 @@ impl<M: TrackingConfig> Tracker<M> {
         let prepared = self.prepare(event);
         let db = &self.inner.db;
         let backend = db.get_database_backend();
-        let result = match prepared.statement() {
-            Statement::Upsert(stmt) => db.execute_raw(backend.build(&stmt)).await,
-            Statement::Update(stmt) => db.execute_raw(backend.build(&stmt)).await,
+        let result = match prepared.shape() {
+            // The SQL of an upsert is rendered once per shape.
+            Some(shape) => {
+                let values = prepared.upsert_values();
+                let cached = self.sql_cache().get(&shape).cloned();
+                let sql = match cached {
+                    Some(sql) => sql,
+                    None => {
+                        let Statement::Upsert(stmt) = prepared.statement() else {
+                            unreachable!("an event with a status is an upsert")
+                        };
+                        let built = backend.build(&stmt);
+                        debug_assert_eq!(
+                            built.values.as_ref().map(|v| v.0.as_slice()),
+                            Some(values.as_slice()),
+                            "the cached SQL binds the values in column order"
+                        );
+                        let sql: Arc<str> = built.sql.into();
+                        self.sql_cache().insert(shape, sql.clone());
+                        sql
+                    }
+                };
+                db.execute_raw(sea_orm::Statement::from_sql_and_values(
+                    backend, &*sql, values,
+                ))
+                .await
+            }
+            None => match prepared.statement() {
+                Statement::Upsert(stmt) => db.execute_raw(backend.build(&stmt)).await,
+                Statement::Update(stmt) => db.execute_raw(backend.build(&stmt)).await,
+            },
         };
         match result {
             Ok(res) => {

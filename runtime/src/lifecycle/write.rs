@@ -15,17 +15,22 @@
 //!
 //! `cleanup` is a plain `UPDATE … WHERE key = ?` of the cleaned flag and
 //! `updated_at`: it never creates a row.
+//!
+//! The blocked statuses and the empty-text check are SQL literals, so the
+//! only bound values are the inserted ones, in column order: the SQL of an
+//! upsert depends only on the event's [`Shape`], and the tracker renders it
+//! once per shape.
 
 use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, InsertStatement, OnConflict, Query, UpdateStatement,
 };
-use sea_orm::{ColumnTrait, EntityName, Value};
+use sea_orm::{ColumnTrait, EntityName, IdenStatic, Value};
 
 use crate::config::{Binding, ColumnOf, Encode, Role, TrackingConfig};
 use crate::lifecycle::{Progress, Status};
 
 /// How a column is written when the row already exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Class {
     /// Written whenever carried (name, user, objects, args, extras).
     Identity,
@@ -59,6 +64,15 @@ pub(crate) struct Prepared<M: TrackingConfig> {
 pub(crate) enum Statement {
     Upsert(InsertStatement),
     Update(UpdateStatement),
+}
+
+/// What an upsert's SQL depends on: the target status and, per column,
+/// its class and whether its value is text (a text `Fill` also checks for
+/// the empty placeholder).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Shape {
+    status: Status,
+    cells: Vec<(&'static str, Class, bool)>,
 }
 
 fn excluded<C: ColumnTrait>(col: C) -> Expr {
@@ -99,6 +113,42 @@ impl<M: TrackingConfig> Prepared<M> {
         }
     }
 
+    /// The upsert's shape, for events that move the status.
+    pub fn shape(&self) -> Option<Shape> {
+        let (_, status) = self.status?;
+        Some(Shape {
+            status,
+            cells: self
+                .cells
+                .iter()
+                .map(|c| {
+                    (
+                        c.column.as_str(),
+                        c.class,
+                        matches!(c.value, Value::String(_)),
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// The upsert's bound values, in the order its SQL binds them: the key,
+    /// the status, then the cells.
+    pub fn upsert_values(&self) -> Vec<Value> {
+        let Some((_, status)) = self.status else {
+            return Vec::new();
+        };
+        let encode_status = match M::binding(Role::Status).map(|b| b.encode) {
+            Some(Encode::Status(f, _)) => f,
+            _ => unreachable!("the derive guarantees a status column with a status encoder"),
+        };
+        let mut values = Vec::with_capacity(self.cells.len() + 2);
+        values.push(self.key_value.clone());
+        values.push(encode_status(status));
+        values.extend(self.cells.iter().map(|c| c.value.clone()));
+        values
+    }
+
     pub fn statement(&self) -> Statement {
         match self.status {
             Some((status_col, status)) => Statement::Upsert(self.upsert(status_col, status)),
@@ -130,7 +180,7 @@ impl<M: TrackingConfig> Prepared<M> {
         let blocked: Vec<Expr> = status
             .blocked_from()
             .iter()
-            .map(|s| Self::save(status_col, encode_status(*s)))
+            .map(|s| status_col.save_as(Expr::Constant(encode_status(*s))))
             .collect();
         let allowed = existing::<M>(status_col)
             .is_null()
@@ -155,7 +205,10 @@ impl<M: TrackingConfig> Prepared<M> {
                 Class::Fill => {
                     let stored = existing::<M>(col);
                     let empty = match cell.value {
-                        Value::String(_) => stored.clone().is_null().or(stored.clone().eq("")),
+                        Value::String(_) => stored
+                            .clone()
+                            .is_null()
+                            .or(stored.clone().eq(Expr::Constant("".into()))),
                         _ => stored.clone().is_null(),
                     };
                     on_conflict.value(col, Expr::case(empty, excluded(col)).finally(stored));

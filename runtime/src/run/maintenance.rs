@@ -147,6 +147,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 .filter(|(_, control)| control.lease_written.load(Ordering::Acquire) != insert)
                 .map(|(key, control)| store::LeaseRow {
                     run_key: key,
+                    locked: control.locked,
                     task_name: &control.name,
                     started_ms: control.started_ms,
                     deadline_ms: control.deadline_ms,

@@ -89,6 +89,8 @@ pub(crate) struct Control {
     pub reason: Mutex<Option<CancelReason>>,
     pub started_ms: i64,
     pub deadline_ms: Option<i64>,
+    /// Whether the run holds object locks.
+    pub locked: bool,
     /// Whether the run's lease row has been written.
     pub lease_written: std::sync::atomic::AtomicBool,
 }

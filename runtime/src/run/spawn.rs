@@ -219,6 +219,7 @@ impl<M: TrackingConfig> RunBuilder<M> {
         let max_duration = self.max_duration.or(options.max_duration);
         let started_ms = now_ms();
         let deadline_ms = max_duration.map(|d| started_ms + super::ms(d));
+        let locked = self.lock_objects && event.objects.as_ref().is_some_and(|o| !o.is_empty());
         let control = Arc::new(Control {
             name: name.clone(),
             cancel: Default::default(),
@@ -226,13 +227,13 @@ impl<M: TrackingConfig> RunBuilder<M> {
             reason: Default::default(),
             started_ms,
             deadline_ms,
+            locked,
             lease_written: Default::default(),
         });
         if runs.active().contains_key(&key) {
             return Err(SpawnError::AlreadyRunning(key));
         }
 
-        let locked = self.lock_objects && event.objects.as_ref().is_some_and(|o| !o.is_empty());
         if locked && let Some(objects) = &event.objects {
             let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
             let scope = tracker.scope();
@@ -341,8 +342,10 @@ async fn execute<M, T, E, Fut>(
     let main = async {
         // The lease, so that the run is recovered if this process dies. The
         // heartbeat writes it again if the database is down now.
+        // Its locks (if any) were just taken with a fresh expiry.
         let lease = store::LeaseRow {
             run_key: &key,
+            locked: false,
             task_name: &name,
             started_ms,
             deadline_ms,

@@ -233,13 +233,15 @@ pub(crate) async fn release(
 /// One run's lease, as the heartbeat writes it.
 pub(crate) struct LeaseRow<'a> {
     pub run_key: &'a str,
+    /// Whether the run holds locks to refresh.
+    pub locked: bool,
     pub task_name: &'a str,
     pub started_ms: i64,
     pub deadline_ms: Option<i64>,
 }
 
 /// Writes the leases of `runs` (`insert`), or refreshes those that exist,
-/// and refreshes their locks.
+/// and refreshes the locks of those that hold some.
 ///
 /// A refresh never re-creates a lease: a run that ended (and deleted its
 /// lease) while the heartbeat was under way stays without one.
@@ -298,13 +300,20 @@ pub(crate) async fn heartbeat(
             db.execute(&refresh).await?;
         }
 
-        let mut refresh = Query::update();
-        refresh
-            .table(lock::Entity)
-            .value(lock::Column::ExpiresMs, now + ttl_ms)
-            .and_where(Expr::col(lock::Column::Scope).eq(scope))
-            .and_where(Expr::col(lock::Column::RunKey).is_in(chunk.iter().map(|r| r.run_key)));
-        db.execute(&refresh).await?;
+        let locked: Vec<&str> = chunk
+            .iter()
+            .filter(|r| r.locked)
+            .map(|r| r.run_key)
+            .collect();
+        if !locked.is_empty() {
+            let mut refresh = Query::update();
+            refresh
+                .table(lock::Entity)
+                .value(lock::Column::ExpiresMs, now + ttl_ms)
+                .and_where(Expr::col(lock::Column::Scope).eq(scope))
+                .and_where(Expr::col(lock::Column::RunKey).is_in(locked));
+            db.execute(&refresh).await?;
+        }
     }
     Ok(())
 }
