@@ -357,3 +357,68 @@ async fn spawned_run_survives_locked_sqlite_file() {
     assert_eq!(row.result_payload, Some(serde_json::json!("imported")));
     assert_eq!(tracker.stats().dropped, 0);
 }
+
+/// Issue 3, point 9: what overflows the retry queue is refused with an error,
+/// counted and logged — never dropped silently — and what fits lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_queue_overflow_is_counted() {
+    let (db, guard) = connect(Backend::SqliteFile).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let mut opts = sea_orm::ConnectOptions::new(guard.url.clone());
+    opts.max_connections(1);
+    let db = Database::connect(opts).await.unwrap();
+    db.execute_unprepared("PRAGMA busy_timeout = 50")
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::with_options(
+        db,
+        tasktrail::TrackerOptions {
+            queue_capacity: 3,
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(50),
+            ..Default::default()
+        },
+    );
+    tracker
+        .lifecycle(Event::create("overflow").name("import"))
+        .await
+        .unwrap();
+    let locker = second_pool(&guard, 1).await;
+    let txn = sea_orm::TransactionTrait::begin(&locker).await.unwrap();
+    txn.execute_unprepared("UPDATE task_runs SET message = 'locked'")
+        .await
+        .unwrap();
+
+    let mut outcomes = Vec::new();
+    for p in [10.0, 20.0, 30.0, 40.0, 50.0] {
+        outcomes.push(tracker.lifecycle(Event::progress("overflow", p)).await);
+    }
+    let queued = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Written::Queued)))
+        .count();
+    let refused: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().err().map(ToString::to_string))
+        .collect();
+    assert_eq!(queued, 3, "{outcomes:?}");
+    assert_eq!(refused.len(), 2, "{outcomes:?}");
+    assert!(
+        refused[0].contains("retry queue is full (3 events)"),
+        "{refused:?}"
+    );
+    let stats = tracker.stats();
+    assert_eq!((stats.queued, stats.dropped), (3, 2), "{stats:?}");
+
+    txn.rollback().await.unwrap();
+    assert!(tracker.flush(Duration::from_secs(30)).await);
+    let row = status_of(tracker.db(), "overflow").await.unwrap();
+    assert_eq!(
+        row.percent,
+        Some(30.0),
+        "the queued events landed, in order"
+    );
+}

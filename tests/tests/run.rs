@@ -433,9 +433,24 @@ async fn progress_is_coalesced(backend: Backend) {
 }
 
 // 2. every tracing event inside a run carries its key, through the `task`
-// span.
+// span. A current-thread runtime, so that the test's default subscriber sees
+// the spawned runs.
 #[tokio::test]
-async fn tracing_events_carry_the_run_key() {
+async fn tracing_events_carry_the_run_key_sqlite_file() {
+    tracing_events_carry_the_run_key(Backend::SqliteFile).await;
+}
+
+#[tokio::test]
+async fn tracing_events_carry_the_run_key_sqlite_memory() {
+    tracing_events_carry_the_run_key(Backend::SqliteMemory).await;
+}
+
+#[tokio::test]
+async fn tracing_events_carry_the_run_key_postgres() {
+    tracing_events_carry_the_run_key(Backend::Postgres).await;
+}
+
+async fn tracing_events_carry_the_run_key(backend: Backend) {
     use tracing_subscriber::layer::SubscriberExt;
     let buffer = tasktrail_tests::LogBuffer::default();
     let subscriber = tracing_subscriber::registry().with(
@@ -444,7 +459,7 @@ async fn tracing_events_carry_the_run_key() {
             .with_ansi(false),
     );
     let _default = tracing::subscriber::set_default(subscriber);
-    let (tracker, _g) = setup(Backend::SqliteMemory, quick()).await;
+    let (tracker, _g) = setup(backend, quick()).await;
     let mut keys = Vec::new();
     for i in 0..3 {
         let run = tracker

@@ -2,6 +2,7 @@
 //! and — as it grows — the router, pages, live updates and JSON API.
 
 mod config;
+pub mod query;
 
 pub use config::{
     Actions, DashboardConfig, DashboardSettings, SearchableField, SettingsError, SettingsPatch,

@@ -1,0 +1,476 @@
+//! The runs list as data: what a list URL asks for (filters, search, sort,
+//! cursor, limit), checked against the dashboard's settings and the tracked
+//! model, and the query that answers it with keyset pagination.
+//!
+//! Pages are cut by the sort value and the key of the last row shown (the
+//! cursor), not by an offset: rows inserted while someone pages through the
+//! list never shift or repeat the rows of the next page, and a deep page
+//! costs what the first one costs.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, Value,
+};
+
+use crate::config::{
+    ColumnKind, ColumnOf, Encode, FieldInfo, Role, TrackingConfig, column_value, find_all,
+};
+use crate::dashboard::DashboardSettings;
+use crate::lifecycle::Status;
+
+/// A query parameter that is not valid: answered with 400 and this message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("query parameter `{param}`: {message}")]
+pub struct QueryError {
+    /// The parameter.
+    pub param: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn bad(param: &str, message: impl Into<String>) -> QueryError {
+    QueryError {
+        param: param.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// One filter: the field equals one of the values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Filter {
+    /// The model field.
+    pub field: &'static str,
+    /// The values as written in the URL.
+    pub values: Vec<String>,
+}
+
+/// A checked list request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListQuery {
+    /// Filters, ANDed; the values of one filter are ORed.
+    pub filters: Vec<Filter>,
+    /// Free text looked for in the search fields.
+    pub search: Option<String>,
+    /// The field the list is sorted by.
+    pub sort: &'static str,
+    /// Largest first.
+    pub descending: bool,
+    /// Where the page starts (the cursor of the previous page's last row).
+    pub after: Option<String>,
+    /// Rows per page.
+    pub limit: u64,
+}
+
+/// The most rows one page may ask for.
+pub const MAX_LIMIT: u64 = 1_000;
+
+fn field<M: TrackingConfig>(name: &str) -> Option<&'static FieldInfo<ColumnOf<M>>> {
+    M::FIELDS.iter().find(|f| f.field == name)
+}
+
+fn role_field<M: TrackingConfig>(role: Role) -> Option<&'static str> {
+    M::field(role).map(|f| f.field)
+}
+
+/// The filters a dashboard offers: the configured ones, or the status and
+/// name fields.
+pub fn filter_fields<M: TrackingConfig>(settings: &DashboardSettings) -> Vec<&'static str> {
+    if settings.filters.is_empty() {
+        [Role::Status, Role::Name]
+            .into_iter()
+            .filter_map(role_field::<M>)
+            .collect()
+    } else {
+        settings
+            .filters
+            .iter()
+            .filter_map(|f| field::<M>(f).map(|f| f.field))
+            .collect()
+    }
+}
+
+/// The fields free-text search looks in: the configured ones, or the key,
+/// name and message fields.
+pub fn search_fields<M: TrackingConfig>(settings: &DashboardSettings) -> Vec<&'static str> {
+    if settings.search.is_empty() {
+        [Role::Key, Role::Name, Role::Message]
+            .into_iter()
+            .filter_map(role_field::<M>)
+            .collect()
+    } else {
+        settings
+            .search
+            .iter()
+            .filter_map(|f| field::<M>(f).map(|f| f.field))
+            .collect()
+    }
+}
+
+/// The default order: the configured one, or newest first by `created_at`
+/// (the key when no creation time is mapped).
+pub fn default_sort<M: TrackingConfig>(settings: &DashboardSettings) -> (&'static str, bool) {
+    if let Some(f) = field::<M>(&settings.sort.field) {
+        return (f.field, settings.sort.descending);
+    }
+    match role_field::<M>(Role::CreatedAt) {
+        Some(created) => (created, true),
+        None => (role_field::<M>(Role::Key).expect("a key is mapped"), true),
+    }
+}
+
+impl ListQuery {
+    /// Checks the query string's pairs: `FIELD=value` for each filter field
+    /// (repeatable), `q`, `sort` (`field` or `-field`), `after`, `limit`.
+    /// Anything else is an error, so a typo never silently shows everything.
+    pub fn parse<M: TrackingConfig>(
+        settings: &DashboardSettings,
+        pairs: &[(String, String)],
+    ) -> Result<Self, QueryError> {
+        let filterable = filter_fields::<M>(settings);
+        let (sort, descending) = default_sort::<M>(settings);
+        let mut query = ListQuery {
+            filters: Vec::new(),
+            search: None,
+            sort,
+            descending,
+            after: None,
+            limit: u64::from(settings.page_size),
+        };
+        let mut seen_single: Vec<&str> = Vec::new();
+        for (name, value) in pairs {
+            let name = name.as_str();
+            if matches!(name, "q" | "sort" | "after" | "limit") {
+                if seen_single.contains(&name) {
+                    return Err(bad(name, "given more than once"));
+                }
+                seen_single.push(name);
+            }
+            match name {
+                "q" => {
+                    let text = value.trim();
+                    if text.chars().count() > 200 {
+                        return Err(bad("q", "longer than 200 characters"));
+                    }
+                    if !text.is_empty() {
+                        query.search = Some(text.to_owned());
+                    }
+                }
+                "sort" => {
+                    let (desc, name) = match value.strip_prefix('-') {
+                        Some(rest) => (true, rest),
+                        None => (false, value.as_str()),
+                    };
+                    let f = field::<M>(name).ok_or_else(|| {
+                        bad("sort", format!("`{name}` is not a field of the runs"))
+                    })?;
+                    if !sortable(f) {
+                        return Err(bad(
+                            "sort",
+                            format!("the runs cannot be sorted by `{name}`"),
+                        ));
+                    }
+                    query.sort = f.field;
+                    query.descending = desc;
+                }
+                "after" => {
+                    if !value.is_empty() {
+                        Cursor::decode(value)
+                            .ok_or_else(|| bad("after", "not a cursor from this list"))?;
+                        query.after = Some(value.clone());
+                    }
+                }
+                "limit" => {
+                    let n: u64 = value
+                        .parse()
+                        .map_err(|_| bad("limit", format!("`{value}` is not a whole number")))?;
+                    if !(1..=MAX_LIMIT).contains(&n) {
+                        return Err(bad(
+                            "limit",
+                            format!("{n} is not between 1 and {MAX_LIMIT}"),
+                        ));
+                    }
+                    query.limit = n;
+                }
+                _ => {
+                    let Some(field) = filterable.iter().find(|f| **f == name) else {
+                        return Err(bad(
+                            name,
+                            format!(
+                                "not a filter of this list (filters: {})",
+                                filterable.join(", ")
+                            ),
+                        ));
+                    };
+                    // Checked now, so the query never fails on it.
+                    filter_value::<M>(field, value)?;
+                    match query.filters.iter_mut().find(|f| f.field == *field) {
+                        Some(f) => f.values.push(value.clone()),
+                        None => query.filters.push(Filter {
+                            field,
+                            values: vec![value.clone()],
+                        }),
+                    }
+                }
+            }
+        }
+        Ok(query)
+    }
+
+    /// The query string pairs that reproduce this query (without `after`):
+    /// the list's state in its URL.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        for f in &self.filters {
+            for v in &f.values {
+                pairs.push((f.field.to_owned(), v.clone()));
+            }
+        }
+        if let Some(q) = &self.search {
+            pairs.push(("q".into(), q.clone()));
+        }
+        let sign = if self.descending { "-" } else { "" };
+        pairs.push(("sort".into(), format!("{sign}{}", self.sort)));
+        pairs
+    }
+}
+
+fn sortable<C: ColumnTrait>(f: &FieldInfo<C>) -> bool {
+    matches!(
+        f.kind(),
+        ColumnKind::Text | ColumnKind::Number | ColumnKind::Timestamp | ColumnKind::Bool
+    )
+}
+
+/// A filter value as a column value.
+fn filter_value<M: TrackingConfig>(field_name: &str, text: &str) -> Result<Value, QueryError> {
+    let f = field::<M>(field_name).expect("filter fields are model fields");
+    if f.role == Some(Role::Status) {
+        let status: Status = text
+            .parse()
+            .map_err(|e: crate::lifecycle::ParseStatusError| bad(field_name, e.to_string()))?;
+        let Some(Encode::Status(encode, _)) = M::binding(Role::Status).map(|b| b.encode) else {
+            unreachable!("the status role has a status encoder")
+        };
+        return Ok(encode(status));
+    }
+    match f.kind() {
+        ColumnKind::Text => Ok(Value::String(Some(text.to_owned()))),
+        ColumnKind::Bool => match text {
+            "true" => Ok(Value::Bool(Some(true))),
+            "false" => Ok(Value::Bool(Some(false))),
+            _ => Err(bad(
+                field_name,
+                format!("`{text}` is not `true` or `false`"),
+            )),
+        },
+        ColumnKind::Number => {
+            if let Ok(n) = text.parse::<i64>() {
+                Ok(Value::BigInt(Some(n)))
+            } else {
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .map(|x| Value::Double(Some(x)))
+                    .ok_or_else(|| bad(field_name, format!("`{text}` is not a number")))
+            }
+        }
+        _ => Err(bad(field_name, "this field cannot be filtered by value")),
+    }
+}
+
+/// Where a page starts: the sort value and the key of the row before it.
+#[derive(Clone, Debug, PartialEq)]
+struct Cursor {
+    value: Value,
+    key: String,
+}
+
+impl Cursor {
+    fn encode(&self) -> Option<String> {
+        let (tag, json) = match &self.value {
+            Value::String(Some(s)) => ("s", serde_json::json!(s)),
+            Value::Bool(Some(b)) => ("b", serde_json::json!(b)),
+            Value::TinyInt(Some(n)) => ("i", serde_json::json!(n)),
+            Value::SmallInt(Some(n)) => ("i", serde_json::json!(n)),
+            Value::Int(Some(n)) => ("i", serde_json::json!(n)),
+            Value::BigInt(Some(n)) => ("i", serde_json::json!(n)),
+            Value::Float(Some(x)) => ("f", serde_json::json!(x)),
+            Value::Double(Some(x)) => ("f", serde_json::json!(x)),
+            Value::ChronoDateTimeUtc(Some(t)) => ("tu", serde_json::json!(t.to_rfc3339())),
+            Value::ChronoDateTimeWithTimeZone(Some(t)) => ("tz", serde_json::json!(t.to_rfc3339())),
+            Value::ChronoDateTime(Some(t)) => ("tn", serde_json::json!(t)),
+            _ => ("n", serde_json::Value::Null),
+        };
+        let text = serde_json::to_string(&(tag, json, &self.key)).ok()?;
+        Some(URL_SAFE_NO_PAD.encode(text))
+    }
+
+    fn decode(token: &str) -> Option<Cursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+        let (tag, json, key): (String, serde_json::Value, String) =
+            serde_json::from_slice(&bytes).ok()?;
+        let value = match tag.as_str() {
+            "s" => Value::String(Some(json.as_str()?.to_owned())),
+            "b" => Value::Bool(Some(json.as_bool()?)),
+            "i" => Value::BigInt(Some(json.as_i64()?)),
+            "f" => Value::Double(Some(json.as_f64()?)),
+            "tu" => Value::ChronoDateTimeUtc(Some(
+                chrono::DateTime::parse_from_rfc3339(json.as_str()?)
+                    .ok()?
+                    .with_timezone(&chrono::Utc),
+            )),
+            "tz" => Value::ChronoDateTimeWithTimeZone(Some(
+                chrono::DateTime::parse_from_rfc3339(json.as_str()?).ok()?,
+            )),
+            "tn" => Value::ChronoDateTime(Some(serde_json::from_value(json).ok()?)),
+            "n" => Value::String(None),
+            _ => return None,
+        };
+        Some(Cursor { value, key })
+    }
+}
+
+/// One page of runs.
+#[derive(Clone, Debug)]
+pub struct Page<M> {
+    /// The rows, in the list's order.
+    pub rows: Vec<M>,
+    /// The cursor of the next page, if there is one.
+    pub next: Option<String>,
+}
+
+/// Runs `query`: one `SELECT` with the filters, the search, the keyset
+/// condition, the order and `limit + 1` rows (to know whether a next page
+/// exists).
+pub async fn list<M: TrackingConfig>(
+    db: &DatabaseConnection,
+    settings: &DashboardSettings,
+    query: &ListQuery,
+) -> Result<Page<M>, DbErr> {
+    let key_col = M::binding(Role::Key).expect("a key is mapped").column;
+    let Encode::Key(encode_key) = M::binding(Role::Key).expect("a key").encode else {
+        unreachable!("the key has a key encoder")
+    };
+    let sort_col = field::<M>(query.sort).expect("checked by parse").column;
+    let mut select = M::Entity::find().filter(conditions::<M>(settings, query));
+    if let Some(cursor) = query.after.as_deref().and_then(Cursor::decode) {
+        let value = sort_col.save_as(Expr::val(cursor.value));
+        let key = encode_key(&cursor.key);
+        let (beyond, key_beyond) = if query.descending {
+            (
+                Expr::col(sort_col).lt(value.clone()),
+                Expr::col(key_col).lt(key),
+            )
+        } else {
+            (
+                Expr::col(sort_col).gt(value.clone()),
+                Expr::col(key_col).gt(key),
+            )
+        };
+        select = select.filter(
+            Condition::any().add(beyond).add(
+                Condition::all()
+                    .add(Expr::col(sort_col).eq(value))
+                    .add(key_beyond),
+            ),
+        );
+    }
+    let order = if query.descending {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let select = select
+        .order_by(sort_col, order.clone())
+        .order_by(key_col, order)
+        .limit(query.limit + 1);
+    let mut rows = find_all(select, db).await?;
+    let next = if rows.len() as u64 > query.limit {
+        rows.truncate(query.limit as usize);
+        rows.last().and_then(|last| {
+            let key = crate::config::value_text(column_value::<M::Entity>(last, key_col))?;
+            Cursor {
+                value: column_value::<M::Entity>(last, sort_col),
+                key,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Page { rows, next })
+}
+
+/// The filters and the search as one condition.
+fn conditions<M: TrackingConfig>(settings: &DashboardSettings, query: &ListQuery) -> Condition {
+    let mut all = Condition::all();
+    for filter in &query.filters {
+        let col = field::<M>(filter.field).expect("checked by parse").column;
+        let values: Vec<Expr> = filter
+            .values
+            .iter()
+            .filter_map(|v| filter_value::<M>(filter.field, v).ok())
+            .map(|v| col.save_as(Expr::val(v)))
+            .collect();
+        all = all.add(Expr::col(col).is_in(values));
+    }
+    if let Some(text) = &query.search {
+        let escaped: String = text
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        let mut any = Condition::any();
+        for name in search_fields::<M>(settings) {
+            let col = field::<M>(name)
+                .expect("search fields are model fields")
+                .column;
+            any = any.add(
+                Expr::expr(Func::lower(Expr::col(col)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
+            );
+        }
+        all = all.add(any);
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        for value in [
+            Value::String(Some("a b".into())),
+            Value::BigInt(Some(-3)),
+            Value::Double(Some(2.5)),
+            Value::Bool(Some(true)),
+            Value::ChronoDateTimeUtc(Some(t)),
+        ] {
+            let cursor = Cursor {
+                value,
+                key: "k-1".into(),
+            };
+            assert_eq!(Cursor::decode(&cursor.encode().unwrap()), Some(cursor));
+        }
+        for junk in [
+            "",
+            "%%%",
+            "bm90IGpzb24",
+            &URL_SAFE_NO_PAD.encode(r#"["x",1,"k"]"#),
+        ] {
+            assert_eq!(Cursor::decode(junk), None, "{junk}");
+        }
+    }
+}
