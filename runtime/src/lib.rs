@@ -62,7 +62,7 @@ pub mod run;
 pub mod schema;
 
 pub use config::{ColumnKind, FieldInfo, Role, TrackingConfig, TrackingOptions};
-pub use dashboard::{DashboardConfig, DashboardSettings};
+pub use dashboard::{Dashboard, DashboardConfig, DashboardSettings};
 pub use fields::TrackedStatus;
 pub use hooks::{Actor, FormatHooks, PayloadKind, TrackedObject};
 pub use lifecycle::{

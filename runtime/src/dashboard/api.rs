@@ -1,0 +1,228 @@
+//! The JSON API: the runs list (the same filters and pagination as the
+//! page), one run, and the overview's counts.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Map, Value as JsonValue, json};
+
+use crate::config::{Encode, Role, TrackingConfig, column_value, find_one};
+use crate::dashboard::query::{ListQuery, QueryError, list};
+use crate::dashboard::{DashboardConfig, Shared};
+use crate::lifecycle::Status;
+
+/// A JSON response with `<`, `>` and `&` written as `\u003c`, `\u003e`,
+/// `\u0026` (they can only occur inside JSON strings, so the value is the
+/// same), so that no run text can close a `<script>` or be sniffed as HTML.
+pub(crate) struct SafeJson(pub JsonValue);
+
+impl IntoResponse for SafeJson {
+    fn into_response(self) -> Response {
+        let text = self.0.to_string();
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match c {
+                '<' => out.push_str("\\u003c"),
+                '>' => out.push_str("\\u003e"),
+                '&' => out.push_str("\\u0026"),
+                c => out.push(c),
+            }
+        }
+        (
+            [
+                (axum::http::header::CONTENT_TYPE, "application/json"),
+                (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            out,
+        )
+            .into_response()
+    }
+}
+
+/// A column value as JSON: timestamps in RFC 3339.
+pub(crate) fn value_json(value: &sea_orm::Value) -> JsonValue {
+    use sea_orm::Value as V;
+    match value {
+        V::ChronoDateTimeUtc(Some(t)) => JsonValue::String(t.to_rfc3339()),
+        V::ChronoDateTimeWithTimeZone(Some(t)) => JsonValue::String(t.to_rfc3339()),
+        V::ChronoDateTimeLocal(Some(t)) => JsonValue::String(t.to_rfc3339()),
+        V::ChronoDateTime(Some(t)) => {
+            JsonValue::String(t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+        }
+        V::ChronoDate(Some(d)) => JsonValue::String(d.to_string()),
+        V::ChronoTime(Some(t)) => JsonValue::String(t.to_string()),
+        other => sea_orm::sea_query::sea_value_to_json_value(other),
+    }
+}
+
+/// An API error: a status and a message, as `{"error": "…"}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, err.to_string())
+    }
+}
+
+impl From<DbErr> for ApiError {
+    fn from(err: DbErr) -> Self {
+        tracing::error!(error = %err, "tasktrail dashboard: database error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the runs database did not answer; try again",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, SafeJson(json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// The query string as decoded pairs; a malformed one is a 400.
+pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// A run as JSON: every field of the model under its name.
+pub(crate) fn run_json<M: TrackingConfig>(row: &M) -> JsonValue {
+    let mut out = Map::new();
+    for field in M::FIELDS {
+        let value = column_value::<M::Entity>(row, field.column);
+        let json = match (field.role, &value) {
+            // Status as tasktrail's name, whatever the column stores.
+            (Some(Role::Status), _) => M::decode_status(value.clone())
+                .map(|s| JsonValue::String(s.as_str().to_owned()))
+                .unwrap_or_else(|| value_json(&value)),
+            // JSON stored as text is shown as JSON.
+            (Some(Role::Args | Role::Kwargs | Role::Result), sea_orm::Value::String(Some(t))) => {
+                serde_json::from_str(t).unwrap_or_else(|_| JsonValue::String(t.clone()))
+            }
+            _ => value_json(&value),
+        };
+        out.insert(field.field.to_owned(), json);
+    }
+    JsonValue::Object(out)
+}
+
+/// `GET {prefix}/api/runs`
+pub(crate) async fn runs<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    RawQuery(raw): RawQuery,
+) -> Result<SafeJson, ApiError> {
+    let settings = &shared.settings;
+    let query = ListQuery::parse::<C::Model>(settings, &query_pairs(raw.as_deref()))?;
+    let page = list::<C::Model>(shared.tracker.db(), settings, &query).await?;
+    Ok(SafeJson(json!({
+        "runs": page.rows.iter().map(run_json::<C::Model>).collect::<Vec<_>>(),
+        "next": page.next,
+        "limit": query.limit,
+    })))
+}
+
+/// `GET {prefix}/api/runs/{key}`
+pub(crate) async fn run<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    Path(key): Path<String>,
+) -> Result<SafeJson, ApiError> {
+    let row = find_run::<C::Model>(&shared, &key).await?;
+    Ok(SafeJson(run_json::<C::Model>(&row)))
+}
+
+pub(crate) async fn find_run<M: TrackingConfig>(
+    shared: &Shared<impl DashboardConfig<Model = M>>,
+    key: &str,
+) -> Result<M, ApiError> {
+    let binding = M::binding(Role::Key).expect("a key is mapped");
+    let Encode::Key(encode_key) = binding.encode else {
+        unreachable!("the key has a key encoder")
+    };
+    let select = M::Entity::find().filter(binding.column.eq(encode_key(key)));
+    find_one(select, shared.tracker.db())
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no run has the key `{key}`")))
+}
+
+/// `GET {prefix}/api/metrics`: runs per status.
+pub(crate) async fn metrics<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+) -> Result<SafeJson, ApiError> {
+    let counts = status_counts::<C::Model>(&shared).await?;
+    let mut by_status = Map::new();
+    let mut total = 0;
+    for (status, n) in &counts {
+        by_status.insert(status.as_str().to_owned(), json!(n));
+        total += n;
+    }
+    let ended: u64 = counts
+        .iter()
+        .filter(|(s, _)| matches!(s, Status::Success | Status::Failed))
+        .map(|(_, n)| n)
+        .sum();
+    let success = counts
+        .iter()
+        .find(|(s, _)| *s == Status::Success)
+        .map_or(0, |(_, n)| *n);
+    let success_rate = if ended == 0 {
+        JsonValue::Null
+    } else {
+        json!(success as f64 / ended as f64)
+    };
+    Ok(SafeJson(json!({
+        "total": total,
+        "by_status": by_status,
+        "success_rate": success_rate,
+    })))
+}
+
+/// Runs per status (every status, zero included).
+pub(crate) async fn status_counts<M: TrackingConfig>(
+    shared: &Shared<impl DashboardConfig<Model = M>>,
+) -> Result<Vec<(Status, u64)>, DbErr> {
+    let status_col = M::binding(Role::Status).expect("a status is mapped").column;
+    let Some(Encode::Status(encode, _)) = M::binding(Role::Status).map(|b| b.encode) else {
+        unreachable!("the status has a status encoder")
+    };
+    let mut out = Vec::new();
+    for status in Status::ALL {
+        if status == Status::Unknown {
+            continue;
+        }
+        let select = M::Entity::find()
+            .filter(Expr::col(status_col).eq(status_col.save_as(Expr::val(encode(status)))));
+        let n = count(select, shared.tracker.db()).await?;
+        out.push((status, n));
+    }
+    Ok(out)
+}
+
+fn count<'a, E: EntityTrait>(
+    select: sea_orm::Select<E>,
+    db: &'a sea_orm::DatabaseConnection,
+) -> futures::future::BoxFuture<'a, Result<u64, DbErr>>
+where
+    E::Model: Send + Sync,
+{
+    Box::pin(select.count(db))
+}

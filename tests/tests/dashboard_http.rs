@@ -1,0 +1,239 @@
+//! The dashboard's JSON API against the real router: status codes, filters,
+//! pagination, 404 for unknown runs, 400 with a message for malformed query
+//! values (never a 500), hostile text returned intact as JSON, and the
+//! loopback-only default — on a SQLite file, in-memory SQLite and PostgreSQL.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tasktrail::{Dashboard, Event};
+use tasktrail_tests::entities::task_run;
+use tasktrail_tests::{Backend, backends, connect};
+use tower::ServiceExt;
+
+tasktrail::dashboard! {
+    struct Ops<task_run::Entity> {
+        url_prefix: "/ops/tasks",
+        filters: [status, task_name],
+        search: [task_name, message],
+        page_size: 3,
+    }
+}
+
+const HOSTILE: &str = "<script>alert('x')</script> \"quotes\" & ünïcödé ✓";
+
+async fn get(app: &axum::Router, uri: &str, peer: &str) -> (StatusCode, Value, String) {
+    let mut request = Request::get(uri).body(Body::empty()).unwrap();
+    let peer: SocketAddr = peer.parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, json, text)
+}
+
+const LOCAL: &str = "127.0.0.1:50000";
+
+async fn json_api(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    for i in 0..7 {
+        let key = format!("run-{i}");
+        let at = chrono::Utc::now() - chrono::Duration::seconds(100 - i);
+        tracker
+            .lifecycle(
+                Event::create(&key)
+                    .name(if i % 2 == 0 { "import" } else { "export" })
+                    .actor(&HOSTILE)
+                    .args(&json!({ "file": HOSTILE }))
+                    .at(at),
+            )
+            .await
+            .unwrap();
+        let end = if i % 3 == 0 {
+            Event::fail(&key, HOSTILE)
+        } else {
+            Event::complete(&key).result(&json!([i]))
+        };
+        tracker.lifecycle(end.at(at)).await.unwrap();
+    }
+    let app = axum::Router::new().merge(Dashboard::new(Ops::default(), tracker).router());
+
+    // The list: newest first, 3 per page, a cursor to the next.
+    let (status, body, _) = get(&app, "/ops/tasks/api/runs", LOCAL).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: Vec<&str> = body["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["task_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["run-6", "run-5", "run-4"]);
+    let next = body["next"].as_str().expect("a next page").to_owned();
+    let (_, body, _) = get(&app, &format!("/ops/tasks/api/runs?after={next}"), LOCAL).await;
+    let keys: Vec<&str> = body["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["task_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["run-3", "run-2", "run-1"]);
+
+    // Filters and search through the URL (percent-encoded).
+    let (status, body, _) = get(
+        &app,
+        "/ops/tasks/api/runs?status=failed&task_name=import&limit=10",
+        LOCAL,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: Vec<&str> = body["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["task_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["run-6", "run-0"]);
+    let (_, body, _) = get(&app, "/ops/tasks/api/runs?q=%3Cscript%3E&limit=10", LOCAL).await;
+    assert_eq!(body["runs"].as_array().unwrap().len(), 3, "{body}");
+
+    // One run: every field; hostile text intact inside JSON strings.
+    let (status, body, text) = get(&app, "/ops/tasks/api/runs/run-0", LOCAL).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "failed");
+    assert_eq!(body["message"], HOSTILE);
+    assert_eq!(body["user_label"], HOSTILE);
+    assert_eq!(body["task_args"], json!({ "file": HOSTILE }));
+    for time in ["created_at", "updated_at", "failed_at"] {
+        let text = body[time].as_str().unwrap_or_default();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(text).is_ok(),
+            "{time} = {text:?} is not RFC 3339"
+        );
+    }
+    assert!(
+        !text.contains("<script>"),
+        "JSON escapes `<` so it cannot break out of HTML: {text}"
+    );
+
+    // Unknown run: 404 with a message.
+    let (status, body, _) = get(&app, "/ops/tasks/api/runs/nope", LOCAL).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "no run has the key `nope`");
+
+    // Malformed query values: 400 with a message, never a 500.
+    for query in [
+        "status=bogus",
+        "limit=0",
+        "limit=99999999999999999999",
+        "sort=-nope",
+        "after=%FF%FE",
+        "colour=red",
+        "q=%F0%28%8C%28",
+        "status",
+        "q=a&q=b",
+    ] {
+        let (status, body, text) = get(&app, &format!("/ops/tasks/api/runs?{query}"), LOCAL).await;
+        if query.starts_with("q=%F0") {
+            // Invalid UTF-8 is decoded lossily: a search, not an error.
+            assert_eq!(status, StatusCode::OK, "{query}: {text}");
+            continue;
+        }
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {text}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("query parameter")),
+            "{query}: {text}"
+        );
+    }
+
+    // Metrics: every status counted.
+    let (status, body, _) = get(&app, "/ops/tasks/api/metrics", LOCAL).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["total"], 7);
+    assert_eq!(body["by_status"]["failed"], 3);
+    assert_eq!(body["by_status"]["success"], 4);
+    assert_eq!(body["by_status"]["pending"], 0);
+
+    // Outside the prefix, or a prefix look-alike: not the dashboard.
+    for uri in ["/api/runs", "/ops/tasks-evil/api/runs", "/ops/api/runs"] {
+        let (status, _, _) = get(&app, uri, LOCAL).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+    }
+
+    // Only loopback clients by default; IPv6 loopback and v4-mapped too.
+    for peer in ["[::1]:50000", "[::ffff:127.0.0.1]:50000"] {
+        let (status, _, _) = get(&app, "/ops/tasks/api/metrics", peer).await;
+        assert_eq!(status, StatusCode::OK, "{peer}");
+    }
+    for peer in ["10.0.0.7:50000", "[2001:db8::1]:50000", "192.168.1.2:1"] {
+        let (status, _, text) = get(&app, "/ops/tasks/api/metrics", peer).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{peer}");
+        assert!(text.contains("loopback"), "{text}");
+    }
+}
+
+backends!(json_api);
+
+/// A real server on a real socket: a loopback client gets the API; a router
+/// served without the peer's address refuses rather than guessing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_over_tcp() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (db, _g) = connect(Backend::SqliteMemory).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    let app = Dashboard::new(Ops::default(), tracker).router();
+
+    async fn fetch(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.clone()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+    let response = fetch(addr, "/ops/tasks/api/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"total\":0"), "{response}");
+    server.abort();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let response = fetch(addr, "/ops/tasks/api/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    assert!(
+        response.contains("into_make_service_with_connect_info"),
+        "{response}"
+    );
+    server.abort();
+}
