@@ -237,3 +237,125 @@ async fn served_over_tcp() {
     );
     server.abort();
 }
+
+async fn get_with(
+    app: &axum::Router,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut builder = Request::get(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let mut request = builder.body(Body::empty()).unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(LOCAL.parse::<SocketAddr>().unwrap()));
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// The HTML pages: every value escaped, no inline script or style (so the
+/// strict CSP holds), filters and sort in the URL, 400 / 404 with messages,
+/// assets with ETags.
+async fn html_pages(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    for i in 0..5 {
+        let key = format!("run-{i}");
+        tracker
+            .lifecycle(
+                Event::create(&key)
+                    .name(if i % 2 == 0 { "import" } else { HOSTILE })
+                    .actor(&HOSTILE)
+                    .args(&json!({ "file": HOSTILE })),
+            )
+            .await
+            .unwrap();
+        let end = if i % 2 == 0 {
+            Event::fail(&key, HOSTILE)
+        } else {
+            Event::complete(&key)
+        };
+        tracker.lifecycle(end).await.unwrap();
+    }
+    let app = Dashboard::new(Ops::default(), tracker).router();
+
+    for uri in [
+        "/ops/tasks/",
+        "/ops/tasks/runs",
+        "/ops/tasks/runs/run-0",
+        "/ops/tasks/runs?status=failed&q=%3Cscript",
+    ] {
+        let (status, headers, html) = get_with(&app, uri, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {html}");
+        assert!(!html.contains("<script"), "{uri}: a raw <script> in {html}");
+        assert!(!html.contains("style="), "{uri}: an inline style");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["cache-control"], "no-store");
+        if uri != "/ops/tasks/" {
+            assert!(
+                html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+                "{uri}: escaped text shown"
+            );
+        }
+    }
+    let (_, _, html) = get_with(&app, "/ops/tasks/", &[]).await;
+    assert!(html.contains("/ops/tasks/runs?status=failed"), "{html}");
+    let (_, _, html) = get_with(&app, "/ops/tasks/runs?status=failed", &[]).await;
+    assert_eq!(
+        html.matches("href=\"/ops/tasks/runs/run-").count(),
+        3,
+        "{html}"
+    );
+    assert!(
+        html.contains("<option value=\"failed\" selected>failed (3)</option>"),
+        "{html}"
+    );
+    // A page of 3 → a next link carrying the filter state.
+    let (_, _, html) = get_with(&app, "/ops/tasks/runs", &[]).await;
+    assert!(html.contains("Next page"), "{html}");
+
+    let (status, _, text) = get_with(&app, "/ops/tasks/runs?status=nope", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("`nope` is not a status"), "{text}");
+    let (status, _, text) = get_with(&app, "/ops/tasks/runs/%3Cscript%3E", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(text.starts_with("no run has the key"), "{text}");
+
+    // Assets: ETag, 304 when unchanged, the accent colour as CSS.
+    let (status, headers, css) = get_with(&app, "/ops/tasks/assets/app.css", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(css.contains("--accent"));
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let (status, _, body) = get_with(
+        &app,
+        "/ops/tasks/assets/app.css",
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    let (_, headers, css) = get_with(&app, "/ops/tasks/assets/theme.css", &[]).await;
+    assert_eq!(css, ":root { --accent: #2563eb; }\n");
+    assert!(
+        headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+}
+
+backends!(html_pages);

@@ -73,6 +73,21 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The error as a plain-text page (for the HTML routes).
+    pub(crate) fn into_plain_response(self) -> Response {
+        (
+            self.status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            self.message,
+        )
+            .into_response()
+    }
+}
+
 impl From<QueryError> for ApiError {
     fn from(err: QueryError) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, err.to_string())

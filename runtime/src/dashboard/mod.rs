@@ -4,6 +4,7 @@
 mod api;
 mod config;
 mod gate;
+mod pages;
 pub mod query;
 mod router;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 
-use crate::dashboard::{DashboardConfig, DashboardSettings, api, gate};
+use crate::dashboard::{DashboardConfig, DashboardSettings, api, gate, pages};
 use crate::lifecycle::Tracker;
 
 /// What every handler shares.
@@ -68,32 +68,69 @@ impl<C: DashboardConfig> Dashboard<C> {
     }
 
     /// The routes under the configuration's `url_prefix`, to `merge` into
-    /// an app.
+    /// an app. The overview answers at the prefix with and without a
+    /// trailing slash.
     pub fn router(self) -> Router {
         let prefix = self.config.settings().url_prefix;
-        let routes = self.routes();
-        if prefix == "/" {
-            routes
-        } else {
-            Router::new().nest(&prefix, routes)
-        }
+        let base = prefix.trim_end_matches('/').to_owned();
+        self.build(&base)
     }
 
-    /// The routes at the root, to `nest` under a path of the app's choice.
-    pub fn routes(self) -> Router {
+    fn build(self, base: &str) -> Router {
         let shared: Shared<C> = Arc::new(SharedInner {
             settings: self.config.settings(),
             tracker: self.tracker,
         });
-        let router = Router::new()
-            .route("/api/runs", get(api::runs::<C>))
-            .route("/api/runs/{key}", get(api::run::<C>))
-            .route("/api/metrics", get(api::metrics::<C>))
-            .with_state(shared);
+        let at = |path: &str| format!("{base}{path}");
+        let mut router = Router::new().route(&at("/"), get(pages::overview::<C>));
+        if !base.is_empty() {
+            router = router.route(base, get(pages::overview::<C>));
+        }
+        let router = router
+            .route(&at("/runs"), get(pages::runs::<C>))
+            .route(&at("/runs/{key}"), get(pages::run::<C>))
+            .route(&at("/assets/app.css"), get(pages::app_css))
+            .route(&at("/assets/theme.css"), get(pages::theme_css::<C>))
+            .route(&at("/api/runs"), get(api::runs::<C>))
+            .route(&at("/api/runs/{key}"), get(api::run::<C>))
+            .route(&at("/api/metrics"), get(api::metrics::<C>))
+            .with_state(shared)
+            .layer(axum::middleware::from_fn(security_headers));
         if self.remote_without_auth {
             router
         } else {
             router.layer(axum::middleware::from_fn(gate::loopback_only))
         }
     }
+}
+
+/// A strict Content-Security-Policy (no inline script or style: the pages
+/// use none), no framing, no sniffing, and no caching of dynamic responses.
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }

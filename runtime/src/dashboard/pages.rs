@@ -1,0 +1,434 @@
+//! The HTML pages (askama templates in `runtime/templates/`, every value
+//! escaped) and the embedded assets.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::config::{Role, TrackingConfig, column_value};
+use crate::dashboard::api::{ApiError, find_run, query_pairs, status_counts, value_json};
+use crate::dashboard::query::{ListQuery, filter_fields, list};
+use crate::dashboard::{DashboardConfig, Shared};
+use crate::lifecycle::Status;
+
+/// What every page's frame shows.
+struct Layout {
+    title: String,
+    header_title: String,
+    description: String,
+    prefix: String,
+}
+
+impl Layout {
+    fn of<C: DashboardConfig>(shared: &Shared<C>) -> Self {
+        let s = &shared.settings;
+        Layout {
+            title: s.title.clone(),
+            header_title: s.header_title.clone(),
+            description: s.description.clone(),
+            prefix: prefix(&s.url_prefix),
+        }
+    }
+}
+
+/// The prefix as links use it: `""` for `/`.
+fn prefix(url_prefix: &str) -> String {
+    url_prefix.trim_end_matches('/').to_owned()
+}
+
+fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "tasktrail dashboard: a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A page-level error: the API's message as a plain page.
+fn error_page(err: ApiError) -> Response {
+    err.into_plain_response()
+}
+
+struct StatusCount {
+    status: &'static str,
+    label: &'static str,
+    count: u64,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    layout: Layout,
+    counts: Vec<StatusCount>,
+    total: u64,
+    success_rate: Option<String>,
+}
+
+fn status_label(status: Status) -> &'static str {
+    match status {
+        Status::Pending => "Pending",
+        Status::InProgress => "In progress",
+        Status::Success => "Succeeded",
+        Status::Failed => "Failed",
+        Status::Cancelled => "Cancelled",
+        Status::Interrupted => "Interrupted",
+        Status::Unknown => "Unknown",
+    }
+}
+
+/// `GET {prefix}/`
+pub(crate) async fn overview<C: DashboardConfig>(State(shared): State<Shared<C>>) -> Response {
+    let counts = match status_counts::<C::Model>(&shared).await {
+        Ok(counts) => counts,
+        Err(err) => return error_page(err.into()),
+    };
+    let total = counts.iter().map(|(_, n)| n).sum();
+    let success = counts
+        .iter()
+        .find(|(s, _)| *s == Status::Success)
+        .map_or(0, |(_, n)| *n);
+    let failed = counts
+        .iter()
+        .find(|(s, _)| *s == Status::Failed)
+        .map_or(0, |(_, n)| *n);
+    let success_rate = (success + failed > 0)
+        .then(|| format!("{:.1}%", success as f64 * 100.0 / (success + failed) as f64));
+    render(&OverviewPage {
+        layout: Layout::of(&shared),
+        counts: counts
+            .into_iter()
+            .map(|(s, count)| StatusCount {
+                status: s.as_str(),
+                label: status_label(s),
+                count,
+            })
+            .collect(),
+        total,
+        success_rate,
+    })
+}
+
+struct Column {
+    label: &'static str,
+    sort_href: String,
+    arrow: &'static str,
+}
+
+struct Cell {
+    text: String,
+    class: String,
+}
+
+struct Row {
+    href: String,
+    cells: Vec<Cell>,
+}
+
+struct FilterOption {
+    value: String,
+    selected: bool,
+    count: Option<u64>,
+}
+
+struct FilterView {
+    field: &'static str,
+    label: &'static str,
+    value: String,
+    options: Vec<FilterOption>,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsPage {
+    layout: Layout,
+    search: String,
+    filters: Vec<FilterView>,
+    columns: Vec<Column>,
+    rows: Vec<Row>,
+    next_href: Option<String>,
+}
+
+/// The list's columns: the configured fields, or the mapped roles' fields.
+fn column_fields<M: TrackingConfig>(
+    columns: &[String],
+) -> Vec<&'static crate::config::FieldInfo<crate::config::ColumnOf<M>>> {
+    if columns.is_empty() {
+        [
+            Role::Key,
+            Role::Name,
+            Role::Status,
+            Role::Progress,
+            Role::User,
+            Role::CreatedAt,
+        ]
+        .into_iter()
+        .filter_map(M::field)
+        .collect()
+    } else {
+        columns
+            .iter()
+            .filter_map(|c| M::FIELDS.iter().find(|f| f.field == c))
+            .collect()
+    }
+}
+
+fn url(path: &str, pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return path.to_owned();
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        query.append_pair(k, v);
+    }
+    format!("{path}?{}", query.finish())
+}
+
+/// A value as the page shows it.
+fn display<M: TrackingConfig>(
+    row: &M,
+    field: &crate::config::FieldInfo<crate::config::ColumnOf<M>>,
+) -> (String, bool) {
+    let value = column_value::<M::Entity>(row, field.column);
+    if field.role == Some(Role::Status) {
+        let status = M::decode_status(value).map_or("unknown", |s| s.as_str());
+        return (status.to_owned(), false);
+    }
+    match value_json(&value) {
+        serde_json::Value::Null => (String::new(), false),
+        serde_json::Value::String(s) => {
+            // JSON kept as text is shown formatted.
+            if matches!(field.role, Some(Role::Args | Role::Kwargs | Role::Result))
+                && let Ok(json) = serde_json::from_str::<serde_json::Value>(&s)
+            {
+                return (serde_json::to_string_pretty(&json).unwrap_or(s), true);
+            }
+            (s, false)
+        }
+        json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_)) => (
+            serde_json::to_string_pretty(&json).unwrap_or_default(),
+            true,
+        ),
+        other => (other.to_string(), false),
+    }
+}
+
+/// `GET {prefix}/runs`
+pub(crate) async fn runs<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let settings = &shared.settings;
+    let pairs = query_pairs(raw.as_deref());
+    // An empty value from the filter form means "any".
+    let pairs: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, v)| !(v.is_empty() && k != "q"))
+        .collect();
+    let query = match ListQuery::parse::<C::Model>(settings, &pairs) {
+        Ok(q) => q,
+        Err(err) => return error_page(err.into()),
+    };
+    let page = match list::<C::Model>(shared.tracker.db(), settings, &query).await {
+        Ok(page) => page,
+        Err(err) => return error_page(err.into()),
+    };
+    let counts = status_counts::<C::Model>(&shared).await.unwrap_or_default();
+    let base = prefix(&settings.url_prefix);
+    let list_path = format!("{base}/runs");
+    let state = query.to_pairs();
+
+    let fields = column_fields::<C::Model>(&settings.columns);
+    let columns = fields
+        .iter()
+        .map(|f| {
+            let current = query.sort == f.field;
+            let descending = current && !query.descending;
+            let mut pairs: Vec<(String, String)> =
+                state.iter().filter(|(k, _)| k != "sort").cloned().collect();
+            let sign = if descending { "-" } else { "" };
+            pairs.push(("sort".into(), format!("{sign}{}", f.field)));
+            Column {
+                label: f.label,
+                sort_href: url(&list_path, &pairs),
+                arrow: match (current, query.descending) {
+                    (true, true) => " ↓",
+                    (true, false) => " ↑",
+                    _ => "",
+                },
+            }
+        })
+        .collect();
+    let key_field = C::Model::field(Role::Key).expect("a key is mapped");
+    let rows = page
+        .rows
+        .iter()
+        .map(|row| {
+            let (key, _) = display(row, key_field);
+            let key_path: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+            Row {
+                href: format!("{base}/runs/{key_path}"),
+                cells: fields
+                    .iter()
+                    .map(|f| {
+                        let (text, _) = display(row, f);
+                        let class = if f.role == Some(Role::Status) {
+                            format!("status status-{text}")
+                        } else {
+                            String::new()
+                        };
+                        Cell { text, class }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let filters = filter_fields::<C::Model>(settings)
+        .into_iter()
+        .filter_map(|name| C::Model::FIELDS.iter().find(|f| f.field == name))
+        .map(|f| {
+            let chosen: Vec<&String> = query
+                .filters
+                .iter()
+                .filter(|flt| flt.field == f.field)
+                .flat_map(|flt| &flt.values)
+                .collect();
+            let options = if f.role == Some(Role::Status) {
+                counts
+                    .iter()
+                    .map(|(s, n)| FilterOption {
+                        value: s.as_str().to_owned(),
+                        selected: chosen.iter().any(|c| c.as_str() == s.as_str()),
+                        count: Some(*n),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            FilterView {
+                field: f.field,
+                label: f.label,
+                value: chosen.first().map(|s| s.to_string()).unwrap_or_default(),
+                options,
+            }
+        })
+        .collect();
+    let next_href = page.next.map(|next| {
+        let mut pairs = state.clone();
+        pairs.push(("after".into(), next));
+        url(&list_path, &pairs)
+    });
+    render(&RunsPage {
+        layout: Layout::of(&shared),
+        search: query.search.clone().unwrap_or_default(),
+        filters,
+        columns,
+        rows,
+        next_href,
+    })
+}
+
+struct FieldView {
+    label: &'static str,
+    text: String,
+    json: bool,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    layout: Layout,
+    key: String,
+    status: String,
+    fields: Vec<FieldView>,
+}
+
+/// `GET {prefix}/runs/{key}`
+pub(crate) async fn run<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    Path(key): Path<String>,
+) -> Response {
+    let row = match find_run::<C::Model>(&shared, &key).await {
+        Ok(row) => row,
+        Err(err) => return error_page(err),
+    };
+    let status_field = C::Model::field(Role::Status).expect("a status is mapped");
+    let (status, _) = display(&row, status_field);
+    let fields = C::Model::FIELDS
+        .iter()
+        .map(|f| {
+            let (text, json) = display(&row, f);
+            FieldView {
+                label: f.label,
+                text,
+                json,
+            }
+        })
+        .collect();
+    render(&RunPage {
+        layout: Layout::of(&shared),
+        key,
+        status,
+        fields,
+    })
+}
+
+const APP_CSS: &str = include_str!("../../assets/app.css");
+
+/// Serves `body` with a content-hash ETag; a matching `If-None-Match` gets
+/// 304.
+fn asset(headers: &HeaderMap, content_type: &'static str, body: String) -> Response {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    let etag = format!("\"{:016x}\"", hasher.finish());
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("hex is a valid header"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600, must-revalidate"),
+    );
+    response
+}
+
+/// `GET {prefix}/assets/app.css`
+pub(crate) async fn app_css(headers: HeaderMap) -> Response {
+    asset(&headers, "text/css; charset=utf-8", APP_CSS.to_owned())
+}
+
+/// `GET {prefix}/assets/theme.css`: the accent colour (checked to be
+/// `#rgb` / `#rrggbb`), so that no page needs an inline style.
+pub(crate) async fn theme_css<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    headers: HeaderMap,
+) -> Response {
+    let colour = &shared.settings.accent_colour;
+    let colour = if crate::dashboard::check_colour(colour).is_ok() {
+        colour.as_str()
+    } else {
+        "#2563eb"
+    };
+    asset(
+        &headers,
+        "text/css; charset=utf-8",
+        format!(":root {{ --accent: {colour}; }}\n"),
+    )
+}
