@@ -2,9 +2,13 @@
 //! runs (one succeeds, one fails and is retried, one is cancelled, one is
 //! refused by a lock), and the rows they leave behind.
 //!
+//! Then it serves the dashboard on 127.0.0.1 (port 8080, or `$PORT`), with a
+//! new demo run every few seconds, and prints its URL.
+//!
 //! ```text
 //! cargo run -p quickstart            # writes ./tasktrail-quickstart.sqlite afresh
 //! cargo run -p quickstart -- my.db   # or a file of your choice
+//! cargo run -p quickstart -- --once  # the demo runs only, no dashboard
 //! ```
 
 use std::time::Duration;
@@ -106,7 +110,8 @@ impl std::fmt::Display for ImportError {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = match std::env::args().nth(1) {
+    let once = std::env::args().any(|a| a == "--once");
+    let path = match std::env::args().skip(1).find(|a| !a.starts_with("--")) {
         Some(path) => path,
         None => {
             // The demo's own file starts afresh on every run.
@@ -225,5 +230,83 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(first) = first {
         println!("{}", first.task_args.unwrap_or_default());
     }
+    if once {
+        return Ok(());
+    }
+
+    // The dashboard, on loopback only, with a demo run every few seconds.
+    let tracker = task_run::Tracker::new(db.clone());
+    tokio::spawn(demo_runs(tracker.clone()));
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080);
+    let config = Dashboard::default();
+    let prefix = config.url_prefix.clone();
+    let app = tasktrail::Dashboard::new(config, tracker).router();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!(
+        "\nthe dashboard: http://{}{prefix}/  (Ctrl-C to stop)",
+        listener.local_addr()?
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await?;
     Ok(())
+}
+
+tasktrail::dashboard! {
+    /// The quickstart's dashboard.
+    struct Dashboard<task_run::Entity> {
+        title: "tasktrail quickstart",
+        description: "Demo runs on a SQLite file; a new one every few seconds.",
+        url_prefix: "/tasks",
+        columns: [task_name, status, percent, user_label, message, created_at],
+        filters: [status, task_name],
+        search: [task_name, message, user_label],
+        sort: created_at desc,
+        page_size: 25,
+    }
+}
+
+/// A run every 3 seconds that progresses for a while, then succeeds, fails
+/// or is cancelled.
+async fn demo_runs(tracker: task_run::Tracker) {
+    let names = ["import_books", "build_report", "send_newsletter", "reindex"];
+    for n in 0_u64.. {
+        let name = names[(n % 4) as usize];
+        let run = tracker
+            .begin(name)
+            .actor(&User("demo@example.com"))
+            .args(&serde_json::json!({ "batch": n }))
+            .spawn(move |ctx| async move {
+                for step in 1..=10 {
+                    ctx.check()?;
+                    ctx.progress(f64::from(step) * 10.0, format!("step {step} of 10"));
+                    tokio::time::sleep(Duration::from_millis(800)).await;
+                }
+                if n % 3 == 1 {
+                    return Err(tasktrail::Cancelled {
+                        reason: "the demo failed this one on purpose".into(),
+                    });
+                }
+                Ok(serde_json::json!({ "items": n * 7 }))
+            })
+            .await;
+        if let Ok(run) = run
+            && n % 5 == 2
+        {
+            let key = run.key().to_owned();
+            let tracker = tracker.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                let _ = tracker
+                    .cancel(&key, Some("the demo cancels some runs".into()))
+                    .await;
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
 }

@@ -190,15 +190,59 @@ fn url(path: &str, pairs: &[(String, String)]) -> String {
     format!("{path}?{}", query.finish())
 }
 
-/// A value as the page shows it.
+/// How times are shown: `UTC`, the server's local zone, or a fixed offset.
+#[derive(Clone, Copy)]
+enum Zone {
+    Utc,
+    Local,
+    Fixed(chrono::FixedOffset),
+}
+
+impl Zone {
+    fn of(name: &str) -> Zone {
+        match name {
+            "local" => Zone::Local,
+            "UTC" => Zone::Utc,
+            offset => offset
+                .parse::<chrono::FixedOffset>()
+                .map_or(Zone::Utc, Zone::Fixed),
+        }
+    }
+
+    fn show(self, t: chrono::DateTime<chrono::Utc>) -> String {
+        const FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+        match self {
+            Zone::Utc => t.format(FORMAT).to_string(),
+            Zone::Local => t.with_timezone(&chrono::Local).format(FORMAT).to_string(),
+            Zone::Fixed(offset) => t.with_timezone(&offset).format(FORMAT).to_string(),
+        }
+    }
+}
+
+/// A value as the page shows it, and whether it is formatted JSON.
 fn display<M: TrackingConfig>(
     row: &M,
     field: &crate::config::FieldInfo<crate::config::ColumnOf<M>>,
+    zone: Zone,
 ) -> (String, bool) {
+    use sea_orm::Value as V;
     let value = column_value::<M::Entity>(row, field.column);
     if field.role == Some(Role::Status) {
         let status = M::decode_status(value).map_or("unknown", |s| s.as_str());
         return (status.to_owned(), false);
+    }
+    match &value {
+        V::ChronoDateTimeUtc(Some(t)) => return (zone.show(*t), false),
+        V::ChronoDateTimeWithTimeZone(Some(t)) => return (zone.show(t.to_utc()), false),
+        V::ChronoDateTimeLocal(Some(t)) => return (zone.show(t.to_utc()), false),
+        V::ChronoDateTime(Some(t)) => return (zone.show(t.and_utc()), false),
+        V::Float(Some(x)) if field.role == Some(Role::Progress) => {
+            return (format!("{x:.0}%"), false);
+        }
+        V::Double(Some(x)) if field.role == Some(Role::Progress) => {
+            return (format!("{x:.0}%"), false);
+        }
+        _ => {}
     }
     match value_json(&value) {
         serde_json::Value::Null => (String::new(), false),
@@ -244,6 +288,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
     let list_path = format!("{base}/runs");
     let state = query.to_pairs();
 
+    let zone = Zone::of(&settings.time_zone);
     let fields = column_fields::<C::Model>(&settings.columns);
     let columns = fields
         .iter()
@@ -270,14 +315,14 @@ pub(crate) async fn runs<C: DashboardConfig>(
         .rows
         .iter()
         .map(|row| {
-            let (key, _) = display(row, key_field);
+            let (key, _) = display(row, key_field, zone);
             let key_path: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
             Row {
                 href: format!("{base}/runs/{key_path}"),
                 cells: fields
                     .iter()
                     .map(|f| {
-                        let (text, _) = display(row, f);
+                        let (text, _) = display(row, f, zone);
                         let class = if f.role == Some(Role::Status) {
                             format!("status status-{text}")
                         } else {
@@ -359,11 +404,12 @@ pub(crate) async fn run<C: DashboardConfig>(
         Err(err) => return error_page(err),
     };
     let status_field = C::Model::field(Role::Status).expect("a status is mapped");
-    let (status, _) = display(&row, status_field);
+    let zone = Zone::of(&shared.settings.time_zone);
+    let (status, _) = display(&row, status_field, zone);
     let fields = C::Model::FIELDS
         .iter()
         .map(|f| {
-            let (text, json) = display(&row, f);
+            let (text, json) = display(&row, f, zone);
             FieldView {
                 label: f.label,
                 text,
