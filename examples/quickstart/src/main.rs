@@ -237,14 +237,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The dashboard, on loopback only, with a demo run every few seconds.
     let tracker = task_run::Tracker::new(db.clone());
     tokio::spawn(demo_runs(tracker.clone()));
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port: Option<u16> = std::env::var("PORT").ok().and_then(|p| p.parse().ok());
     let config = Dashboard::default();
     let prefix = config.url_prefix.clone();
     let app = tasktrail::Dashboard::new(config, tracker).router();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = match port {
+        Some(port) => tokio::net::TcpListener::bind(("127.0.0.1", port)).await?,
+        // 8080, or any free port if it is taken.
+        None => match tokio::net::TcpListener::bind(("127.0.0.1", 8080)).await {
+            Ok(listener) => listener,
+            Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
+        },
+    };
     println!(
         "\nthe dashboard: http://{}{prefix}/  (Ctrl-C to stop)",
         listener.local_addr()?
