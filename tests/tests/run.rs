@@ -1082,6 +1082,21 @@ async fn retry_reruns_with_stored_args(backend: Backend) {
         tracker.retry("no-such-run").await,
         Err(RetryError::NotFound(_))
     ));
+    // The entity redacts `password`: such args cannot be run again as stored.
+    tracker
+        .lifecycle(
+            Event::fail("redacted-args", "x")
+                .name("import_books")
+                .args(&json!({"file": "a.csv", "fail_first": false, "password": "s3cret"})),
+        )
+        .await
+        .unwrap();
+    let redacted = tracker.retry("redacted-args").await.unwrap_err();
+    assert!(
+        matches!(&redacted, RetryError::BadArgs { message, .. } if message.contains("redacted")),
+        "{redacted}"
+    );
+    let before = before + 1;
     assert_eq!(count().await, before, "a refused retry records nothing");
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
 }

@@ -204,6 +204,13 @@ impl<M: TrackingConfig> Tracker<M> {
                 key: key.to_owned(),
                 name: stored.name.clone(),
             })?;
+        if let Some(problem) = lossy(&stored.args) {
+            return Err(RetryError::BadArgs {
+                key: key.to_owned(),
+                name: stored.name.clone(),
+                message: problem,
+            });
+        }
         let objects = kind
             .check(&stored.args)
             .map_err(|message| RetryError::BadArgs {
@@ -254,6 +261,23 @@ impl<M: TrackingConfig> Tracker<M> {
             .and_then(|c| value_text(get(c)))
             .filter(|u| !u.is_empty() && *u != crate::hooks::ANONYMOUS);
         Ok(StoredRun { name, args, user })
+    }
+}
+
+/// Why stored arguments cannot be run again as they are: redaction and the
+/// size cap keep only a trace of the original values.
+fn lossy(args: &serde_json::Value) -> Option<String> {
+    use crate::hooks::{REDACTED, TRUNCATED_KEY};
+    match args {
+        serde_json::Value::String(s) if s == REDACTED => {
+            Some("they were stored redacted (`[redacted]`), so the original values are gone".into())
+        }
+        serde_json::Value::Object(map) if map.contains_key(TRUNCATED_KEY) => Some(
+            "they were stored truncated (over max_payload_bytes), so they are incomplete".into(),
+        ),
+        serde_json::Value::Object(map) => map.values().find_map(lossy),
+        serde_json::Value::Array(items) => items.iter().find_map(lossy),
+        _ => None,
     }
 }
 
