@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
-use crate::dashboard::{DashboardConfig, DashboardSettings, api, gate, pages};
+use crate::dashboard::{DashboardConfig, DashboardSettings, actions, api, gate, pages};
 use crate::lifecycle::Tracker;
 
 /// What every handler shares.
@@ -92,7 +92,12 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/assets/app.css"), get(pages::app_css))
             .route(&at("/assets/theme.css"), get(pages::theme_css::<C>))
             .route(&at("/api/runs"), get(api::runs::<C>))
-            .route(&at("/api/runs/{key}"), get(api::run::<C>))
+            .route(
+                &at("/api/runs/{key}"),
+                get(api::run::<C>).delete(actions::delete::<C>),
+            )
+            .route(&at("/api/runs/{key}/cancel"), post(actions::cancel::<C>))
+            .route(&at("/api/runs/{key}/retry"), post(actions::retry::<C>))
             .route(&at("/api/metrics"), get(api::metrics::<C>))
             .with_state(shared)
             .layer(axum::middleware::from_fn(security_headers));
