@@ -165,6 +165,22 @@ async fn json_api(backend: Backend) {
     assert_eq!(body["by_status"]["success"], 4);
     assert_eq!(body["by_status"]["pending"], 0);
 
+    // Prometheus: the same counts, in the text format.
+    let (status, _, text) = get(&app, "/ops/tasks/metrics", LOCAL).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.contains("tasktrail_runs{table=\"task_runs\",status=\"failed\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE tasktrail_writes_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tasktrail_writes_total{table=\"task_runs\"} 14"),
+        "{text}"
+    );
+
     // Outside the prefix, or a prefix look-alike: not the dashboard.
     for uri in ["/api/runs", "/ops/tasks-evil/api/runs", "/ops/api/runs"] {
         let (status, _, _) = get(&app, uri, LOCAL).await;

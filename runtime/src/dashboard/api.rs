@@ -241,3 +241,90 @@ where
 {
     Box::pin(select.count(db))
 }
+
+/// `GET {prefix}/metrics`: the overview's counts and the tracker's counters
+/// in Prometheus' text format.
+pub(crate) async fn prometheus<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+) -> Result<Response, ApiError> {
+    use std::fmt::Write as _;
+    let counts = status_counts::<C::Model>(&shared).await?;
+    let table = {
+        use sea_orm::EntityName;
+        <C::Model as TrackingConfig>::Entity::default()
+            .table_name()
+            .to_owned()
+    };
+    let stats = shared.tracker.stats();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP tasktrail_runs Runs in the table, by status.");
+    let _ = writeln!(out, "# TYPE tasktrail_runs gauge");
+    for (status, n) in &counts {
+        let _ = writeln!(
+            out,
+            "tasktrail_runs{{table=\"{table}\",status=\"{status}\"}} {n}"
+        );
+    }
+    for (name, kind, help, value) in [
+        (
+            "tasktrail_writes_total",
+            "counter",
+            "Lifecycle statements written.",
+            stats.writes,
+        ),
+        (
+            "tasktrail_write_errors_total",
+            "counter",
+            "Lifecycle statements that failed (each retry counts).",
+            stats.write_errors,
+        ),
+        (
+            "tasktrail_queued_total",
+            "counter",
+            "Events that went to the retry queue.",
+            stats.queued,
+        ),
+        (
+            "tasktrail_queue_length",
+            "gauge",
+            "Events waiting in the retry queue.",
+            stats.queue_len,
+        ),
+        (
+            "tasktrail_dropped_total",
+            "counter",
+            "Events dropped because the retry queue was full.",
+            stats.dropped,
+        ),
+        (
+            "tasktrail_refused_total",
+            "counter",
+            "Events refused (invalid, or refused by the database).",
+            stats.refused,
+        ),
+        (
+            "tasktrail_hook_errors_total",
+            "counter",
+            "Formatter and completion hooks that failed.",
+            stats.hook_errors + stats.completion_hook_errors,
+        ),
+        (
+            "tasktrail_running",
+            "gauge",
+            "Runs spawned by this instance that have not ended.",
+            stats.running,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name}{{table=\"{table}\"}} {value}");
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}

@@ -99,6 +99,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/api/runs/{key}/cancel"), post(actions::cancel::<C>))
             .route(&at("/api/runs/{key}/retry"), post(actions::retry::<C>))
             .route(&at("/api/metrics"), get(api::metrics::<C>))
+            .route(&at("/metrics"), get(api::prometheus::<C>))
             .with_state(shared)
             .layer(axum::middleware::from_fn(security_headers));
         if self.remote_without_auth {
