@@ -375,3 +375,109 @@ async fn html_pages(backend: Backend) {
 }
 
 backends!(html_pages);
+
+/// Reads SSE frames from `body` until `want` events arrived (or 5 s).
+async fn sse_events(body: &mut Body, want: usize) -> Vec<(String, String)> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while events.len() < want {
+        let frame = tokio::time::timeout_at(deadline, body.frame()).await;
+        let Ok(Some(Ok(frame))) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let mut id = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = v.to_owned();
+                }
+            }
+            if !data.is_empty() {
+                events.push((id, data));
+            }
+        }
+    }
+    events
+}
+
+/// Live updates: every write becomes an event carrying the run; a client
+/// that reconnects with `Last-Event-ID` gets only what it missed.
+async fn live_updates(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    tracker
+        .lifecycle(Event::create("before").name("import"))
+        .await
+        .unwrap();
+    let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    let open = |last: Option<String>| {
+        let app = app.clone();
+        async move {
+            let mut builder = Request::get("/ops/tasks/api/events");
+            if let Some(last) = last {
+                builder = builder.header("last-event-id", last);
+            }
+            let mut request = builder.body(Body::empty()).unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(LOCAL.parse::<SocketAddr>().unwrap()));
+            app.oneshot(request).await.unwrap()
+        }
+    };
+    let response = open(None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    tracker
+        .lifecycle(Event::start("live-1").name(HOSTILE))
+        .await
+        .unwrap();
+    tracker
+        .lifecycle(Event::progress("live-1", 40.0))
+        .await
+        .unwrap();
+    let events = sse_events(&mut body, 1).await;
+    assert!(!events.is_empty(), "an event for the write");
+    let (last_id, data) = events.last().unwrap().clone();
+    let run: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(run["task_key"], "live-1", "the run written, not `before`");
+    assert!(!data.contains('<'), "HTML-safe JSON in the stream: {data}");
+    drop(body);
+
+    // Reconnect with the last id: only later changes come.
+    tracker
+        .lifecycle(Event::complete("live-2").name("export"))
+        .await
+        .unwrap();
+    let response = open(Some(last_id.clone())).await;
+    let mut body = response.into_body();
+    let events = sse_events(&mut body, 1).await;
+    let keys: Vec<String> = events
+        .iter()
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["task_key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(keys.contains(&"live-2".to_owned()), "{keys:?}");
+    assert!(!keys.contains(&"before".to_owned()), "{keys:?}");
+
+    // A Last-Event-ID that is not ours: 400.
+    let response = open(Some("garbage".into())).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+backends!(live_updates);

@@ -18,18 +18,24 @@ use crate::lifecycle::Status;
 /// same), so that no run text can close a `<script>` or be sniffed as HTML.
 pub(crate) struct SafeJson(pub JsonValue);
 
+/// `value` as JSON text with `<`, `>` and `&` escaped (see [`SafeJson`]).
+pub(crate) fn safe_json_text(value: &JsonValue) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl IntoResponse for SafeJson {
     fn into_response(self) -> Response {
-        let text = self.0.to_string();
-        let mut out = String::with_capacity(text.len());
-        for c in text.chars() {
-            match c {
-                '<' => out.push_str("\\u003c"),
-                '>' => out.push_str("\\u003e"),
-                '&' => out.push_str("\\u0026"),
-                c => out.push(c),
-            }
-        }
+        let out = safe_json_text(&self.0);
         (
             [
                 (axum::http::header::CONTENT_TYPE, "application/json"),

@@ -5,6 +5,7 @@ pub mod actions;
 mod api;
 mod config;
 mod gate;
+mod live;
 mod pages;
 pub mod query;
 mod router;

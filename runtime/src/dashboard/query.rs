@@ -283,13 +283,13 @@ fn filter_value<M: TrackingConfig>(field_name: &str, text: &str) -> Result<Value
 
 /// Where a page starts: the sort value and the key of the row before it.
 #[derive(Clone, Debug, PartialEq)]
-struct Cursor {
-    value: Value,
-    key: String,
+pub(crate) struct Cursor {
+    pub value: Value,
+    pub key: String,
 }
 
 impl Cursor {
-    fn encode(&self) -> Option<String> {
+    pub(crate) fn encode(&self) -> Option<String> {
         let (tag, json) = match &self.value {
             Value::String(Some(s)) => ("s", serde_json::json!(s)),
             Value::Bool(Some(b)) => ("b", serde_json::json!(b)),
@@ -308,7 +308,7 @@ impl Cursor {
         Some(URL_SAFE_NO_PAD.encode(text))
     }
 
-    fn decode(token: &str) -> Option<Cursor> {
+    pub(crate) fn decode(token: &str) -> Option<Cursor> {
         let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
         let (tag, json, key): (String, serde_json::Value, String) =
             serde_json::from_slice(&bytes).ok()?;

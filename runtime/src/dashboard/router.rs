@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::dashboard::{DashboardConfig, DashboardSettings, actions, api, gate, pages};
+use crate::dashboard::{DashboardConfig, DashboardSettings, actions, api, gate, live, pages};
 use crate::lifecycle::Tracker;
 
 /// What every handler shares.
@@ -100,6 +100,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/api/runs/{key}/retry"), post(actions::retry::<C>))
             .route(&at("/api/metrics"), get(api::metrics::<C>))
             .route(&at("/metrics"), get(api::prometheus::<C>))
+            .route(&at("/api/events"), get(live::events::<C>))
             .with_state(shared)
             .layer(axum::middleware::from_fn(security_headers));
         if self.remote_without_auth {

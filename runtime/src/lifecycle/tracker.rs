@@ -180,6 +180,8 @@ pub(crate) struct Inner {
     flushing: AtomicBool,
     drained: Notify,
     sql_cache: Mutex<HashMap<Shape, Arc<str>>>,
+    /// Woken after every write, for live views.
+    pub(crate) changed: Notify,
 }
 
 /// The lifecycle manager of the tracked model `M`.
@@ -286,6 +288,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 flushing: AtomicBool::new(false),
                 drained: Notify::new(),
                 sql_cache: Mutex::new(HashMap::new()),
+                changed: Notify::new(),
             }),
             _model: PhantomData,
         }
@@ -422,6 +425,7 @@ impl<M: TrackingConfig> Tracker<M> {
         match result {
             Ok(res) => {
                 bump(&self.inner.counters.writes);
+                self.inner.changed.notify_waiters();
                 if event.kind == EventKind::Cleanup && res.rows_affected() == 0 {
                     Ok(Written::NoRun)
                 } else {
