@@ -71,7 +71,7 @@ async fn newest<C: DashboardConfig>(shared: &Shared<C>) -> Result<Option<Cursor>
         .order_by(key, Order::Desc)
         .limit(1);
     let rows = find_all(select, shared.tracker.db()).await?;
-    Ok(rows.first().and_then(|row| cursor_of::<C::Model>(row)))
+    Ok(rows.first().and_then(cursor_of::<C::Model>))
 }
 
 fn cursor_of<M: TrackingConfig>(row: &M) -> Option<Cursor> {
