@@ -20,3 +20,6 @@ pub struct Lifecycle;
 
 #[doc = include_str!("../../docs/running-tasks.md")]
 pub struct RunningTasks;
+
+#[doc = include_str!("../../docs/dashboard.md")]
+pub struct DashboardPage;
