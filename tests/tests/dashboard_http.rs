@@ -315,8 +315,21 @@ async fn html_pages(backend: Backend) {
     ] {
         let (status, headers, html) = get_with(&app, uri, &[]).await;
         assert_eq!(status, StatusCode::OK, "{uri}: {html}");
-        assert!(!html.contains("<script"), "{uri}: a raw <script> in {html}");
+        assert!(
+            !html.contains("<script>"),
+            "{uri}: a raw <script> in {html}"
+        );
+        // Scripts only from files (the strict CSP forbids inline ones).
+        let scripts = html.matches("<script").count();
+        let external = html
+            .matches("<script src=\"/ops/tasks/assets/app.js\" defer></script>")
+            .count();
+        assert_eq!((scripts, external), (1, 1), "{uri}: {html}");
         assert!(!html.contains("style="), "{uri}: an inline style");
+        assert!(
+            !html.contains(" on"),
+            "{uri}: no inline event handler attributes"
+        );
         let csp = headers["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
         assert_eq!(headers["x-content-type-options"], "nosniff");
@@ -364,6 +377,25 @@ async fn html_pages(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
     assert!(body.is_empty());
+    let (status, headers, js) = get_with(&app, "/ops/tasks/assets/app.js", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.contains("EventSource"));
+    // The list's live cells carry their run and field.
+    let (_, _, html) = get_with(&app, "/ops/tasks/runs?status=failed", &[]).await;
+    assert!(
+        html.contains("data-run=\"run-0\" data-field=\"status\" data-kind=\"status\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-events=\"/ops/tasks/api/events\""),
+        "{html}"
+    );
     let (_, headers, css) = get_with(&app, "/ops/tasks/assets/theme.css", &[]).await;
     assert_eq!(css, ":root { --accent: #2563eb; }\n");
     assert!(

@@ -18,6 +18,8 @@ struct Layout {
     header_title: String,
     description: String,
     prefix: String,
+    poll_ms: u128,
+    key_field: &'static str,
 }
 
 impl Layout {
@@ -28,6 +30,8 @@ impl Layout {
             header_title: s.header_title.clone(),
             description: s.description.clone(),
             prefix: prefix(&s.url_prefix),
+            poll_ms: s.poll_interval.as_millis(),
+            key_field: C::Model::field(Role::Key).map_or("", |f| f.field),
         }
     }
 }
@@ -124,11 +128,31 @@ struct Column {
 struct Cell {
     text: String,
     class: String,
+    field: &'static str,
+    /// `status`, `progress` or `message`: cells live updates rewrite.
+    kind: &'static str,
+    number: f64,
 }
 
 struct Row {
+    key: String,
     href: String,
     cells: Vec<Cell>,
+}
+
+/// Which live-updated kind a field is, if any.
+fn live_kind(role: Option<Role>) -> &'static str {
+    match role {
+        Some(Role::Status) => "status",
+        Some(Role::Progress) => "progress",
+        Some(Role::Message) => "message",
+        _ => "",
+    }
+}
+
+/// The percent a progress text such as `40%` shows.
+fn percent(text: &str) -> f64 {
+    text.trim_end_matches('%').trim().parse().unwrap_or(0.0)
 }
 
 struct FilterOption {
@@ -318,6 +342,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
             let (key, _) = display(row, key_field, zone);
             let key_path: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
             Row {
+                key: key.clone(),
                 href: format!("{base}/runs/{key_path}"),
                 cells: fields
                     .iter()
@@ -328,7 +353,14 @@ pub(crate) async fn runs<C: DashboardConfig>(
                         } else {
                             String::new()
                         };
-                        Cell { text, class }
+                        let kind = live_kind(f.role);
+                        Cell {
+                            number: percent(&text),
+                            text,
+                            class,
+                            field: f.field,
+                            kind,
+                        }
                     })
                     .collect(),
             }
@@ -381,8 +413,11 @@ pub(crate) async fn runs<C: DashboardConfig>(
 
 struct FieldView {
     label: &'static str,
+    field: &'static str,
     text: String,
     json: bool,
+    kind: &'static str,
+    number: f64,
 }
 
 #[derive(Template)]
@@ -391,6 +426,7 @@ struct RunPage {
     layout: Layout,
     key: String,
     status: String,
+    status_field: &'static str,
     fields: Vec<FieldView>,
 }
 
@@ -412,6 +448,9 @@ pub(crate) async fn run<C: DashboardConfig>(
             let (text, json) = display(&row, f, zone);
             FieldView {
                 label: f.label,
+                field: f.field,
+                number: percent(&text),
+                kind: if json { "" } else { live_kind(f.role) },
                 text,
                 json,
             }
@@ -421,11 +460,22 @@ pub(crate) async fn run<C: DashboardConfig>(
         layout: Layout::of(&shared),
         key,
         status,
+        status_field: status_field.field,
         fields,
     })
 }
 
 const APP_CSS: &str = include_str!("../../assets/app.css");
+const APP_JS: &str = include_str!("../../assets/app.js");
+
+/// `GET {prefix}/assets/app.js`
+pub(crate) async fn app_js(headers: HeaderMap) -> Response {
+    asset(
+        &headers,
+        "text/javascript; charset=utf-8",
+        APP_JS.to_owned(),
+    )
+}
 
 /// Serves `body` with a content-hash ETag; a matching `If-None-Match` gets
 /// 304.

@@ -90,6 +90,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/runs"), get(pages::runs::<C>))
             .route(&at("/runs/{key}"), get(pages::run::<C>))
             .route(&at("/assets/app.css"), get(pages::app_css))
+            .route(&at("/assets/app.js"), get(pages::app_js))
             .route(&at("/assets/theme.css"), get(pages::theme_css::<C>))
             .route(&at("/api/runs"), get(api::runs::<C>))
             .route(
