@@ -513,3 +513,55 @@ async fn live_updates(backend: Backend) {
 }
 
 backends!(live_updates);
+
+/// Behind a reverse proxy: `X-Forwarded-Prefix` moves the pages' links, but
+/// only from a trusted proxy and only when it is a plain path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_prefix_from_trusted_proxies_only() {
+    let (db, _g) = connect(Backend::SqliteMemory).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    let app = Dashboard::new(Ops::default(), tracker)
+        .allow_remote_without_auth()
+        .trusted_proxies(["10.0.0.1".parse().unwrap()])
+        .router();
+    let page = |peer: &'static str, forwarded: &'static str| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::get("/ops/tasks/runs")
+                .header("x-forwarded-prefix", forwarded)
+                .body(Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            let response = app.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    };
+    let html = page("10.0.0.1:4000", "/app").await;
+    assert!(html.contains("href=\"/app/ops/tasks/runs\""), "{html}");
+    assert!(
+        html.contains("data-events=\"/app/ops/tasks/api/events\""),
+        "{html}"
+    );
+    // Untrusted peer, or a value that is not a plain path: ignored.
+    for (peer, forwarded) in [
+        ("10.0.0.2:4000", "/app"),
+        ("10.0.0.1:4000", "//evil.example"),
+        ("10.0.0.1:4000", "https://evil.example"),
+        ("10.0.0.1:4000", "/app/../x"),
+        ("10.0.0.1:4000", "/a\"b"),
+    ] {
+        let html = page(peer, forwarded).await;
+        assert!(
+            html.contains("href=\"/ops/tasks/runs\""),
+            "{peer} {forwarded}: {html}"
+        );
+        assert!(!html.contains("evil"), "{peer} {forwarded}");
+    }
+}

@@ -2,7 +2,7 @@
 //! escaped) and the embedded assets.
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -23,13 +23,13 @@ struct Layout {
 }
 
 impl Layout {
-    fn of<C: DashboardConfig>(shared: &Shared<C>) -> Self {
+    fn of<C: DashboardConfig>(shared: &Shared<C>, links: &LinkBase) -> Self {
         let s = &shared.settings;
         Layout {
             title: s.title.clone(),
             header_title: s.header_title.clone(),
             description: s.description.clone(),
-            prefix: prefix(&s.url_prefix),
+            prefix: links.0.clone(),
             poll_ms: s.poll_interval.as_millis(),
             key_field: C::Model::field(Role::Key).map_or("", |f| f.field),
         }
@@ -39,6 +39,33 @@ impl Layout {
 /// The prefix as links use it: `""` for `/`.
 fn prefix(url_prefix: &str) -> String {
     url_prefix.trim_end_matches('/').to_owned()
+}
+
+/// Where the dashboard's links point: its prefix, behind the prefix a
+/// trusted reverse proxy announced with `X-Forwarded-Prefix`.
+#[derive(Clone, Debug)]
+pub(crate) struct LinkBase(pub String);
+
+impl LinkBase {
+    /// The links for a request from `peer` with `headers`.
+    pub(crate) fn of(
+        url_prefix: &str,
+        trusted: &[std::net::IpAddr],
+        peer: Option<std::net::IpAddr>,
+        headers: &HeaderMap,
+    ) -> LinkBase {
+        let own = prefix(url_prefix);
+        let forwarded = peer
+            .filter(|ip| trusted.contains(ip))
+            .and_then(|_| headers.get("x-forwarded-prefix"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|p| crate::dashboard::check_prefix(p).is_ok());
+        match forwarded {
+            Some(outer) => LinkBase(format!("{}{own}", prefix(outer))),
+            None => LinkBase(own),
+        }
+    }
 }
 
 fn render(template: &impl Template) -> Response {
@@ -88,7 +115,10 @@ fn status_label(status: Status) -> &'static str {
 }
 
 /// `GET {prefix}/`
-pub(crate) async fn overview<C: DashboardConfig>(State(shared): State<Shared<C>>) -> Response {
+pub(crate) async fn overview<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    Extension(links): Extension<LinkBase>,
+) -> Response {
     let counts = match status_counts::<C::Model>(&shared).await {
         Ok(counts) => counts,
         Err(err) => return error_page(err.into()),
@@ -105,7 +135,7 @@ pub(crate) async fn overview<C: DashboardConfig>(State(shared): State<Shared<C>>
     let success_rate = (success + failed > 0)
         .then(|| format!("{:.1}%", success as f64 * 100.0 / (success + failed) as f64));
     render(&OverviewPage {
-        layout: Layout::of(&shared),
+        layout: Layout::of(&shared, &links),
         counts: counts
             .into_iter()
             .map(|(s, count)| StatusCount {
@@ -290,6 +320,7 @@ fn display<M: TrackingConfig>(
 /// `GET {prefix}/runs`
 pub(crate) async fn runs<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
+    Extension(links): Extension<LinkBase>,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let settings = &shared.settings;
@@ -308,7 +339,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
         Err(err) => return error_page(err.into()),
     };
     let counts = status_counts::<C::Model>(&shared).await.unwrap_or_default();
-    let base = prefix(&settings.url_prefix);
+    let base = links.0.clone();
     let list_path = format!("{base}/runs");
     let state = query.to_pairs();
 
@@ -402,7 +433,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
         url(&list_path, &pairs)
     });
     render(&RunsPage {
-        layout: Layout::of(&shared),
+        layout: Layout::of(&shared, &links),
         search: query.search.clone().unwrap_or_default(),
         filters,
         columns,
@@ -433,6 +464,7 @@ struct RunPage {
 /// `GET {prefix}/runs/{key}`
 pub(crate) async fn run<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
+    Extension(links): Extension<LinkBase>,
     Path(key): Path<String>,
 ) -> Response {
     let row = match find_run::<C::Model>(&shared, &key).await {
@@ -457,7 +489,7 @@ pub(crate) async fn run<C: DashboardConfig>(
         })
         .collect();
     render(&RunPage {
-        layout: Layout::of(&shared),
+        layout: Layout::of(&shared, &links),
         key,
         status,
         status_field: status_field.field,

@@ -47,6 +47,7 @@ pub struct Dashboard<C: DashboardConfig> {
     config: C,
     tracker: Tracker<C::Model>,
     remote_without_auth: bool,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl<C: DashboardConfig> Dashboard<C> {
@@ -56,7 +57,17 @@ impl<C: DashboardConfig> Dashboard<C> {
             config,
             tracker,
             remote_without_auth: false,
+            trusted_proxies: Vec::new(),
         }
+    }
+
+    /// Reverse proxies whose `X-Forwarded-Prefix` header is honoured: when
+    /// one of them forwards `/app`, the pages link to `/app{url_prefix}/…`.
+    /// The header is ignored from any other peer, and when it is not a
+    /// plain path.
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
+        self.trusted_proxies = proxies.into_iter().collect();
+        self
     }
 
     /// Serves the dashboard to clients beyond loopback without any
@@ -81,6 +92,22 @@ impl<C: DashboardConfig> Dashboard<C> {
             settings: self.config.settings(),
             tracker: self.tracker,
         });
+        let url_prefix = shared.settings.url_prefix.clone();
+        let trusted: Arc<[std::net::IpAddr]> = self.trusted_proxies.into();
+        let links = move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let url_prefix = url_prefix.clone();
+            let trusted = trusted.clone();
+            async move {
+                let mut request = request;
+                let peer = request
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip());
+                let base = pages::LinkBase::of(&url_prefix, &trusted, peer, request.headers());
+                request.extensions_mut().insert(base);
+                next.run(request).await
+            }
+        };
         let at = |path: &str| format!("{base}{path}");
         let mut router = Router::new().route(&at("/"), get(pages::overview::<C>));
         if !base.is_empty() {
@@ -103,6 +130,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/metrics"), get(api::prometheus::<C>))
             .route(&at("/api/events"), get(live::events::<C>))
             .with_state(shared)
+            .layer(axum::middleware::from_fn(links))
             .layer(axum::middleware::from_fn(security_headers));
         if self.remote_without_auth {
             router
