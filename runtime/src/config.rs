@@ -368,3 +368,13 @@ where
 {
     Box::pin(select.one(db))
 }
+
+/// The key column of `M` and the encoder of key values (the derive
+/// guarantees both).
+pub(crate) fn key_encoder<M: TrackingConfig>() -> (ColumnOf<M>, fn(&str) -> Value) {
+    let binding = M::binding(Role::Key).expect("the derive guarantees a key column");
+    let Encode::Key(encode) = binding.encode else {
+        unreachable!("the key column has a key encoder")
+    };
+    (binding.column, encode)
+}

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
-use crate::config::{Encode, Role, TrackingConfig, column_value};
+use crate::config::{Role, TrackingConfig, column_value};
 use crate::dashboard::api::{ApiError, SafeJson, find_run};
 use crate::dashboard::{DashboardConfig, Shared};
 use crate::run::{CancelOutcome, RetryError, SpawnError};
@@ -145,12 +145,9 @@ pub(crate) async fn delete<C: DashboardConfig>(
             format!("run `{key}` has not ended; cancel it first"),
         ));
     }
-    let binding = C::Model::binding(Role::Key).expect("a key");
-    let Encode::Key(encode_key) = binding.encode else {
-        unreachable!("the key has a key encoder")
-    };
-    let delete = <C::Model as TrackingConfig>::Entity::delete_many()
-        .filter(binding.column.eq(encode_key(&key)));
+    let (key_col, encode_key) = crate::config::key_encoder::<C::Model>();
+    let delete =
+        <C::Model as TrackingConfig>::Entity::delete_many().filter(key_col.eq(encode_key(&key)));
     let result: Result<sea_orm::DeleteResult, sea_orm::DbErr> =
         Box::pin(delete.exec(shared.tracker.db())).await;
     result?;

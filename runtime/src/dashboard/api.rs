@@ -175,11 +175,8 @@ pub(crate) async fn find_run<M: TrackingConfig>(
     shared: &Shared<impl DashboardConfig<Model = M>>,
     key: &str,
 ) -> Result<M, ApiError> {
-    let binding = M::binding(Role::Key).expect("a key is mapped");
-    let Encode::Key(encode_key) = binding.encode else {
-        unreachable!("the key has a key encoder")
-    };
-    let select = M::Entity::find().filter(binding.column.eq(encode_key(key)));
+    let (key_col, encode_key) = crate::config::key_encoder::<M>();
+    let select = M::Entity::find().filter(key_col.eq(encode_key(key)));
     find_one(select, shared.tracker.db())
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no run has the key `{key}`")))

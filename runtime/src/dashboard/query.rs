@@ -350,10 +350,7 @@ pub async fn list<M: TrackingConfig>(
     settings: &DashboardSettings,
     query: &ListQuery,
 ) -> Result<Page<M>, DbErr> {
-    let key_col = M::binding(Role::Key).expect("a key is mapped").column;
-    let Encode::Key(encode_key) = M::binding(Role::Key).expect("a key").encode else {
-        unreachable!("the key has a key encoder")
-    };
+    let (key_col, encode_key) = crate::config::key_encoder::<M>();
     let sort_col = field::<M>(query.sort).expect("checked by parse").column;
     let mut select = M::Entity::find().filter(conditions::<M>(settings, query));
     if let Some(cursor) = query.after.as_deref().and_then(Cursor::decode) {

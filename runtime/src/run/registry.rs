@@ -12,7 +12,7 @@ use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::{Encode, Role, TrackingConfig, column_value, find_one, value_text};
+use crate::config::{Role, TrackingConfig, column_value, find_one, value_text};
 use crate::hooks::ObjectInfo;
 use crate::lifecycle::{RunBuilder, Tracker};
 use crate::run::{SpawnError, Spawned, TaskContext};
@@ -233,13 +233,10 @@ impl<M: TrackingConfig> Tracker<M> {
 
     async fn stored_run(&self, key: &str) -> Result<StoredRun, RetryError> {
         let col = |role: Role| M::binding(role).map(|b| b.column);
-        let key_binding = M::binding(Role::Key).expect("the derive guarantees a key column");
-        let Encode::Key(encode_key) = key_binding.encode else {
-            unreachable!("the key column has a key encoder")
-        };
+        let (key_col, encode_key) = crate::config::key_encoder::<M>();
         let name_col = col(Role::Name).ok_or(RetryError::Unmapped("name"))?;
         let args_col = col(Role::Args).ok_or(RetryError::Unmapped("args"))?;
-        let select = M::Entity::find().filter(key_binding.column.eq(encode_key(key)));
+        let select = M::Entity::find().filter(key_col.eq(encode_key(key)));
         let row = find_one(select, self.db())
             .await
             .map_err(|source| RetryError::Db {
