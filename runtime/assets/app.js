@@ -29,7 +29,8 @@
         if (bar) bar.value = Number(value);
       }
       if (cell.getAttribute("data-kind") === "status") {
-        cell.className = "status status-" + text;
+        cell.className = (cell.classList.contains("badge") ? "badge " : "") + "status status-" + text;
+        showActions(key, text);
       }
       var label = cell.querySelector(".value") || cell;
       if (label.textContent !== text) label.textContent = text;
@@ -76,6 +77,79 @@
       startPolling();
     });
   }
+
+  var ENDED = ["success", "failed", "cancelled", "interrupted"];
+
+  // A run page's buttons follow its status: cancel while it runs, retry and
+  // delete once it has ended.
+  function showActions(key, status) {
+    var ended = ENDED.indexOf(status) >= 0;
+    document.querySelectorAll("[data-actions-for]").forEach(function (box) {
+      if (box.getAttribute("data-actions-for") !== key) return;
+      box.querySelectorAll("[data-when]").forEach(function (button) {
+        button.hidden = (button.getAttribute("data-when") === "ended") !== ended;
+      });
+    });
+  }
+
+  // Row selection on the runs list.
+  var pageBox = document.getElementById("select-page");
+  var bulk = document.getElementById("bulk");
+  function rowBoxes() {
+    return Array.prototype.slice.call(document.querySelectorAll('input[type="checkbox"][form="bulk"]'));
+  }
+  function updateSelection() {
+    if (!bulk) return;
+    var boxes = rowBoxes();
+    var n = boxes.filter(function (b) { return b.checked; }).length;
+    var counter = bulk.querySelector(".selected-count");
+    if (counter) counter.textContent = n + " selected";
+    if (pageBox) {
+      pageBox.checked = n > 0 && n === boxes.length;
+      pageBox.indeterminate = n > 0 && n < boxes.length;
+    }
+    var scope = bulk.querySelector('select[name="scope"]');
+    var needsSelection = scope && scope.value === "selected";
+    bulk.querySelectorAll('button[name="action"]').forEach(function (b) {
+      b.disabled = needsSelection && n === 0;
+    });
+  }
+  if (pageBox) {
+    pageBox.addEventListener("change", function () {
+      rowBoxes().forEach(function (b) { b.checked = pageBox.checked; });
+      updateSelection();
+    });
+  }
+  if (bulk) {
+    document.addEventListener("change", function (e) {
+      var t = e.target;
+      if (t && (t.getAttribute("form") === "bulk" || t.name === "scope")) updateSelection();
+    });
+    updateSelection();
+  }
+
+  // Results of actions: rows of deleted runs leave the list; "Back" on a
+  // confirmation clears it.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var target = e.detail && e.detail.target;
+    if (!target) return;
+    target.querySelectorAll("[data-removed]").forEach(function (el) {
+      var keys = [];
+      try { keys = JSON.parse(el.getAttribute("data-removed")); } catch (err) { keys = []; }
+      keys.forEach(function (key) {
+        var row = document.querySelector('tr[data-row="' + CSS.escape(key) + '"]');
+        if (row) row.remove();
+      });
+      updateSelection();
+    });
+  });
+  document.addEventListener("click", function (e) {
+    var t = e.target;
+    if (t && t.hasAttribute && t.hasAttribute("data-dismiss")) {
+      var flash = document.getElementById("flash");
+      if (flash) flash.textContent = "";
+    }
+  });
 
   var toggle = document.getElementById("live-toggle");
   if (toggle) {

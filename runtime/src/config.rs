@@ -345,6 +345,17 @@ pub(crate) fn value_text(value: Value) -> Option<String> {
     }
 }
 
+/// A timestamp column's value as UTC, whichever chrono type the column has.
+pub(crate) fn value_time(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    match value {
+        Value::ChronoDateTimeUtc(Some(t)) => Some(*t),
+        Value::ChronoDateTimeWithTimeZone(Some(t)) => Some(t.to_utc()),
+        Value::ChronoDateTimeLocal(Some(t)) => Some(t.to_utc()),
+        Value::ChronoDateTime(Some(t)) => Some(t.and_utc()),
+        _ => None,
+    }
+}
+
 /// `select.all(db)`, boxed. Generic over the entity so that its model's
 /// `FromQueryResult` is in scope, and boxed so that futures calling it stay
 /// provably `Send` for a generic tracked model.

@@ -321,15 +321,28 @@ async fn html_pages(backend: Backend) {
         );
         // Scripts only from files (the strict CSP forbids inline ones).
         let scripts = html.matches("<script").count();
-        let external = html
-            .matches("<script src=\"/ops/tasks/assets/app.js\" defer></script>")
-            .count();
-        assert_eq!((scripts, external), (1, 1), "{uri}: {html}");
+        let external = ["htmx.min.js", "app.js"]
+            .iter()
+            .map(|file| {
+                html.matches(&format!(
+                    "<script src=\"/ops/tasks/assets/{file}\" defer></script>"
+                ))
+                .count()
+            })
+            .sum::<usize>();
+        assert_eq!((scripts, external), (2, 2), "{uri}: {html}");
         assert!(!html.contains("style="), "{uri}: an inline style");
-        assert!(
-            !html.contains(" on"),
-            "{uri}: no inline event handler attributes"
-        );
+        // No inline event handler attribute (` onclick=`, ` onload=`, …),
+        // and no htmx attribute that evaluates script (`hx-on`, `js:`).
+        let handler = html.match_indices(" on").any(|(at, _)| {
+            let name: String = html[at + 3..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .collect();
+            !name.is_empty() && html[at + 3 + name.len()..].starts_with('=')
+        });
+        assert!(!handler, "{uri}: an inline event handler attribute");
+        assert!(!html.contains("hx-on") && !html.contains("js:"), "{uri}");
         let csp = headers["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
         assert_eq!(headers["x-content-type-options"], "nosniff");

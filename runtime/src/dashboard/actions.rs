@@ -1,4 +1,5 @@
-//! Actions on runs through the JSON API: cancel, retry, delete.
+//! Actions on runs: cancel, retry, delete — on one run, on a list of runs,
+//! or on every run matching a filter — through the JSON API and the pages.
 //!
 //! Every action is a state-changing request, so it must prove it comes from
 //! a page or a client of the dashboard and not from another site: it needs
@@ -7,14 +8,18 @@
 //! dashboard never grants), and an `Origin`, when sent, must be the
 //! dashboard's own host. The auth issue adds session-bound tokens on top.
 
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::config::{Role, TrackingConfig, column_value};
-use crate::dashboard::api::{ApiError, SafeJson, find_run};
+use crate::dashboard::api::{ApiError, SafeJson, find_run, query_pairs};
+use crate::dashboard::query::{ListQuery, list};
 use crate::dashboard::{DashboardConfig, Shared};
+use crate::lifecycle::Status;
 use crate::run::{CancelOutcome, RetryError, SpawnError};
 
 /// The header every action must carry, and its value.
@@ -22,7 +27,11 @@ pub const ACTION_HEADER: &str = "x-requested-with";
 /// The value of [`ACTION_HEADER`].
 pub const ACTION_HEADER_VALUE: &str = "tasktrail";
 
-fn check_request(headers: &HeaderMap) -> Result<(), ApiError> {
+/// The most runs one bulk action acts on; a filter matching more is
+/// refused with a message asking to narrow it.
+pub const BULK_LIMIT: usize = 10_000;
+
+pub(crate) fn check_request(headers: &HeaderMap) -> Result<(), ApiError> {
     let marked = headers
         .get(ACTION_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -50,42 +59,105 @@ fn check_request(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn allowed<C: DashboardConfig>(
-    shared: &Shared<C>,
-    enabled: bool,
-    action: &str,
-) -> Result<(), ApiError> {
-    if shared.settings.read_only {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "this dashboard is read-only",
-        ));
-    }
-    if !enabled {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("the `{action}` action is not enabled on this dashboard"),
-        ));
-    }
-    Ok(())
+/// One of the actions a dashboard can offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    Cancel,
+    Retry,
+    Delete,
 }
 
-/// `POST {prefix}/api/runs/{key}/cancel`
-pub(crate) async fn cancel<C: DashboardConfig>(
-    State(shared): State<Shared<C>>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-) -> Result<SafeJson, ApiError> {
-    check_request(&headers)?;
-    allowed(&shared, shared.settings.actions.cancel, "cancel")?;
+impl Action {
+    pub(crate) fn parse(name: &str) -> Result<Action, ApiError> {
+        match name {
+            "cancel" => Ok(Action::Cancel),
+            "retry" => Ok(Action::Retry),
+            "delete" => Ok(Action::Delete),
+            other => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown action `{other}`; expected cancel, retry or delete"),
+            )),
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Action::Cancel => "cancel",
+            Action::Retry => "retry",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// The past tense, for messages.
+    pub(crate) fn done(self) -> &'static str {
+        match self {
+            Action::Cancel => "cancelled",
+            Action::Retry => "retried",
+            Action::Delete => "deleted",
+        }
+    }
+
+    /// Refuses the action on a read-only dashboard or when it is not
+    /// enabled.
+    pub(crate) fn allowed<C: DashboardConfig>(self, shared: &Shared<C>) -> Result<(), ApiError> {
+        let actions = &shared.settings.actions;
+        let enabled = match self {
+            Action::Cancel => actions.cancel,
+            Action::Retry => actions.retry,
+            Action::Delete => actions.delete,
+        };
+        if shared.settings.read_only {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this dashboard is read-only",
+            ));
+        }
+        if !enabled {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the `{}` action is not enabled on this dashboard",
+                    self.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What one action on one run did.
+pub(crate) enum Done {
+    /// Cancel: the running task was told, or a pending run recorded.
+    Cancelled { signalled: bool },
+    /// Retry: the key of the new run.
+    Retried { new_key: String },
+    /// Delete.
+    Deleted,
+}
+
+/// Applies `action` to the run `key`: 404 for an unknown run, 409 when the
+/// run's state does not allow it, 422 when a retry cannot rebuild the task.
+pub(crate) async fn apply<C: DashboardConfig>(
+    shared: &Shared<C>,
+    action: Action,
+    key: &str,
+) -> Result<Done, ApiError> {
+    match action {
+        Action::Cancel => cancel_run(shared, key).await,
+        Action::Retry => retry_run(shared, key).await,
+        Action::Delete => delete_run(shared, key).await,
+    }
+}
+
+async fn cancel_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result<Done, ApiError> {
     let outcome = shared
         .tracker
-        .cancel(&key, Some("from the dashboard".into()))
+        .cancel(key, Some("from the dashboard".into()))
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     match outcome {
-        CancelOutcome::Signalled => Ok(SafeJson(json!({ "key": key, "outcome": "signalled" }))),
-        CancelOutcome::Recorded => Ok(SafeJson(json!({ "key": key, "outcome": "recorded" }))),
+        CancelOutcome::Signalled => Ok(Done::Cancelled { signalled: true }),
+        CancelOutcome::Recorded => Ok(Done::Cancelled { signalled: false }),
         CancelOutcome::AlreadyEnded(status) => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("run `{key}` has already ended ({status})"),
@@ -97,19 +169,11 @@ pub(crate) async fn cancel<C: DashboardConfig>(
     }
 }
 
-/// `POST {prefix}/api/runs/{key}/retry`
-pub(crate) async fn retry<C: DashboardConfig>(
-    State(shared): State<Shared<C>>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-) -> Result<(StatusCode, SafeJson), ApiError> {
-    check_request(&headers)?;
-    allowed(&shared, shared.settings.actions.retry, "retry")?;
-    match shared.tracker.retry(&key).await {
-        Ok(spawned) => Ok((
-            StatusCode::ACCEPTED,
-            SafeJson(json!({ "key": spawned.key(), "retry_of": key })),
-        )),
+async fn retry_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result<Done, ApiError> {
+    match shared.tracker.retry(key).await {
+        Ok(spawned) => Ok(Done::Retried {
+            new_key: spawned.key().to_owned(),
+        }),
         Err(RetryError::NotFound(_)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no run has the key `{key}`"),
@@ -126,20 +190,10 @@ pub(crate) async fn retry<C: DashboardConfig>(
     }
 }
 
-/// `DELETE {prefix}/api/runs/{key}`: only runs that have ended.
-pub(crate) async fn delete<C: DashboardConfig>(
-    State(shared): State<Shared<C>>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    check_request(&headers)?;
-    allowed(&shared, shared.settings.actions.delete, "delete")?;
-    let row = find_run::<C::Model>(&shared, &key).await?;
-    let status_col = C::Model::binding(Role::Status).expect("a status").column;
-    let status = C::Model::decode_status(column_value::<<C::Model as TrackingConfig>::Entity>(
-        &row, status_col,
-    ));
-    if !status.is_some_and(|s| s.is_terminal()) {
+/// Only runs that have ended can be deleted.
+async fn delete_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result<Done, ApiError> {
+    let row = find_run::<C::Model>(shared, key).await?;
+    if !status_of(&row).is_some_and(|s| s.is_terminal()) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("run `{key}` has not ended; cancel it first"),
@@ -147,9 +201,195 @@ pub(crate) async fn delete<C: DashboardConfig>(
     }
     let (key_col, encode_key) = crate::config::key_encoder::<C::Model>();
     let delete =
-        <C::Model as TrackingConfig>::Entity::delete_many().filter(key_col.eq(encode_key(&key)));
+        <C::Model as TrackingConfig>::Entity::delete_many().filter(key_col.eq(encode_key(key)));
     let result: Result<sea_orm::DeleteResult, sea_orm::DbErr> =
         Box::pin(delete.exec(shared.tracker.db())).await;
     result?;
+    Ok(Done::Deleted)
+}
+
+pub(crate) fn status_of<M: TrackingConfig>(row: &M) -> Option<Status> {
+    let status_col = M::binding(Role::Status).expect("a status").column;
+    M::decode_status(column_value::<M::Entity>(row, status_col))
+}
+
+fn done_json(key: &str, done: &Done) -> serde_json::Value {
+    match done {
+        Done::Cancelled { signalled } => json!({
+            "key": key,
+            "outcome": if *signalled { "signalled" } else { "recorded" },
+        }),
+        Done::Retried { new_key } => json!({ "key": new_key, "retry_of": key }),
+        Done::Deleted => json!({ "key": key, "outcome": "deleted" }),
+    }
+}
+
+/// `POST {prefix}/api/runs/{key}/cancel`
+pub(crate) async fn cancel<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<SafeJson, ApiError> {
+    check_request(&headers)?;
+    Action::Cancel.allowed(&shared)?;
+    let done = cancel_run(&shared, &key).await?;
+    Ok(SafeJson(done_json(&key, &done)))
+}
+
+/// `POST {prefix}/api/runs/{key}/retry`
+pub(crate) async fn retry<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, SafeJson), ApiError> {
+    check_request(&headers)?;
+    Action::Retry.allowed(&shared)?;
+    let done = retry_run(&shared, &key).await?;
+    Ok((StatusCode::ACCEPTED, SafeJson(done_json(&key, &done))))
+}
+
+/// `DELETE {prefix}/api/runs/{key}`: only runs that have ended.
+pub(crate) async fn delete<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    check_request(&headers)?;
+    Action::Delete.allowed(&shared)?;
+    delete_run(&shared, &key).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The runs a bulk action names: explicit keys, or every run matching a
+/// filter (the list's query string, e.g. `status=failed&q=import`).
+pub(crate) enum Target {
+    Keys(Vec<String>),
+    Matching(String),
+}
+
+/// The keys of every run matching the list query `filter` (sorted as the
+/// list sorts), at most [`BULK_LIMIT`]; `Err` with 422 when more match.
+pub(crate) async fn matching_keys<C: DashboardConfig>(
+    shared: &Shared<C>,
+    filter: &str,
+) -> Result<Vec<String>, ApiError> {
+    let pairs: Vec<(String, String)> = query_pairs(Some(filter))
+        .into_iter()
+        .filter(|(k, v)| !v.is_empty() && k != "after" && k != "limit")
+        .collect();
+    let mut query = ListQuery::parse::<C::Model>(&shared.settings, &pairs)?;
+    query.limit = crate::dashboard::query::MAX_LIMIT;
+    let (key_col, _) = crate::config::key_encoder::<C::Model>();
+    let mut keys = Vec::new();
+    loop {
+        let page = list::<C::Model>(shared.tracker.db(), &shared.settings, &query).await?;
+        keys.extend(page.rows.iter().filter_map(|row| {
+            crate::config::value_text(column_value::<<C::Model as TrackingConfig>::Entity>(
+                row, key_col,
+            ))
+        }));
+        if keys.len() > BULK_LIMIT {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "more than {BULK_LIMIT} runs match this filter; narrow it to act on them in bulk"
+                ),
+            ));
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return Ok(keys),
+        }
+    }
+}
+
+/// What a bulk action did, run by run.
+pub(crate) struct BulkOutcome {
+    pub action: Action,
+    /// The runs it applied to, with what it did.
+    pub done: Vec<(String, Done)>,
+    /// The runs it skipped, with why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Applies `action` to every key in turn; a run whose state does not allow
+/// it is skipped with the reason.
+pub(crate) async fn bulk<C: DashboardConfig>(
+    shared: &Shared<C>,
+    action: Action,
+    keys: Vec<String>,
+) -> Result<BulkOutcome, ApiError> {
+    action.allowed(shared)?;
+    if keys.len() > BULK_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("a bulk action takes at most {BULK_LIMIT} runs"),
+        ));
+    }
+    let mut outcome = BulkOutcome {
+        action,
+        done: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    for key in keys {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        match apply(shared, action, &key).await {
+            Ok(done) => outcome.done.push((key, done)),
+            Err(err) if err.status().is_server_error() => return Err(err),
+            Err(err) => outcome.skipped.push((key, err.message().to_owned())),
+        }
+    }
+    Ok(outcome)
+}
+
+/// The body of `POST {prefix}/api/runs/bulk`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkRequest {
+    action: String,
+    #[serde(default)]
+    keys: Option<Vec<String>>,
+    /// A list query string: every run matching it.
+    #[serde(default)]
+    filter: Option<String>,
+}
+
+/// `POST {prefix}/api/runs/bulk` with `{"action": "cancel", "keys": […]}` or
+/// `{"action": "delete", "filter": "status=failed"}`.
+pub(crate) async fn bulk_api<C: DashboardConfig>(
+    State(shared): State<Shared<C>>,
+    headers: HeaderMap,
+    body: Result<Json<BulkRequest>, JsonRejection>,
+) -> Result<SafeJson, ApiError> {
+    check_request(&headers)?;
+    let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let action = Action::parse(&request.action)?;
+    action.allowed(&shared)?;
+    let target = match (request.keys, request.filter) {
+        (Some(keys), None) => Target::Keys(keys),
+        (None, Some(filter)) => Target::Matching(filter),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "give either `keys` (a list of run keys) or `filter` (a list query string)",
+            ));
+        }
+    };
+    let keys = match target {
+        Target::Keys(keys) => keys,
+        Target::Matching(filter) => matching_keys(&shared, &filter).await?,
+    };
+    let outcome = bulk(&shared, action, keys).await?;
+    Ok(SafeJson(json!({
+        "action": action.name(),
+        "done": outcome.done.iter().map(|(k, d)| done_json(k, d)).collect::<Vec<_>>(),
+        "skipped": outcome
+            .skipped
+            .iter()
+            .map(|(k, why)| json!({ "key": k, "reason": why }))
+            .collect::<Vec<_>>(),
+    })))
 }

@@ -77,6 +77,14 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl ApiError {
@@ -186,31 +194,31 @@ pub(crate) async fn find_run<M: TrackingConfig>(
 pub(crate) async fn metrics<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
 ) -> Result<SafeJson, ApiError> {
-    let counts = status_counts::<C::Model>(&shared).await?;
+    let snapshot = crate::dashboard::stats::snapshot(&shared).await?;
     let mut by_status = Map::new();
-    let mut total = 0;
-    for (status, n) in &counts {
+    for (status, n) in &snapshot.counts {
         by_status.insert(status.as_str().to_owned(), json!(n));
-        total += n;
     }
-    let ended: u64 = counts
+    let durations = snapshot.durations.map(|(p50, p95, n)| {
+        json!({ "p50_seconds": p50.as_secs_f64(), "p95_seconds": p95.as_secs_f64(), "runs": n })
+    });
+    let hourly: Vec<JsonValue> = snapshot
+        .hourly
         .iter()
-        .filter(|(s, _)| matches!(s, Status::Success | Status::Failed))
-        .map(|(_, n)| n)
-        .sum();
-    let success = counts
-        .iter()
-        .find(|(s, _)| *s == Status::Success)
-        .map_or(0, |(_, n)| *n);
-    let success_rate = if ended == 0 {
-        JsonValue::Null
-    } else {
-        json!(success as f64 / ended as f64)
-    };
+        .map(|h| {
+            json!({
+                "hour": h.start.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "runs": h.total,
+                "failed": h.failed,
+            })
+        })
+        .collect();
     Ok(SafeJson(json!({
-        "total": total,
+        "total": snapshot.total(),
         "by_status": by_status,
-        "success_rate": success_rate,
+        "success_rate": snapshot.success_rate(),
+        "durations_24h": durations,
+        "runs_per_hour_24h": hourly,
     })))
 }
 
@@ -251,7 +259,8 @@ pub(crate) async fn prometheus<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
 ) -> Result<Response, ApiError> {
     use std::fmt::Write as _;
-    let counts = status_counts::<C::Model>(&shared).await?;
+    let snapshot = crate::dashboard::stats::snapshot(&shared).await?;
+    let counts = &snapshot.counts;
     let table = {
         use sea_orm::EntityName;
         <C::Model as TrackingConfig>::Entity::default()
@@ -262,11 +271,25 @@ pub(crate) async fn prometheus<C: DashboardConfig>(
     let mut out = String::new();
     let _ = writeln!(out, "# HELP tasktrail_runs Runs in the table, by status.");
     let _ = writeln!(out, "# TYPE tasktrail_runs gauge");
-    for (status, n) in &counts {
+    for (status, n) in counts {
         let _ = writeln!(
             out,
             "tasktrail_runs{{table=\"{table}\",status=\"{status}\"}} {n}"
         );
+    }
+    if let Some((p50, p95, _)) = snapshot.durations {
+        let _ = writeln!(
+            out,
+            "# HELP tasktrail_run_duration_seconds Durations of the runs created in the last 24 hours that succeeded or failed."
+        );
+        let _ = writeln!(out, "# TYPE tasktrail_run_duration_seconds gauge");
+        for (q, d) in [("0.5", p50), ("0.95", p95)] {
+            let _ = writeln!(
+                out,
+                "tasktrail_run_duration_seconds{{table=\"{table}\",quantile=\"{q}\"}} {}",
+                d.as_secs_f64()
+            );
+        }
     }
     for (name, kind, help, value) in [
         (

@@ -4,11 +4,13 @@
 pub mod actions;
 mod api;
 mod config;
+mod forms;
 mod gate;
 mod live;
 mod pages;
 pub mod query;
 mod router;
+mod stats;
 
 pub use config::{
     Actions, DashboardConfig, DashboardSettings, SearchableField, SettingsError, SettingsPatch,

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::config::{Role, TrackingConfig, column_value};
-use crate::dashboard::api::{ApiError, find_run, query_pairs, status_counts, value_json};
+use crate::dashboard::api::{ApiError, find_run, query_pairs, value_json};
 use crate::dashboard::query::{ListQuery, filter_fields, list};
 use crate::dashboard::{DashboardConfig, Shared};
 use crate::lifecycle::Status;
@@ -20,6 +20,15 @@ struct Layout {
     prefix: String,
     poll_ms: u128,
     key_field: &'static str,
+    actions: ActionsView,
+}
+
+/// Which action buttons the pages show.
+struct ActionsView {
+    cancel: bool,
+    retry: bool,
+    delete: bool,
+    any: bool,
 }
 
 impl Layout {
@@ -32,6 +41,20 @@ impl Layout {
             prefix: links.0.clone(),
             poll_ms: s.poll_interval.as_millis(),
             key_field: C::Model::field(Role::Key).map_or("", |f| f.field),
+            actions: {
+                let on = !s.read_only;
+                let (cancel, retry, delete) = (
+                    on && s.actions.cancel,
+                    on && s.actions.retry,
+                    on && s.actions.delete,
+                );
+                ActionsView {
+                    cancel,
+                    retry,
+                    delete,
+                    any: cancel || retry || delete,
+                }
+            },
         }
     }
 }
@@ -100,6 +123,13 @@ struct OverviewPage {
     counts: Vec<StatusCount>,
     total: u64,
     success_rate: Option<String>,
+    /// The list filtered by one status, without the status: `…/runs?status=`.
+    status_href: Option<String>,
+    /// p50, p95 and over how many runs.
+    durations: Option<(String, String, usize)>,
+    chart: Option<crate::dashboard::stats::Chart>,
+    running: Vec<Row>,
+    running_columns: Vec<&'static str>,
 }
 
 fn status_label(status: Status) -> &'static str {
@@ -119,33 +149,60 @@ pub(crate) async fn overview<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     Extension(links): Extension<LinkBase>,
 ) -> Response {
-    let counts = match status_counts::<C::Model>(&shared).await {
-        Ok(counts) => counts,
+    let snapshot = match crate::dashboard::stats::snapshot(&shared).await {
+        Ok(snapshot) => snapshot,
         Err(err) => return error_page(err.into()),
     };
-    let total = counts.iter().map(|(_, n)| n).sum();
-    let success = counts
-        .iter()
-        .find(|(s, _)| *s == Status::Success)
-        .map_or(0, |(_, n)| *n);
-    let failed = counts
-        .iter()
-        .find(|(s, _)| *s == Status::Failed)
-        .map_or(0, |(_, n)| *n);
-    let success_rate = (success + failed > 0)
-        .then(|| format!("{:.1}%", success as f64 * 100.0 / (success + failed) as f64));
+    let running = match crate::dashboard::stats::running::<C::Model>(&shared, 20).await {
+        Ok(rows) => rows,
+        Err(err) => return error_page(err.into()),
+    };
+    let zone = Zone::of(&shared.settings.time_zone);
+    let base = links.0.clone();
+    // Linked only when the list can filter by status.
+    let status_field = C::Model::field(Role::Status).map(|f| f.field);
+    let status_href = status_field
+        .filter(|f| filter_fields::<C::Model>(&shared.settings).contains(f))
+        .map(|f| format!("{base}/runs?{f}="));
+    let running_fields: Vec<_> = [
+        Role::Key,
+        Role::Name,
+        Role::Progress,
+        Role::Message,
+        Role::StartedAt,
+    ]
+    .into_iter()
+    .filter_map(C::Model::field)
+    .collect();
     render(&OverviewPage {
         layout: Layout::of(&shared, &links),
-        counts: counts
-            .into_iter()
+        counts: snapshot
+            .counts
+            .iter()
             .map(|(s, count)| StatusCount {
                 status: s.as_str(),
-                label: status_label(s),
-                count,
+                label: status_label(*s),
+                count: *count,
             })
             .collect(),
-        total,
-        success_rate,
+        total: snapshot.total(),
+        success_rate: snapshot
+            .success_rate()
+            .map(|r| format!("{:.1}%", r * 100.0)),
+        status_href,
+        durations: snapshot
+            .durations
+            .map(|(p50, p95, n)| (human_duration(p50), human_duration(p95), n)),
+        chart: crate::dashboard::stats::chart(&snapshot.hourly, |t| match zone {
+            Zone::Utc => t.format("%H:%M").to_string(),
+            Zone::Local => t.with_timezone(&chrono::Local).format("%H:%M").to_string(),
+            Zone::Fixed(offset) => t.with_timezone(&offset).format("%H:%M").to_string(),
+        }),
+        running_columns: running_fields.iter().map(|f| f.label).collect(),
+        running: running
+            .iter()
+            .map(|row| table_row(row, &running_fields, &base, zone))
+            .collect(),
     })
 }
 
@@ -207,6 +264,15 @@ struct RunsPage {
     columns: Vec<Column>,
     rows: Vec<Row>,
     next_href: Option<String>,
+    /// The `sort` parameter the filter form keeps.
+    sort: Option<String>,
+    /// Whether any filter or search is applied.
+    filtered: bool,
+    /// The filters and search as a query string, for "every run matching".
+    filter_state: String,
+    /// Whether this is a page after the first.
+    after: bool,
+    first_href: String,
 }
 
 /// The list's columns: the configured fields, or the mapped roles' fields.
@@ -231,6 +297,18 @@ fn column_fields<M: TrackingConfig>(
             .filter_map(|c| M::FIELDS.iter().find(|f| f.field == c))
             .collect()
     }
+}
+
+/// `text` as one URL path segment: everything but RFC 3986's unreserved
+/// characters percent-encoded (so `/`, `?`, `#`, `+` and spaces survive).
+pub(crate) fn path_segment(text: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 fn url(path: &str, pairs: &[(String, String)]) -> String {
@@ -285,11 +363,10 @@ fn display<M: TrackingConfig>(
         let status = M::decode_status(value).map_or("unknown", |s| s.as_str());
         return (status.to_owned(), false);
     }
+    if let Some(t) = crate::config::value_time(&value) {
+        return (zone.show(t), false);
+    }
     match &value {
-        V::ChronoDateTimeUtc(Some(t)) => return (zone.show(*t), false),
-        V::ChronoDateTimeWithTimeZone(Some(t)) => return (zone.show(t.to_utc()), false),
-        V::ChronoDateTimeLocal(Some(t)) => return (zone.show(t.to_utc()), false),
-        V::ChronoDateTime(Some(t)) => return (zone.show(t.and_utc()), false),
         V::Float(Some(x)) if field.role == Some(Role::Progress) => {
             return (format!("{x:.0}%"), false);
         }
@@ -317,6 +394,39 @@ fn display<M: TrackingConfig>(
     }
 }
 
+/// A run as a table row of `fields`, linking to its page.
+fn table_row<M: TrackingConfig>(
+    row: &M,
+    fields: &[&'static crate::config::FieldInfo<crate::config::ColumnOf<M>>],
+    base: &str,
+    zone: Zone,
+) -> Row {
+    let key_field = M::field(Role::Key).expect("a key is mapped");
+    let (key, _) = display(row, key_field, zone);
+    Row {
+        href: format!("{base}/runs/{}", path_segment(&key)),
+        key,
+        cells: fields
+            .iter()
+            .map(|f| {
+                let (text, _) = display(row, f, zone);
+                let class = if f.role == Some(Role::Status) {
+                    format!("status status-{text}")
+                } else {
+                    String::new()
+                };
+                Cell {
+                    number: percent(&text),
+                    text,
+                    class,
+                    field: f.field,
+                    kind: live_kind(f.role),
+                }
+            })
+            .collect(),
+    }
+}
+
 /// `GET {prefix}/runs`
 pub(crate) async fn runs<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
@@ -338,10 +448,26 @@ pub(crate) async fn runs<C: DashboardConfig>(
         Ok(page) => page,
         Err(err) => return error_page(err.into()),
     };
-    let counts = status_counts::<C::Model>(&shared).await.unwrap_or_default();
+    let counts = match crate::dashboard::stats::snapshot(&shared).await {
+        Ok(snapshot) => snapshot.counts.clone(),
+        Err(err) => return error_page(err.into()),
+    };
     let base = links.0.clone();
     let list_path = format!("{base}/runs");
     let state = query.to_pairs();
+    let sort = pairs
+        .iter()
+        .find(|(k, _)| k == "sort")
+        .map(|(_, v)| v.clone());
+    let filtered = !query.filters.is_empty() || query.search.is_some();
+    let filter_state = {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in state.iter().filter(|(k, _)| k != "sort") {
+            q.append_pair(k, v);
+        }
+        q.finish()
+    };
+    let first_href = url(&list_path, &state);
 
     let zone = Zone::of(&settings.time_zone);
     let fields = column_fields::<C::Model>(&settings.columns);
@@ -365,37 +491,10 @@ pub(crate) async fn runs<C: DashboardConfig>(
             }
         })
         .collect();
-    let key_field = C::Model::field(Role::Key).expect("a key is mapped");
     let rows = page
         .rows
         .iter()
-        .map(|row| {
-            let (key, _) = display(row, key_field, zone);
-            let key_path: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
-            Row {
-                key: key.clone(),
-                href: format!("{base}/runs/{key_path}"),
-                cells: fields
-                    .iter()
-                    .map(|f| {
-                        let (text, _) = display(row, f, zone);
-                        let class = if f.role == Some(Role::Status) {
-                            format!("status status-{text}")
-                        } else {
-                            String::new()
-                        };
-                        let kind = live_kind(f.role);
-                        Cell {
-                            number: percent(&text),
-                            text,
-                            class,
-                            field: f.field,
-                            kind,
-                        }
-                    })
-                    .collect(),
-            }
-        })
+        .map(|row| table_row(row, &fields, &base, zone))
         .collect();
     let filters = filter_fields::<C::Model>(settings)
         .into_iter()
@@ -439,7 +538,65 @@ pub(crate) async fn runs<C: DashboardConfig>(
         columns,
         rows,
         next_href,
+        sort,
+        filtered,
+        filter_state,
+        after: query.after.is_some(),
+        first_href,
     })
+}
+
+struct TimelineItem {
+    label: &'static str,
+    at: String,
+    /// Time since the run was created.
+    after: Option<String>,
+}
+
+/// A duration as people read it: `850 ms`, `12.4 s`, `3 min 20 s`, `2 h 5 min`.
+pub(crate) fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    let s = d.as_secs();
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if s < 60 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if s < 3_600 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{} h {} min", s / 3_600, s / 60 % 60)
+    }
+}
+
+/// The run's timestamps in order, each with the time since creation.
+fn timeline<M: TrackingConfig>(row: &M, zone: Zone) -> Vec<TimelineItem> {
+    let mut items: Vec<(&'static str, chrono::DateTime<chrono::Utc>)> = [
+        (Role::CreatedAt, "Created"),
+        (Role::StartedAt, "Started"),
+        (Role::CompletedAt, "Completed"),
+        (Role::FailedAt, "Failed"),
+        (Role::UpdatedAt, "Last written"),
+    ]
+    .into_iter()
+    .filter_map(|(role, label)| {
+        let field = M::field(role)?;
+        let at = crate::config::value_time(&column_value::<M::Entity>(row, field.column))?;
+        Some((label, at))
+    })
+    .collect();
+    items.sort_by_key(|(_, at)| *at);
+    let start = items.first().map(|(_, at)| *at);
+    items
+        .into_iter()
+        .map(|(label, at)| TimelineItem {
+            label,
+            at: zone.show(at),
+            after: start
+                .and_then(|s| (at - s).to_std().ok())
+                .filter(|d| !d.is_zero())
+                .map(human_duration),
+        })
+        .collect()
 }
 
 struct FieldView {
@@ -459,6 +616,11 @@ struct RunPage {
     status: String,
     status_field: &'static str,
     fields: Vec<FieldView>,
+    /// `{prefix}/runs/{key}`, where the action buttons post.
+    action_base: String,
+    /// Whether the run has ended (which buttons apply).
+    ended: bool,
+    timeline: Vec<TimelineItem>,
 }
 
 /// `GET {prefix}/runs/{key}`
@@ -488,8 +650,12 @@ pub(crate) async fn run<C: DashboardConfig>(
             }
         })
         .collect();
+    let key_path = path_segment(&key);
     render(&RunPage {
         layout: Layout::of(&shared, &links),
+        action_base: format!("{}/runs/{key_path}", links.0),
+        ended: crate::dashboard::actions::status_of(&row).is_some_and(|s| s.is_terminal()),
+        timeline: timeline(&row, zone),
         key,
         status,
         status_field: status_field.field,
@@ -499,6 +665,16 @@ pub(crate) async fn run<C: DashboardConfig>(
 
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const APP_JS: &str = include_str!("../../assets/app.js");
+const HTMX_JS: &str = include_str!("../../assets/htmx.min.js");
+
+/// `GET {prefix}/assets/htmx.min.js`: htmx 2, embedded.
+pub(crate) async fn htmx_js(headers: HeaderMap) -> Response {
+    asset(
+        &headers,
+        "text/javascript; charset=utf-8",
+        HTMX_JS.to_owned(),
+    )
+}
 
 /// `GET {prefix}/assets/app.js`
 pub(crate) async fn app_js(headers: HeaderMap) -> Response {

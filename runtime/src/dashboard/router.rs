@@ -5,13 +5,16 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::dashboard::{DashboardConfig, DashboardSettings, actions, api, gate, live, pages};
+use crate::dashboard::{
+    DashboardConfig, DashboardSettings, actions, api, forms, gate, live, pages, stats,
+};
 use crate::lifecycle::Tracker;
 
 /// What every handler shares.
 pub(crate) struct SharedInner<C: DashboardConfig> {
     pub settings: DashboardSettings,
     pub tracker: Tracker<C::Model>,
+    pub stats: stats::StatsCache,
 }
 
 /// A cheap handle on [`SharedInner`].
@@ -48,6 +51,7 @@ pub struct Dashboard<C: DashboardConfig> {
     tracker: Tracker<C::Model>,
     remote_without_auth: bool,
     trusted_proxies: Vec<std::net::IpAddr>,
+    stats_max_age: std::time::Duration,
 }
 
 impl<C: DashboardConfig> Dashboard<C> {
@@ -58,6 +62,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             tracker,
             remote_without_auth: false,
             trusted_proxies: Vec::new(),
+            stats_max_age: std::time::Duration::from_secs(2),
         }
     }
 
@@ -67,6 +72,17 @@ impl<C: DashboardConfig> Dashboard<C> {
     /// plain path.
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
         self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// How old the overview's numbers (runs per status, durations, runs
+    /// per hour; also the list's filter counts and `/metrics`) may be before
+    /// they are computed again: 2 s by default. Past it, the old numbers are
+    /// still served while a background task computes new ones, so no
+    /// request waits on counting a big table. Zero computes them for every
+    /// request.
+    pub fn stats_max_age(mut self, max_age: std::time::Duration) -> Self {
+        self.stats_max_age = max_age;
         self
     }
 
@@ -87,10 +103,24 @@ impl<C: DashboardConfig> Dashboard<C> {
         self.build(&base)
     }
 
+    /// The routes relative to the root, to `nest` at any path: the pages'
+    /// links follow the path they are nested at (axum's `NestedPath`), not
+    /// the configuration's `url_prefix`.
+    ///
+    /// ```no_run
+    /// # fn demo(dashboard: tasktrail::Dashboard<impl tasktrail::DashboardConfig>) {
+    /// let app: axum::Router = axum::Router::new().nest("/admin/jobs", dashboard.routes());
+    /// # }
+    /// ```
+    pub fn routes(self) -> Router {
+        self.build("")
+    }
+
     fn build(self, base: &str) -> Router {
         let shared: Shared<C> = Arc::new(SharedInner {
             settings: self.config.settings(),
             tracker: self.tracker,
+            stats: stats::StatsCache::new(self.stats_max_age),
         });
         let url_prefix = shared.settings.url_prefix.clone();
         let trusted: Arc<[std::net::IpAddr]> = self.trusted_proxies.into();
@@ -103,7 +133,12 @@ impl<C: DashboardConfig> Dashboard<C> {
                     .extensions()
                     .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                     .map(|c| c.0.ip());
-                let base = pages::LinkBase::of(&url_prefix, &trusted, peer, request.headers());
+                let nested = request
+                    .extensions()
+                    .get::<axum::extract::NestedPath>()
+                    .map(|n| n.as_str().to_owned());
+                let own = nested.as_deref().unwrap_or(&url_prefix);
+                let base = pages::LinkBase::of(own, &trusted, peer, request.headers());
                 request.extensions_mut().insert(base);
                 next.run(request).await
             }
@@ -118,6 +153,10 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/runs/{key}"), get(pages::run::<C>))
             .route(&at("/assets/app.css"), get(pages::app_css))
             .route(&at("/assets/app.js"), get(pages::app_js))
+            .route(&at("/assets/htmx.min.js"), get(pages::htmx_js))
+            .route(&at("/runs/bulk"), post(forms::bulk_form::<C>))
+            .route(&at("/runs/{key}/{action}"), post(forms::run_action::<C>))
+            .route(&at("/api/runs/bulk"), post(actions::bulk_api::<C>))
             .route(&at("/assets/theme.css"), get(pages::theme_css::<C>))
             .route(&at("/api/runs"), get(api::runs::<C>))
             .route(

@@ -1,0 +1,682 @@
+//! The pages' side of the dashboard against the real router: the
+//! overview's numbers (counts, durations p50 / p95, runs per hour, running
+//! runs), the run page's timeline and buttons, the htmx actions on one run,
+//! bulk actions on selected runs and on every run matching a filter (with
+//! the confirmation step), the bulk JSON API, `nest` at another path and
+//! the numbers' cache — on a SQLite file, in-memory SQLite and PostgreSQL.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use chrono::{TimeDelta, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tasktrail::{Dashboard, Event, Task, TaskContext};
+use tasktrail_tests::entities::task_run;
+use tasktrail_tests::{Backend, backends, connect};
+use tower::ServiceExt;
+
+tasktrail::dashboard! {
+    struct Ops<task_run::Entity> {
+        url_prefix: "/ops",
+        filters: [status, task_name],
+        search: [task_name, message],
+        actions: [cancel, retry, delete],
+        page_size: 50,
+    }
+}
+
+tasktrail::dashboard! {
+    struct Viewer<task_run::Entity> {
+        url_prefix: "/ops",
+        actions: [cancel, retry, delete],
+        read_only: true,
+    }
+}
+
+/// Runs until cancelled.
+struct Sleepy;
+
+impl Task for Sleepy {
+    const NAME: &'static str = "sleepy";
+    type Args = ();
+    type Output = ();
+    type Error = String;
+    async fn run(&self, ctx: TaskContext, _args: ()) -> Result<(), String> {
+        Err(ctx.cancelled().await.to_string())
+    }
+}
+
+const HTMX: [(&str, &str); 2] = [("x-requested-with", "tasktrail"), ("hx-request", "true")];
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+async fn send(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut builder = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let mut request = builder.body(Body::from(body.to_owned())).unwrap();
+    request.extensions_mut().insert(ConnectInfo(
+        "127.0.0.1:40000".parse::<SocketAddr>().unwrap(),
+    ));
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(app: &axum::Router, uri: &str) -> Answer {
+    send(app, Method::GET, uri, &[], "").await
+}
+
+/// A form post as htmx sends it.
+async fn post_form(app: &axum::Router, uri: &str, pairs: &[(&str, &str)]) -> Answer {
+    let body = form(pairs);
+    let mut headers = HTMX.to_vec();
+    headers.push(("content-type", "application/x-www-form-urlencoded"));
+    send(app, Method::POST, uri, &headers, &body).await
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}
+
+/// The value of the hidden input `name` in `html` (first one).
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &html[at + name.len() + 15..];
+    Some(
+        rest[..rest.find('"')?]
+            .replace("&#38;", "&")
+            .replace("&amp;", "&"),
+    )
+}
+
+async fn status_of(app: &axum::Router, key: &str) -> String {
+    get(app, &format!("/ops/api/runs/{key}")).await.json()["status"]
+        .as_str()
+        .unwrap_or("gone")
+        .to_owned()
+}
+
+/// Ended runs with known durations, one failed, one running.
+async fn seed(tracker: &task_run::Tracker) {
+    let base = Utc::now() - TimeDelta::minutes(30);
+    // Durations 1, 2, 3, 10 s (success) and 20 s (failed): p50 = 3 s,
+    // p95 = 20 s (nearest rank over 5).
+    for (i, secs) in [1, 2, 3, 10, 20].into_iter().enumerate() {
+        let key = format!("done-{i}");
+        let at = base + TimeDelta::seconds(i as i64);
+        tracker
+            .lifecycle(Event::create(&key).name("import").at(at))
+            .await
+            .unwrap();
+        tracker.lifecycle(Event::start(&key).at(at)).await.unwrap();
+        let end = at + TimeDelta::seconds(secs);
+        let event = if secs == 20 {
+            Event::fail(&key, "boom")
+        } else {
+            Event::complete(&key)
+        };
+        tracker.lifecycle(event.at(end)).await.unwrap();
+    }
+    // An old run: outside the 24 hours of the chart and the percentiles.
+    let old = Utc::now() - TimeDelta::days(3);
+    tracker
+        .lifecycle(Event::create("old").name("import").at(old))
+        .await
+        .unwrap();
+    tracker
+        .lifecycle(Event::complete("old").at(old + TimeDelta::hours(5)))
+        .await
+        .unwrap();
+    tracker
+        .lifecycle(Event::create("live").name("export").at(base))
+        .await
+        .unwrap();
+    tracker
+        .lifecycle(
+            Event::progress("live", 40.0)
+                .message("step 4 of 10")
+                .at(base),
+        )
+        .await
+        .unwrap();
+}
+
+async fn overview_and_run_page(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    seed(&tracker).await;
+    let app = Dashboard::new(Ops::default(), tracker.clone())
+        .stats_max_age(Duration::ZERO)
+        .router();
+
+    // The numbers, as JSON.
+    let metrics = get(&app, "/ops/api/metrics").await.json();
+    assert_eq!(metrics["total"], 7, "{metrics}");
+    assert_eq!(metrics["by_status"]["success"], 5, "{metrics}");
+    assert_eq!(metrics["by_status"]["in_progress"], 1, "{metrics}");
+    let d = &metrics["durations_24h"];
+    assert_eq!(d["runs"], 5, "{metrics}");
+    assert!(
+        (d["p50_seconds"].as_f64().unwrap() - 3.0).abs() < 0.01,
+        "{d}"
+    );
+    assert!(
+        (d["p95_seconds"].as_f64().unwrap() - 20.0).abs() < 0.01,
+        "{d}"
+    );
+    let hours = metrics["runs_per_hour_24h"].as_array().unwrap();
+    assert_eq!(hours.len(), 24);
+    let runs: u64 = hours.iter().map(|h| h["runs"].as_u64().unwrap()).sum();
+    let failed: u64 = hours.iter().map(|h| h["failed"].as_u64().unwrap()).sum();
+    assert_eq!(
+        (runs, failed),
+        (6, 1),
+        "the 3-day-old run is not in the chart"
+    );
+
+    // The same on the page: the chart has 24 bars with one failed part,
+    // and the running run shows with its progress bar.
+    let page = get(&app, "/ops/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = &page.text;
+    assert!(
+        html.contains("<dt>Duration p50</dt><dd>3.0 s</dd>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<dt>Duration p95</dt><dd>20.0 s</dd>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("83.3%"),
+        "5 of 6 ended runs succeeded: {html}"
+    );
+    assert_eq!(html.matches("<rect class=\"bar\"").count(), 24, "{html}");
+    assert_eq!(html.matches("<rect class=\"bar-failed\"").count(), 1);
+    assert!(html.contains("6 runs in the last 24 hours, 1 failed"));
+    let running = &html[html.find("Running now").unwrap()..];
+    assert!(running.contains("href=\"/ops/runs/live\""), "{running}");
+    assert!(
+        running.contains("<progress max=\"100\" value=\"40\">"),
+        "{running}"
+    );
+    assert!(running.contains("step 4 of 10"));
+    assert!(!running.contains("done-0"), "only runs in progress");
+
+    // A run's page: its timeline in order, and the buttons for its state.
+    let page = get(&app, "/ops/runs/done-4").await.text;
+    let timeline = &page[page.find("<ol class=\"timeline\">").unwrap()..];
+    let order: Vec<usize> = ["Created", "Started", "Failed", "Last written"]
+        .iter()
+        .map(|l| {
+            timeline
+                .find(l)
+                .unwrap_or_else(|| panic!("{l} in {timeline}"))
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{timeline}");
+    assert!(timeline.contains("+20.0 s"), "{timeline}");
+    assert!(page.contains("hx-post=\"/ops/runs/done-4/retry\""));
+    assert!(
+        page.contains("data-action=\"cancel\" data-when=\"active\" hx-post=\"/ops/runs/done-4/cancel\" hx-target=\"#flash\" hidden"),
+        "an ended run's cancel button is hidden: {page}"
+    );
+    let live = get(&app, "/ops/runs/live").await.text;
+    assert!(live.contains("hx-post=\"/ops/runs/live/cancel\" hx-target=\"#flash\">"));
+    assert!(live.contains("hx-post=\"/ops/runs/live/delete\" hx-target=\"#flash\" hx-confirm=\"Delete run live? This cannot be undone.\" hidden"));
+    // htmx sends the action header from every element of the page.
+    assert!(live.contains("hx-headers='{\"X-Requested-With\": \"tasktrail\"}'"));
+
+    // The list: a checkbox per row tied to the bulk form, which carries
+    // the current filter.
+    let list = get(&app, "/ops/runs?status=success&q=imp").await.text;
+    assert_eq!(
+        list.matches("type=\"checkbox\" name=\"key\"").count(),
+        5,
+        "{list}"
+    );
+    assert!(list.contains("<form id=\"bulk\""));
+    assert_eq!(
+        hidden(&list, "filter").as_deref(),
+        Some("status=success&q=imp")
+    );
+
+    // A read-only dashboard shows no action anywhere.
+    let viewer = Dashboard::new(Viewer::default(), tracker).router();
+    for uri in ["/ops/runs/live", "/ops/runs"] {
+        let html = get(&viewer, uri).await.text;
+        assert!(!html.contains("hx-post"), "{uri}: {html}");
+        assert!(!html.contains("type=\"checkbox\""), "{uri}");
+    }
+}
+
+async fn page_actions(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    tracker.register(Sleepy);
+    let app = Dashboard::new(Ops::default(), tracker.clone())
+        .stats_max_age(Duration::ZERO)
+        .router();
+
+    // Cancel a running task from its page.
+    let running = tracker.submit::<Sleepy>(()).await.unwrap();
+    let key = running.key().to_owned();
+    for _ in 0..300 {
+        if status_of(&app, &key).await == "in_progress" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cancel = format!("/ops/runs/{key}/cancel");
+    // Without htmx's header: refused, as a fragment with the reason.
+    let refused = send(&app, Method::POST, &cancel, &[], "").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text.contains("class=\"flash flash-error\""));
+    assert!(
+        refused.text.contains("X-Requested-With"),
+        "{}",
+        refused.text
+    );
+    let done = post_form(&app, &cancel, &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(
+        done.text.contains("Cancellation requested"),
+        "{}",
+        done.text
+    );
+    let _ = running.await;
+    assert_eq!(status_of(&app, &key).await, "cancelled");
+    // Again: 409 with the reason; an unknown run: 404; an unknown action: 400.
+    let again = post_form(&app, &cancel, &[]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.text.contains("already ended"), "{}", again.text);
+    let unknown = post_form(&app, "/ops/runs/nope/cancel", &[]).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let bad = post_form(&app, &format!("/ops/runs/{key}/explode"), &[]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("unknown action `explode`"));
+
+    // Retry from the page: a link to the new run.
+    let retried = post_form(&app, &format!("/ops/runs/{key}/retry"), &[]).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+    assert!(
+        retried.text.contains("is being retried as"),
+        "{}",
+        retried.text
+    );
+    assert!(retried.text.contains("href=\"/ops/runs/"));
+
+    // Delete from the page: htmx is sent back to the list.
+    let deleted = post_form(&app, &format!("/ops/runs/{key}/delete"), &[]).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    assert_eq!(deleted.headers["hx-redirect"], "/ops/runs");
+    assert_eq!(status_of(&app, &key).await, "gone");
+
+    // A key that needs escaping in a path.
+    tracker
+        .lifecycle(Event::create("a b/c?d").name("odd"))
+        .await
+        .unwrap();
+    tracker
+        .lifecycle(Event::fail("a b/c?d", "x"))
+        .await
+        .unwrap();
+    let list = get(&app, "/ops/runs?task_name=odd").await.text;
+    assert!(list.contains("href=\"/ops/runs/a%20b%2Fc%3Fd\""), "{list}");
+    let page = get(&app, "/ops/runs/a%20b%2Fc%3Fd").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let gone = post_form(&app, "/ops/runs/a%20b%2Fc%3Fd/delete", &[]).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.text);
+}
+
+async fn bulk_actions(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    let app = Dashboard::new(Ops::default(), tracker.clone())
+        .stats_max_age(Duration::ZERO)
+        .router();
+    // 12 failed "import" runs, 3 failed "export", 2 pending "import".
+    for i in 0..17 {
+        let key = format!("r{i:02}");
+        let name = if (12..15).contains(&i) {
+            "export"
+        } else {
+            "import"
+        };
+        tracker
+            .lifecycle(Event::create(&key).name(name))
+            .await
+            .unwrap();
+        if i < 15 {
+            tracker.lifecycle(Event::fail(&key, "x")).await.unwrap();
+        }
+    }
+
+    // Selected runs: the first request only asks for confirmation.
+    let step1 = post_form(
+        &app,
+        "/ops/runs/bulk",
+        &[
+            ("action", "delete"),
+            ("scope", "selected"),
+            ("key", "r00"),
+            ("key", "r01"),
+            ("key", "r15"),
+            ("filter", ""),
+        ],
+    )
+    .await;
+    assert_eq!(step1.status, StatusCode::OK, "{}", step1.text);
+    assert!(
+        step1.text.contains("Delete 3 selected runs?"),
+        "{}",
+        step1.text
+    );
+    assert!(step1.text.contains("Deleting cannot be undone."));
+    assert_eq!(status_of(&app, "r00").await, "failed", "nothing done yet");
+    // Confirming: the ended runs are deleted, the pending one skipped with
+    // its reason, and the page is told which rows to drop.
+    let step2 = post_form(
+        &app,
+        "/ops/runs/bulk",
+        &[
+            ("action", "delete"),
+            ("scope", "selected"),
+            ("key", "r00"),
+            ("key", "r01"),
+            ("key", "r15"),
+            ("confirmed", "3"),
+        ],
+    )
+    .await;
+    assert_eq!(step2.status, StatusCode::OK, "{}", step2.text);
+    assert!(
+        step2.text.contains("Deleted 2 runs. Skipped 1:"),
+        "{}",
+        step2.text
+    );
+    assert!(
+        step2.text.contains("r15: run `r15` has not ended"),
+        "{}",
+        step2.text
+    );
+    assert!(
+        step2
+            .text
+            .contains("data-removed=\"[&#34;r00&#34;,&#34;r01&#34;]\""),
+        "{}",
+        step2.text
+    );
+    assert_eq!(status_of(&app, "r00").await, "gone");
+    assert_eq!(status_of(&app, "r15").await, "pending");
+
+    // Nothing selected: a message, no confirmation.
+    let none = post_form(
+        &app,
+        "/ops/runs/bulk",
+        &[("action", "cancel"), ("scope", "selected")],
+    )
+    .await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(none.text.contains("select at least one run"));
+
+    // Every run matching a filter: the count is shown, from the filter.
+    let matching = [
+        ("action", "delete"),
+        ("scope", "matching"),
+        ("filter", "status=failed&task_name=import&sort=-created_at"),
+    ];
+    let ask = post_form(&app, "/ops/runs/bulk", &matching).await;
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.text);
+    assert!(
+        ask.text
+            .contains("Delete 10 matching status = failed, task_name = import runs?"),
+        "{}",
+        ask.text
+    );
+    assert_eq!(hidden(&ask.text, "confirmed").as_deref(), Some("10"));
+    // A run starts matching between the question and the answer: asked again.
+    tracker
+        .lifecycle(Event::create("late").name("import"))
+        .await
+        .unwrap();
+    tracker.lifecycle(Event::fail("late", "x")).await.unwrap();
+    let mut confirm = matching.to_vec();
+    confirm.push(("confirmed", "10"));
+    let changed = post_form(&app, "/ops/runs/bulk", &confirm).await;
+    assert!(
+        changed.text.contains("Delete 11 matching"),
+        "{}",
+        changed.text
+    );
+    assert!(changed.text.contains("changed since you asked"));
+    assert_eq!(status_of(&app, "late").await, "failed", "nothing done yet");
+    confirm.pop();
+    confirm.push(("confirmed", "11"));
+    let done = post_form(&app, "/ops/runs/bulk", &confirm).await;
+    assert!(done.text.contains("Deleted 11 runs."), "{}", done.text);
+    let left = get(&app, "/ops/api/runs?limit=100").await.json();
+    let keys: Vec<&str> = left["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["task_key"].as_str().unwrap())
+        .collect();
+    let mut keys = keys;
+    keys.sort_unstable();
+    assert_eq!(keys, ["r12", "r13", "r14", "r15", "r16"]);
+    // A filter matching nothing; a malformed filter (400, as on the list).
+    let empty = post_form(
+        &app,
+        "/ops/runs/bulk",
+        &[
+            ("action", "retry"),
+            ("scope", "matching"),
+            ("filter", "task_name=nothing"),
+        ],
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty.text.contains("no run matches"));
+    let malformed = post_form(
+        &app,
+        "/ops/runs/bulk",
+        &[
+            ("action", "retry"),
+            ("scope", "matching"),
+            ("filter", "status=sideways"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        malformed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        malformed.text
+    );
+
+    // The bulk JSON API: keys or a filter, no confirmation step.
+    let api = |body: Value| {
+        let app = app.clone();
+        async move {
+            send(
+                &app,
+                Method::POST,
+                "/ops/api/runs/bulk",
+                &[
+                    ("x-requested-with", "tasktrail"),
+                    ("content-type", "application/json"),
+                ],
+                &body.to_string(),
+            )
+            .await
+        }
+    };
+    let out = api(json!({ "action": "cancel", "keys": ["r15", "r16", "r12", "nope"] })).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text);
+    let out = out.json();
+    assert_eq!(out["done"].as_array().unwrap().len(), 2, "{out}");
+    let skipped: Vec<&str> = out["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["r12", "nope"], "{out}");
+    assert_eq!(status_of(&app, "r16").await, "cancelled");
+    let out = api(json!({ "action": "delete", "filter": "task_name=export" })).await;
+    assert_eq!(
+        out.json()["done"].as_array().unwrap().len(),
+        3,
+        "{}",
+        out.text
+    );
+    for (body, want) in [
+        (json!({ "action": "explode", "keys": [] }), "unknown action"),
+        (json!({ "action": "cancel" }), "either `keys`"),
+        (
+            json!({ "action": "cancel", "keys": ["a"], "filter": "" }),
+            "either `keys`",
+        ),
+        (json!({ "action": "cancel", "keys": "r1" }), "keys"),
+        (
+            json!({ "action": "cancel", "keys": [], "extra": 1 }),
+            "extra",
+        ),
+    ] {
+        let out = api(body.clone()).await;
+        assert_eq!(out.status, StatusCode::BAD_REQUEST, "{body}: {}", out.text);
+        assert!(out.text.contains(want), "{body}: {}", out.text);
+    }
+    let no_header = send(
+        &app,
+        Method::POST,
+        "/ops/api/runs/bulk",
+        &[("content-type", "application/json")],
+        r#"{"action":"delete","filter":""}"#,
+    )
+    .await;
+    assert_eq!(no_header.status, StatusCode::FORBIDDEN);
+
+    // Read-only: refused whatever the scope.
+    let viewer = Dashboard::new(Viewer::default(), tracker).router();
+    let refused = post_form(
+        &viewer,
+        "/ops/runs/bulk",
+        &[("action", "cancel"), ("scope", "matching"), ("filter", "")],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text.contains("read-only"));
+}
+
+/// Nested at another path with `nest`, links follow that path; the
+/// numbers' cache serves a snapshot until it is older than its max age.
+async fn nested_and_cached(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    tracker
+        .lifecycle(Event::create("one").name("import"))
+        .await
+        .unwrap();
+    let app = axum::Router::new().nest(
+        "/admin/jobs",
+        Dashboard::new(Ops::default(), tracker.clone())
+            .stats_max_age(Duration::from_millis(400))
+            .routes(),
+    );
+    let page = get(&app, "/admin/jobs/runs").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains("href=\"/admin/jobs/runs/one\""),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("src=\"/admin/jobs/assets/app.js\""));
+    assert!(page.text.contains("hx-post=\"/admin/jobs/runs/bulk\""));
+    assert!(
+        !page.text.contains("\"/ops/"),
+        "no link to the configured prefix"
+    );
+    let home = get(&app, "/admin/jobs").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.text.contains("href=\"/admin/jobs/runs\""));
+    assert_eq!(
+        get(&app, "/admin/jobs/api/runs/one").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(get(&app, "/ops/runs").await.status, StatusCode::NOT_FOUND);
+
+    // Cached: a new run is not counted until the snapshot is 400 ms old,
+    // then (served stale once while it refreshes) it is.
+    let total = |app: axum::Router| async move {
+        get(&app, "/admin/jobs/api/metrics").await.json()["total"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(total(app.clone()).await, 1);
+    tracker
+        .lifecycle(Event::create("two").name("import"))
+        .await
+        .unwrap();
+    assert_eq!(total(app.clone()).await, 1, "served from the cache");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let mut seen = total(app.clone()).await;
+    for _ in 0..100 {
+        if seen == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = total(app.clone()).await;
+    }
+    assert_eq!(seen, 2, "refreshed in the background");
+}
+
+backends!(overview_and_run_page);
+backends!(page_actions);
+backends!(bulk_actions);
+backends!(nested_and_cached);
