@@ -676,7 +676,105 @@ async fn nested_and_cached(backend: Backend) {
     assert_eq!(seen, 2, "refreshed in the background");
 }
 
+/// Every `$ref` in `doc` names a schema it defines.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == "$ref" {
+                    out.push(v.as_str().unwrap().to_owned());
+                } else {
+                    refs(v, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+/// The OpenAPI document: the entity's fields in the `Run` schema, the
+/// dashboard's filters as parameters, every route of the JSON API, every
+/// reference resolved, the server at the prefix (or the nest path).
+async fn openapi_document(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    let answer = get(&app, "/ops/api/openapi.json").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let doc = answer.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    assert_eq!(doc["servers"][0]["url"], "/ops");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut listed: Vec<&str> = paths.keys().map(String::as_str).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "/api/events",
+            "/api/metrics",
+            "/api/runs",
+            "/api/runs/bulk",
+            "/api/runs/{key}",
+            "/api/runs/{key}/cancel",
+            "/api/runs/{key}/retry",
+            "/metrics",
+        ]
+    );
+    assert!(paths["/api/runs/{key}"]["delete"].is_object());
+    let params: Vec<&str> = paths["/api/runs"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        ["status", "task_name", "q", "sort", "after", "limit"]
+    );
+    let status = &paths["/api/runs"]["get"]["parameters"][0]["schema"]["enum"];
+    assert!(status.as_array().unwrap().contains(&json!("in_progress")));
+    let run = &doc["components"]["schemas"]["Run"];
+    let props = run["properties"].as_object().unwrap();
+    assert_eq!(props.len(), 20, "every field: {run}");
+    assert!(props["task_args"].get("type").is_none(), "JSON: any value");
+    assert_eq!(props["task_key"]["type"], "string");
+    assert_eq!(props["percent"]["type"], json!(["number", "null"]));
+    assert_eq!(props["created_at"]["format"], "date-time");
+    assert_eq!(props["cleaned_up"]["type"], "boolean");
+    assert!(
+        run["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("task_key"))
+    );
+    assert!(
+        !run["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("message"))
+    );
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 5);
+    for r in found {
+        let name = r.strip_prefix("#/components/schemas/").expect(&r);
+        assert!(doc["components"]["schemas"][name].is_object(), "{r}");
+    }
+
+    let nested = axum::Router::new().nest(
+        "/admin/jobs",
+        Dashboard::new(Ops::default(), tracker).routes(),
+    );
+    let doc = get(&nested, "/admin/jobs/api/openapi.json").await.json();
+    assert_eq!(doc["servers"][0]["url"], "/admin/jobs");
+}
+
 backends!(overview_and_run_page);
+backends!(openapi_document);
 backends!(page_actions);
 backends!(bulk_actions);
 backends!(nested_and_cached);

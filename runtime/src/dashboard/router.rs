@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::dashboard::{
-    DashboardConfig, DashboardSettings, actions, api, forms, gate, live, pages, stats,
+    DashboardConfig, DashboardSettings, actions, api, forms, gate, live, openapi, pages, stats,
 };
 use crate::lifecycle::Tracker;
 
@@ -166,6 +166,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/api/runs/{key}/cancel"), post(actions::cancel::<C>))
             .route(&at("/api/runs/{key}/retry"), post(actions::retry::<C>))
             .route(&at("/api/metrics"), get(api::metrics::<C>))
+            .route(&at("/api/openapi.json"), get(openapi::openapi::<C>))
             .route(&at("/metrics"), get(api::prometheus::<C>))
             .route(&at("/api/events"), get(live::events::<C>))
             .with_state(shared)
