@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing,
 # then formatting, lints, unit, integration (SQLite + a throwaway
-# PostgreSQL started by the harness), trybuild, snapshot and doc tests.
+# PostgreSQL started by the harness, a headless Chromium for the
+# dashboard's browser tests), trybuild, snapshot and doc tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,12 @@ apt_install() {
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "== installing postgresql"
   apt_install postgresql
+fi
+
+# Chromium and chromedriver: the dashboard's browser tests drive them.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "== installing chromium chromium-driver"
+  apt_install chromium chromium-driver
 fi
 
 echo "== cargo fmt --check"

@@ -9,9 +9,13 @@
 //! refuses root — and starts a server on a free loopback port. A watchdog
 //! shell stops the server and removes its directory when the test process
 //! exits.
+//!
+//! The dashboard's end-to-end tests drive a headless Chromium through
+//! chromedriver: see [`browser`].
 
 #![allow(missing_docs)]
 
+pub mod browser;
 #[cfg(doctest)]
 pub mod docs;
 pub mod entities;

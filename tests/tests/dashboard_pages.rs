@@ -461,6 +461,25 @@ async fn bulk_actions(backend: Backend) {
     assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(none.text.contains("select at least one run"));
 
+    // Hostile keys come back escaped, in the question and in the reasons.
+    let hostile = "<script>alert('x')</script>\"";
+    for confirmed in [None, Some("1")] {
+        let mut fields = vec![
+            ("action", "cancel"),
+            ("scope", "selected"),
+            ("key", hostile),
+        ];
+        fields.extend(confirmed.map(|n| ("confirmed", n)));
+        let answer = post_form(&app, "/ops/runs/bulk", &fields).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert!(!answer.text.contains("<script"), "{}", answer.text);
+        assert!(!answer.text.contains("x')</script>\""), "{}", answer.text);
+        if confirmed.is_some() {
+            assert!(answer.text.contains("Skipped 1:"), "{}", answer.text);
+            assert!(answer.text.contains("&#60;script&#62;"), "{}", answer.text);
+        }
+    }
+
     // Every run matching a filter: the count is shown, from the filter.
     let matching = [
         ("action", "delete"),
@@ -773,6 +792,41 @@ async fn openapi_document(backend: Backend) {
     assert_eq!(doc["servers"][0]["url"], "/admin/jobs");
 }
 
+tasktrail::dashboard! {
+    struct EnumOps<tasktrail_tests::entities::enum_run::Entity> {}
+}
+
+/// Counts per status from one grouped query, also when the status column
+/// is an enum with its own names (a PostgreSQL enum type there).
+async fn counts_of_an_enum_status(backend: Backend) {
+    use tasktrail_tests::entities::enum_run;
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<enum_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = enum_run::Tracker::new(db);
+    for (i, end) in ["done", "error", "error", "open"].iter().enumerate() {
+        let key = format!("e{i}");
+        tracker.lifecycle(Event::create(&key)).await.unwrap();
+        match *end {
+            "done" => tracker.lifecycle(Event::complete(&key)).await.unwrap(),
+            "error" => tracker.lifecycle(Event::fail(&key, "x")).await.unwrap(),
+            _ => tracker.lifecycle(Event::start(&key)).await.unwrap(),
+        };
+    }
+    let app = Dashboard::new(EnumOps::default(), tracker)
+        .stats_max_age(Duration::ZERO)
+        .router();
+    let metrics = get(&app, "/tasks/api/metrics").await.json();
+    assert_eq!(
+        metrics["by_status"],
+        json!({ "pending": 0, "in_progress": 1, "success": 1, "failed": 2, "cancelled": 0, "interrupted": 0 }),
+        "{metrics}"
+    );
+    assert_eq!(metrics["total"], 4);
+}
+
+backends!(counts_of_an_enum_status);
 backends!(overview_and_run_page);
 backends!(openapi_document);
 backends!(page_actions);

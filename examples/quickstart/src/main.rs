@@ -272,6 +272,7 @@ tasktrail::dashboard! {
         search: [task_name, message, user_label],
         sort: created_at desc,
         page_size: 25,
+        actions: [cancel, retry, delete],
     }
 }
 

@@ -5,7 +5,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::{Map, Value as JsonValue, json};
 
 use crate::config::{Encode, Role, TrackingConfig, column_value, find_one};
@@ -222,35 +222,53 @@ pub(crate) async fn metrics<C: DashboardConfig>(
     })))
 }
 
-/// Runs per status (every status, zero included).
+/// Runs per status (every status, zero included), from one grouped query,
+/// so that a run changing status meanwhile is counted exactly once.
 pub(crate) async fn status_counts<M: TrackingConfig>(
     shared: &Shared<impl DashboardConfig<Model = M>>,
 ) -> Result<Vec<(Status, u64)>, DbErr> {
+    use sea_orm::QuerySelect;
     let status_col = M::binding(Role::Status).expect("a status is mapped").column;
     let Some(Encode::Status(encode, _)) = M::binding(Role::Status).map(|b| b.encode) else {
         unreachable!("the status has a status encoder")
     };
-    let mut out = Vec::new();
-    for status in Status::ALL {
-        if status == Status::Unknown {
-            continue;
-        }
-        let select = M::Entity::find()
-            .filter(Expr::col(status_col).eq(status_col.save_as(Expr::val(encode(status)))));
-        let n = count(select, shared.tracker.db()).await?;
-        out.push((status, n));
+    /// One group: the status as text (whatever the column's type) and its
+    /// count.
+    #[derive(sea_orm::FromQueryResult)]
+    struct Group {
+        status: Option<String>,
+        n: i64,
     }
-    Ok(out)
-}
-
-fn count<'a, E: EntityTrait>(
-    select: sea_orm::Select<E>,
-    db: &'a sea_orm::DatabaseConnection,
-) -> futures::future::BoxFuture<'a, Result<u64, DbErr>>
-where
-    E::Model: Send + Sync,
-{
-    Box::pin(select.count(db))
+    let select = M::Entity::find()
+        .select_only()
+        .column_as(Expr::col(status_col).cast_as("text"), "status")
+        .column_as(Expr::col(status_col).count(), "n")
+        .group_by(status_col);
+    let groups: Result<Vec<Group>, DbErr> =
+        Box::pin(select.into_model::<Group>().all(shared.tracker.db())).await;
+    let groups = groups?;
+    // Each status as the column stores it, as text, to match the groups.
+    Ok(Status::ALL
+        .into_iter()
+        .filter(|s| *s != Status::Unknown)
+        .map(|status| {
+            // An entity may store two statuses alike (say `interrupted` as
+            // `error`): the rows count for the one the value reads back as.
+            if M::decode_status(encode(status)) != Some(status) {
+                return (status, 0);
+            }
+            let stored = match value_json(&encode(status)) {
+                JsonValue::String(text) => text,
+                other => other.to_string(),
+            };
+            let n = groups
+                .iter()
+                .filter(|g| g.status.as_deref() == Some(stored.as_str()))
+                .map(|g| u64::try_from(g.n).unwrap_or(0))
+                .sum();
+            (status, n)
+        })
+        .collect())
 }
 
 /// `GET {prefix}/metrics`: the overview's counts and the tracker's counters

@@ -666,6 +666,12 @@ pub(crate) async fn run<C: DashboardConfig>(
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const APP_JS: &str = include_str!("../../assets/app.js");
 const HTMX_JS: &str = include_str!("../../assets/htmx.min.js");
+const ICON_SVG: &str = include_str!("../../assets/icon.svg");
+
+/// `GET {prefix}/assets/icon.svg`: the pages' icon.
+pub(crate) async fn icon_svg(headers: HeaderMap) -> Response {
+    asset(&headers, "image/svg+xml", ICON_SVG.to_owned())
+}
 
 /// `GET {prefix}/assets/htmx.min.js`: htmx 2, embedded.
 pub(crate) async fn htmx_js(headers: HeaderMap) -> Response {

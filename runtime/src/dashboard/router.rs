@@ -154,6 +154,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/assets/app.css"), get(pages::app_css))
             .route(&at("/assets/app.js"), get(pages::app_js))
             .route(&at("/assets/htmx.min.js"), get(pages::htmx_js))
+            .route(&at("/assets/icon.svg"), get(pages::icon_svg))
             .route(&at("/runs/bulk"), post(forms::bulk_form::<C>))
             .route(&at("/runs/{key}/{action}"), post(forms::run_action::<C>))
             .route(&at("/api/runs/bulk"), post(actions::bulk_api::<C>))

@@ -346,7 +346,7 @@ pub(crate) fn chart(hours: &[Hour], show: impl Fn(DateTime<Utc>) -> String) -> O
     }
     const WIDTH: u32 = 720;
     const PLOT: u32 = 120;
-    const TOP: u32 = 8;
+    const TOP: u32 = 18;
     let slot = WIDTH / hours.len() as u32;
     let max = hours.iter().map(|h| h.total).max().unwrap_or(0);
     let scale = |n: u64| -> u32 {
