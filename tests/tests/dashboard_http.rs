@@ -409,6 +409,20 @@ async fn html_pages(backend: Backend) {
         html.contains("data-events=\"/ops/tasks/api/events\""),
         "{html}"
     );
+    // htmx and the icon, embedded, with their own ETags.
+    for (asset, kind, needle) in [
+        ("htmx.min.js", "text/javascript", "htmx"),
+        ("icon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let uri = format!("/ops/tasks/assets/{asset}");
+        let (status, headers, body) = get_with(&app, &uri, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{asset}");
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind));
+        assert!(body.contains(needle), "{asset}");
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+        let (status, _, _) = get_with(&app, &uri, &[("if-none-match", &etag)]).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "{asset}");
+    }
     let (_, headers, css) = get_with(&app, "/ops/tasks/assets/theme.css", &[]).await;
     assert_eq!(css, ":root { --accent: #2563eb; }\n");
     assert!(
