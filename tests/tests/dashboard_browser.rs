@@ -21,18 +21,19 @@ tasktrail::dashboard! {
         title: "tasktrail e2e",
         url_prefix: "/ops",
         filters: [status, task_name],
-        actions: [cancel],
+        actions: [cancel, delete],
         poll_interval: 1s,
     }
 }
 
-/// The text of every element matching `selector`.
+/// The text of every element matching `selector`, read in one script so
+/// that a live update in between cannot leave a stale element behind.
 async fn texts(browser: &Browser, selector: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for element in browser.find_all(Locator::Css(selector)).await.unwrap() {
-        out.push(element.text().await.unwrap().trim().to_owned());
-    }
-    out
+    let script = format!(
+        "return Array.from(document.querySelectorAll({})).map(e => e.innerText.trim());",
+        serde_json::to_string(selector).unwrap()
+    );
+    serde_json::from_value(browser.eval(&script).await).unwrap_or_default()
 }
 
 /// The detail page's progress bar value, if there is a bar.
@@ -245,6 +246,68 @@ async fn dashboard_in_a_browser() {
         matches!(outcome, Err(RunError::Cancelled(_))),
         "{outcome:?}"
     );
+
+    // 5. Bulk: tick every failed run on the filtered list, delete them,
+    // confirm the count, and watch their rows leave.
+    browser
+        .goto(&format!("{base}/runs?status=failed"))
+        .await
+        .unwrap();
+    browser
+        .wait_for_css("#select-page")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until("the selection count", || async {
+            let count = texts(&browser, "form#bulk .selected-count").await;
+            (count == ["2 selected"]).then_some(())
+        })
+        .await;
+    browser
+        .find(Locator::Css(r#"form#bulk button[value="delete"]"#))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let question = browser
+        .wait_until("the confirmation", || async {
+            let text = texts(&browser, "#flash .flash-confirm p").await;
+            text.into_iter().find(|t| t.contains('?'))
+        })
+        .await;
+    assert_eq!(question, "Delete 2 selected runs?");
+    browser.screenshot("bulk-confirm.png").await;
+    assert_eq!(
+        texts(&browser, r#"table.runs tbody tr[data-row]"#)
+            .await
+            .len(),
+        2,
+        "nothing is deleted before the confirmation"
+    );
+    browser
+        .find(Locator::Css("#flash button[data-confirm]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until("the deleted rows to leave the list", || async {
+            let rows = texts(&browser, r#"table.runs tbody tr[data-row]"#).await;
+            let flash = texts(&browser, "#flash .flash-ok p").await;
+            (rows.is_empty() && flash.iter().any(|f| f == "Deleted 2 runs.")).then_some(())
+        })
+        .await;
+    let failed_left = task_run::Entity::find()
+        .filter(task_run::Column::Status.eq("failed"))
+        .all(&db)
+        .await
+        .unwrap();
+    assert!(failed_left.is_empty(), "{failed_left:?}");
+    browser.screenshot("bulk-done.png").await;
 
     println!(
         "dashboard_in_a_browser: the browser steps passed after {:?}",
