@@ -151,12 +151,79 @@
     }
   });
 
+  // Live log tails: every table.logs[data-tail] follows its stream, newest
+  // line first, built with textContent only.
+  function startTail(table) {
+    var url = table.getAttribute("data-tail");
+    var max = parseInt(table.getAttribute("data-tail-max") || "500", 10);
+    var body = table.querySelector("tbody");
+    var hasRun = !!table.querySelector("thead th:nth-child(3)") &&
+      table.querySelector("thead").textContent.indexOf("Run") >= 0;
+    var box = table.parentNode;
+    var state = box.querySelector(".tail-state");
+    var empty = box.querySelector(".logs-empty");
+    if (!url || !window.EventSource || !body) return;
+    var tail = new EventSource(url);
+    function cell(row, cls, text) {
+      var td = document.createElement("td");
+      td.className = cls;
+      td.textContent = text;
+      row.appendChild(td);
+      return td;
+    }
+    tail.addEventListener("log", function (e) {
+      if (paused) return;
+      var line;
+      try { line = JSON.parse(e.data); } catch (err) { return; }
+      if (body.querySelector('tr[data-line="' + CSS.escape(String(line.id)) + '"]')) return;
+      var row = document.createElement("tr");
+      row.className = "level-" + line.level;
+      row.setAttribute("data-line", String(line.id));
+      cell(row, "at", line.shown_at || line.at);
+      cell(row, "level", line.level);
+      if (hasRun) {
+        var run = cell(row, "run", "");
+        if (line.run_key && line.run_href) {
+          var a = document.createElement("a");
+          a.href = line.run_href;
+          a.textContent = line.run_key;
+          run.appendChild(a);
+        }
+      }
+      var message = cell(row, "message", line.message);
+      if (line.fields_text) {
+        var f = document.createElement("span");
+        f.className = "fields";
+        f.textContent = line.fields_text;
+        message.appendChild(document.createTextNode(" "));
+        message.appendChild(f);
+      }
+      cell(row, "target", line.target);
+      body.insertBefore(row, body.firstChild);
+      while (body.children.length > max) body.removeChild(body.lastChild);
+      if (empty) empty.hidden = true;
+    });
+    tail.addEventListener("open", function () { if (state) state.textContent = paused ? "Paused" : "Live"; });
+    tail.addEventListener("error", function () { if (state) state.textContent = "Reconnecting…"; });
+    var reset = box.querySelector("[data-tail-reset]");
+    if (reset) {
+      reset.addEventListener("click", function () {
+        body.textContent = "";
+        if (empty) empty.hidden = false;
+      });
+    }
+  }
+  document.querySelectorAll("table.logs[data-tail]").forEach(startTail);
+
   var toggle = document.getElementById("live-toggle");
   if (toggle) {
     toggle.addEventListener("click", function () {
       paused = !paused;
       toggle.textContent = paused ? "Resume live updates" : "Pause live updates";
       toggle.setAttribute("aria-pressed", paused ? "true" : "false");
+      document.querySelectorAll(".tail-state").forEach(function (el) {
+        el.textContent = paused ? "Paused" : "Live";
+      });
       if (!paused) poll();
     });
   }

@@ -58,6 +58,7 @@ pub mod dashboard;
 pub mod fields;
 pub mod hooks;
 pub mod lifecycle;
+pub mod logs;
 pub mod run;
 pub mod schema;
 

@@ -137,3 +137,33 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
         self.clone()
     }
 }
+
+/// Reads SSE frames from `body` until `want` events arrived (or 5 s).
+pub async fn sse_events(body: &mut axum::body::Body, want: usize) -> Vec<(String, String)> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while events.len() < want {
+        let frame = tokio::time::timeout_at(deadline, http_body_util::BodyExt::frame(body)).await;
+        let Ok(Some(Ok(frame))) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let mut id = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = v.to_owned();
+                }
+            }
+            if !data.is_empty() {
+                events.push((id, data));
+            }
+        }
+    }
+    events
+}

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tasktrail::{Dashboard, Event};
 use tasktrail_tests::entities::task_run;
-use tasktrail_tests::{Backend, backends, connect};
+use tasktrail_tests::{Backend, backends, connect, sse_events};
 use tower::ServiceExt;
 
 tasktrail::dashboard! {
@@ -434,36 +434,6 @@ async fn html_pages(backend: Backend) {
 }
 
 backends!(html_pages);
-
-/// Reads SSE frames from `body` until `want` events arrived (or 5 s).
-async fn sse_events(body: &mut Body, want: usize) -> Vec<(String, String)> {
-    let mut text = String::new();
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while events.len() < want {
-        let frame = tokio::time::timeout_at(deadline, body.frame()).await;
-        let Ok(Some(Ok(frame))) = frame else { break };
-        if let Ok(data) = frame.into_data() {
-            text.push_str(&String::from_utf8_lossy(&data));
-        }
-        while let Some(end) = text.find("\n\n") {
-            let block: String = text.drain(..end + 2).collect();
-            let mut id = String::new();
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = v.to_owned();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = v.to_owned();
-                }
-            }
-            if !data.is_empty() {
-                events.push((id, data));
-            }
-        }
-    }
-    events
-}
 
 /// Live updates: every write becomes an event carrying the run; a client
 /// that reconnects with `Last-Event-ID` gets only what it missed.

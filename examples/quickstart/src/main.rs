@@ -11,10 +11,12 @@
 //! cargo run -p quickstart -- --once  # the demo runs only, no dashboard
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{Database, EntityTrait, QueryOrder};
 use serde::Serialize;
+use tasktrail::logs::DbLogStorage;
 use tasktrail::{Event, Progress, SpawnError, Task, TaskContext};
 
 /// The entity: one row per task run.
@@ -124,6 +126,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let db = Database::connect(format!("sqlite://{path}?mode=rwc")).await?;
     tasktrail::schema::create::<task_run::Model>(&db).await?;
+    // What runs log (through tracing) goes to the `tasktrail_logs` table of
+    // the same file, and to stderr.
+    let logs = Arc::new(DbLogStorage::new(db.clone()).await?);
+    tasktrail::logs::install(logs.clone())?;
     let tracker = task_run::Tracker::new(db.clone());
     let ada = User("ada@example.com");
 
@@ -231,6 +237,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", first.task_args.unwrap_or_default());
     }
     if once {
+        logs.flush().await;
         return Ok(());
     }
 
@@ -240,7 +247,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: Option<u16> = std::env::var("PORT").ok().and_then(|p| p.parse().ok());
     let config = Dashboard::default();
     let prefix = config.url_prefix.clone();
-    let app = tasktrail::Dashboard::new(config, tracker).router();
+    let app = tasktrail::Dashboard::new(config, tracker)
+        .log_storage(logs)
+        .router();
     let listener = match port {
         Some(port) => tokio::net::TcpListener::bind(("127.0.0.1", port)).await?,
         // 8080, or any free port if it is taken.
@@ -287,12 +296,18 @@ async fn demo_runs(tracker: task_run::Tracker) {
             .actor(&User("demo@example.com"))
             .args(&serde_json::json!({ "batch": n }))
             .spawn(move |ctx| async move {
+                tracing::info!(batch = n, "starting {name}");
                 for step in 1..=10 {
                     ctx.check()?;
                     ctx.progress(f64::from(step) * 10.0, format!("step {step} of 10"));
+                    if step % 3 == 0 {
+                        tracing::debug!(step, "checkpoint");
+                        tracing::info!(step, rows = step * 120, "step {step} of 10 done");
+                    }
                     tokio::time::sleep(Duration::from_millis(800)).await;
                 }
                 if n % 3 == 1 {
+                    tracing::error!(batch = n, "giving up: the demo fails this one on purpose");
                     return Err(tasktrail::Cancelled {
                         reason: "the demo failed this one on purpose".into(),
                     });

@@ -7,6 +7,7 @@ mod config;
 mod forms;
 mod gate;
 mod live;
+mod log_pages;
 mod openapi;
 mod pages;
 pub mod query;

@@ -13,26 +13,28 @@ use crate::dashboard::{DashboardConfig, Shared};
 use crate::lifecycle::Status;
 
 /// What every page's frame shows.
-struct Layout {
-    title: String,
-    header_title: String,
-    description: String,
-    prefix: String,
-    poll_ms: u128,
-    key_field: &'static str,
-    actions: ActionsView,
+pub(crate) struct Layout {
+    pub(crate) title: String,
+    pub(crate) header_title: String,
+    pub(crate) description: String,
+    pub(crate) prefix: String,
+    pub(crate) poll_ms: u128,
+    pub(crate) key_field: &'static str,
+    pub(crate) actions: ActionsView,
+    /// Whether the dashboard has a log storage (a Logs page).
+    pub(crate) logs: bool,
 }
 
 /// Which action buttons the pages show.
-struct ActionsView {
-    cancel: bool,
-    retry: bool,
-    delete: bool,
-    any: bool,
+pub(crate) struct ActionsView {
+    pub(crate) cancel: bool,
+    pub(crate) retry: bool,
+    pub(crate) delete: bool,
+    pub(crate) any: bool,
 }
 
 impl Layout {
-    fn of<C: DashboardConfig>(shared: &Shared<C>, links: &LinkBase) -> Self {
+    pub(crate) fn of<C: DashboardConfig>(shared: &Shared<C>, links: &LinkBase) -> Self {
         let s = &shared.settings;
         Layout {
             title: s.title.clone(),
@@ -41,6 +43,7 @@ impl Layout {
             prefix: links.0.clone(),
             poll_ms: s.poll_interval.as_millis(),
             key_field: C::Model::field(Role::Key).map_or("", |f| f.field),
+            logs: shared.logs.is_some(),
             actions: {
                 let on = !s.read_only;
                 let (cancel, retry, delete) = (
@@ -91,7 +94,7 @@ impl LinkBase {
     }
 }
 
-fn render(template: &impl Template) -> Response {
+pub(crate) fn render(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),
         Err(err) => {
@@ -324,14 +327,14 @@ fn url(path: &str, pairs: &[(String, String)]) -> String {
 
 /// How times are shown: `UTC`, the server's local zone, or a fixed offset.
 #[derive(Clone, Copy)]
-enum Zone {
+pub(crate) enum Zone {
     Utc,
     Local,
     Fixed(chrono::FixedOffset),
 }
 
 impl Zone {
-    fn of(name: &str) -> Zone {
+    pub(crate) fn of(name: &str) -> Zone {
         match name {
             "local" => Zone::Local,
             "UTC" => Zone::Utc,
@@ -341,12 +344,20 @@ impl Zone {
         }
     }
 
-    fn show(self, t: chrono::DateTime<chrono::Utc>) -> String {
-        const FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+    pub(crate) fn show(self, t: chrono::DateTime<chrono::Utc>) -> String {
+        self.format(t, "%Y-%m-%d %H:%M:%S")
+    }
+
+    /// With milliseconds, for log lines.
+    pub(crate) fn show_precise(self, t: chrono::DateTime<chrono::Utc>) -> String {
+        self.format(t, "%Y-%m-%d %H:%M:%S%.3f")
+    }
+
+    fn format(self, t: chrono::DateTime<chrono::Utc>, format: &str) -> String {
         match self {
-            Zone::Utc => t.format(FORMAT).to_string(),
-            Zone::Local => t.with_timezone(&chrono::Local).format(FORMAT).to_string(),
-            Zone::Fixed(offset) => t.with_timezone(&offset).format(FORMAT).to_string(),
+            Zone::Utc => t.format(format).to_string(),
+            Zone::Local => t.with_timezone(&chrono::Local).format(format).to_string(),
+            Zone::Fixed(offset) => t.with_timezone(&offset).format(format).to_string(),
         }
     }
 }
@@ -621,6 +632,9 @@ struct RunPage {
     /// Whether the run has ended (which buttons apply).
     ended: bool,
     timeline: Vec<TimelineItem>,
+    /// The run's newest log lines and the live tail's URL, when the
+    /// dashboard has a log storage.
+    logs: Option<(Vec<crate::dashboard::log_pages::LineView>, String)>,
 }
 
 /// `GET {prefix}/runs/{key}`
@@ -651,7 +665,28 @@ pub(crate) async fn run<C: DashboardConfig>(
         })
         .collect();
     let key_path = path_segment(&key);
+    let logs = match &shared.logs {
+        Some(storage) => {
+            let query = crate::logs::LogQuery::new().run(key.clone()).limit(200);
+            let lines = storage.query(query.clone()).await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "tasktrail dashboard: the log storage failed");
+                Vec::new()
+            });
+            let after = match lines.first() {
+                Some(line) => line.id,
+                None => crate::dashboard::log_pages::latest_id(&shared).await,
+            };
+            let tail = crate::dashboard::log_pages::tail_url(&links.0, &query, after);
+            let lines = lines
+                .iter()
+                .map(|l| crate::dashboard::log_pages::line_view(l, zone, &links.0))
+                .collect();
+            Some((lines, tail))
+        }
+        None => None,
+    };
     render(&RunPage {
+        logs,
         layout: Layout::of(&shared, &links),
         action_base: format!("{}/runs/{key_path}", links.0),
         ended: crate::dashboard::actions::status_of(&row).is_some_and(|s| s.is_terminal()),

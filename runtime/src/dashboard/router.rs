@@ -6,7 +6,8 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::dashboard::{
-    DashboardConfig, DashboardSettings, actions, api, forms, gate, live, openapi, pages, stats,
+    DashboardConfig, DashboardSettings, actions, api, forms, gate, live, log_pages, openapi, pages,
+    stats,
 };
 use crate::lifecycle::Tracker;
 
@@ -15,6 +16,7 @@ pub(crate) struct SharedInner<C: DashboardConfig> {
     pub settings: DashboardSettings,
     pub tracker: Tracker<C::Model>,
     pub stats: stats::StatsCache,
+    pub logs: Option<Arc<dyn crate::logs::LogStorage>>,
 }
 
 /// A cheap handle on [`SharedInner`].
@@ -52,6 +54,7 @@ pub struct Dashboard<C: DashboardConfig> {
     remote_without_auth: bool,
     trusted_proxies: Vec<std::net::IpAddr>,
     stats_max_age: std::time::Duration,
+    logs: Option<Arc<dyn crate::logs::LogStorage>>,
 }
 
 impl<C: DashboardConfig> Dashboard<C> {
@@ -63,6 +66,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             remote_without_auth: false,
             trusted_proxies: Vec::new(),
             stats_max_age: std::time::Duration::from_secs(2),
+            logs: None,
         }
     }
 
@@ -72,6 +76,15 @@ impl<C: DashboardConfig> Dashboard<C> {
     /// plain path.
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
         self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// Where the runs' log lines are (the storage a
+    /// [`TaskLogLayer`](crate::logs::TaskLogLayer) writes to): adds the Logs
+    /// page, a logs panel with a live tail on every run's page, and the logs
+    /// API.
+    pub fn log_storage(mut self, storage: Arc<dyn crate::logs::LogStorage>) -> Self {
+        self.logs = Some(storage);
         self
     }
 
@@ -121,6 +134,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             settings: self.config.settings(),
             tracker: self.tracker,
             stats: stats::StatsCache::new(self.stats_max_age),
+            logs: self.logs,
         });
         let url_prefix = shared.settings.url_prefix.clone();
         let trusted: Arc<[std::net::IpAddr]> = self.trusted_proxies.into();
@@ -170,6 +184,9 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/api/openapi.json"), get(openapi::openapi::<C>))
             .route(&at("/metrics"), get(api::prometheus::<C>))
             .route(&at("/api/events"), get(live::events::<C>))
+            .route(&at("/logs"), get(log_pages::page::<C>))
+            .route(&at("/api/logs"), get(log_pages::api::<C>))
+            .route(&at("/api/logs/events"), get(log_pages::events::<C>))
             .with_state(shared)
             .layer(axum::middleware::from_fn(links))
             .layer(axum::middleware::from_fn(security_headers));

@@ -1,0 +1,388 @@
+//! Logs: the tracing layer attributes every line to its run (50 runs
+//! logging at once), captures only what it is asked to, never captures the
+//! database writer's own events; the ring buffer keeps the newest lines
+//! with exact stats; every filter on both storages; the database storage
+//! round-trips every part of a line on a SQLite file, in-memory SQLite and
+//! PostgreSQL, loses in a flood only what its stats call dropped, and
+//! forgets old lines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use tasktrail::logs::{
+    Capture, DbLogOptions, DbLogStorage, LogLevel, LogQuery, LogRecord, LogStorage,
+    MemoryLogStorage, TaskLogLayer,
+};
+use tasktrail_tests::entities::task_run;
+use tasktrail_tests::{Backend, backends, connect};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// A subscriber with only the log layer, as the thread's default (the
+/// tests run on a current-thread runtime, so spawned runs see it too).
+fn capture(
+    storage: Arc<dyn LogStorage>,
+    configure: impl FnOnce(TaskLogLayer) -> TaskLogLayer,
+) -> tracing::subscriber::DefaultGuard {
+    let subscriber = tracing_subscriber::registry().with(configure(TaskLogLayer::new(storage)));
+    tracing::subscriber::set_default(subscriber)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn fifty_runs_logging_at_once_each_get_their_own_lines() {
+    let logs = Arc::new(MemoryLogStorage::new(100_000));
+    let _guard = capture(logs.clone(), |l| l);
+    let (db, _g) = connect(Backend::SqliteMemory).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    let mut runs = Vec::new();
+    for n in 0..50 {
+        let run = tracker
+            .spawn("chatty", &n, move |ctx| async move {
+                let key = ctx.key().to_owned();
+                for line in 0..20 {
+                    tracing::info!(line, run = n, "run {key} line {line}");
+                    // Nested spans inside the run belong to it too.
+                    let step = tracing::debug_span!("step", line);
+                    let _entered = step.enter();
+                    tracing::warn!("inner {key}");
+                    drop(_entered);
+                    tokio::task::yield_now().await;
+                }
+                Ok::<_, String>(())
+            })
+            .await
+            .unwrap();
+        runs.push(run);
+    }
+    let keys: Vec<String> = runs.iter().map(|r| r.key().to_owned()).collect();
+    for run in runs {
+        run.await.unwrap();
+    }
+    tracing::info!("outside any run: not captured");
+
+    let lines = logs.select(&LogQuery::new().limit(5_000));
+    assert_eq!(lines.len(), 50 * 20 * 2, "every line, nothing else");
+    for line in &lines {
+        let key = line.run_key.as_deref().expect("every line has its run");
+        assert!(
+            line.message.ends_with(&format!(" {key}"))
+                || line.message.starts_with(&format!("run {key} ")),
+            "{line:?}"
+        );
+    }
+    // The lines interleaved: each run writes two lines then yields, so
+    // the run changes between most pairs of lines (at most 1,999 times).
+    let switches = lines
+        .windows(2)
+        .filter(|w| w[0].run_key != w[1].run_key)
+        .count();
+    assert!(switches > 500, "{switches} switches");
+    // Per run: all 40, in order, with the event's fields.
+    for key in &keys {
+        let mine = logs.select(&LogQuery::new().run(key.as_str()).limit(100));
+        assert_eq!(mine.len(), 40, "{key}");
+        let info: Vec<&LogRecord> = mine.iter().filter(|l| l.level == LogLevel::Info).collect();
+        assert_eq!(info[0].message, format!("run {key} line 19"));
+        assert_eq!(info[0].fields[0].0, "line");
+        assert_eq!(info[0].fields[0].1, 19);
+        assert!(info[0].target.starts_with("logs"), "{}", info[0].target);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn what_is_captured() {
+    // Runs only, INFO and up.
+    let logs = Arc::new(MemoryLogStorage::new(100));
+    {
+        let _guard = capture(logs.clone(), |l| l.min_level(LogLevel::Info));
+        let run = tracing::info_span!("task", task_key = "r1");
+        run.in_scope(|| {
+            tracing::debug!("too low");
+            tracing::info!("kept");
+            tracing::error!(error = %std::io::Error::other("disk full"), code = 7_u64, ok = false, ratio = 0.5, "failed");
+        });
+        tracing::warn!("outside");
+        // A key recorded after the span was created.
+        let late = tracing::info_span!("task", task_key = tracing::field::Empty);
+        late.record("task_key", "r2");
+        late.in_scope(|| tracing::info!("late key"));
+    }
+    let lines = logs.select(&LogQuery::new());
+    let seen: Vec<(&str, Option<&str>)> = lines
+        .iter()
+        .rev()
+        .map(|l| (l.message.as_str(), l.run_key.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("kept", Some("r1")),
+            ("failed", Some("r1")),
+            ("late key", Some("r2"))
+        ]
+    );
+    let failed = &lines[1];
+    assert_eq!(failed.level, LogLevel::Error);
+    assert_eq!(
+        failed.fields_json(),
+        serde_json::json!({ "error": "disk full", "code": 7, "ok": false, "ratio": 0.5 })
+    );
+
+    // Everything, when asked.
+    let all = Arc::new(MemoryLogStorage::new(100));
+    {
+        let _guard = capture(all.clone(), |l| l.capture(Capture::All));
+        tracing::trace!("outside, captured");
+    }
+    let lines = all.select(&LogQuery::new());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].run_key, None);
+    assert_eq!(lines[0].level, LogLevel::Trace);
+}
+
+#[test]
+fn the_ring_keeps_the_newest_lines() {
+    let logs = MemoryLogStorage::new(100);
+    for n in 0..250 {
+        logs.append(LogRecord::new(LogLevel::Info, format!("line {n}")));
+    }
+    let stats = logs.stats();
+    assert_eq!(
+        (stats.stored, stats.appended, stats.dropped),
+        (Some(100), 250, 150)
+    );
+    let lines = logs.select(&LogQuery::new().limit(1_000));
+    assert_eq!(lines.len(), 100);
+    assert_eq!(lines[0].message, "line 249");
+    assert_eq!(lines[99].message, "line 150");
+    assert!(lines.windows(2).all(|w| w[0].id == w[1].id + 1));
+}
+
+/// Lines for the filter tests: two runs, every level, one hour apart.
+fn sample(base: chrono::DateTime<Utc>) -> Vec<LogRecord> {
+    let mut out = Vec::new();
+    for (i, level) in LogLevel::ALL.into_iter().enumerate() {
+        for run in ["alpha", "beta"] {
+            out.push(
+                LogRecord::new(level, format!("{run}: {level} Timeout_{i} 100%"))
+                    .in_run(run)
+                    .target("app::jobs")
+                    .field("i", i as u64)
+                    .at(base + TimeDelta::hours(i as i64)),
+            );
+        }
+    }
+    out.push(LogRecord::new(LogLevel::Info, "no run, ünïcödé ✓").at(base));
+    out
+}
+
+/// Every filter, alone and together, on any storage holding [`sample`].
+async fn check_filters(storage: &dyn LogStorage, base: chrono::DateTime<Utc>) {
+    let messages =
+        |lines: Vec<LogRecord>| -> Vec<String> { lines.into_iter().map(|l| l.message).collect() };
+    let all = storage.query(LogQuery::new()).await.unwrap();
+    assert_eq!(all.len(), 11);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let beta = storage.query(LogQuery::new().run("beta")).await.unwrap();
+    assert_eq!(beta.len(), 5);
+    assert!(beta.iter().all(|l| l.run_key.as_deref() == Some("beta")));
+    let warn = storage
+        .query(LogQuery::new().min_level(LogLevel::Warn))
+        .await
+        .unwrap();
+    assert_eq!(
+        messages(warn),
+        [
+            "beta: ERROR Timeout_4 100%",
+            "alpha: ERROR Timeout_4 100%",
+            "beta: WARN Timeout_3 100%",
+            "alpha: WARN Timeout_3 100%",
+        ]
+    );
+    // Case-insensitive; `_` and `%` are literal, not wildcards.
+    let text = storage
+        .query(LogQuery::new().contains("TIMEOUT_2 100%"))
+        .await
+        .unwrap();
+    assert_eq!(text.len(), 2);
+    assert!(
+        storage
+            .query(LogQuery::new().contains("timeout%2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        storage
+            .query(LogQuery::new().contains("timeout_ "))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let unicode = storage
+        .query(LogQuery::new().contains("ünïcödé"))
+        .await
+        .unwrap();
+    assert_eq!(messages(unicode), ["no run, ünïcödé ✓"]);
+    let window = storage
+        .query(
+            LogQuery::new()
+                .since(base + TimeDelta::hours(1))
+                .until(base + TimeDelta::hours(3)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 4, "hours 1 and 2, both runs");
+    let limited = storage.query(LogQuery::new().limit(3)).await.unwrap();
+    assert_eq!(limited.len(), 3);
+    let after = storage
+        .query(LogQuery::new().after(limited[1].id))
+        .await
+        .unwrap();
+    assert_eq!(
+        after.iter().map(|l| l.id).collect::<Vec<_>>(),
+        [limited[0].id]
+    );
+    let together = storage
+        .query(
+            LogQuery::new()
+                .run("alpha")
+                .min_level(LogLevel::Info)
+                .contains("timeout")
+                .since(base)
+                .limit(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        messages(together),
+        ["alpha: ERROR Timeout_4 100%", "alpha: WARN Timeout_3 100%"]
+    );
+}
+
+#[tokio::test]
+async fn every_filter_on_the_memory_storage() {
+    let logs = MemoryLogStorage::new(1_000);
+    let base = Utc::now() - TimeDelta::days(1);
+    for line in sample(base) {
+        logs.append(line);
+    }
+    check_filters(&logs, base).await;
+}
+
+async fn db_storage_round_trip_and_filters(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    let logs = DbLogStorage::new(db).await.unwrap();
+    let base = Utc::now() - TimeDelta::days(1);
+    let lines = sample(base);
+    for line in lines.clone() {
+        logs.append(line);
+    }
+    logs.flush().await;
+    let stats = logs.stats();
+    assert_eq!((stats.appended, stats.written, stats.dropped), (11, 11, 0));
+    check_filters(&logs, base).await;
+    // Every part of a line survives the table (times to the millisecond).
+    let stored = logs
+        .query(LogQuery::new().run("alpha").limit(1))
+        .await
+        .unwrap();
+    let original = &lines[8];
+    let back = &stored[0];
+    assert_eq!(back.message, original.message);
+    assert_eq!(back.level, original.level);
+    assert_eq!(back.target, original.target);
+    assert_eq!(back.run_key, original.run_key);
+    assert_eq!(back.fields_json(), original.fields_json());
+    assert_eq!(back.at.timestamp_millis(), original.at.timestamp_millis());
+    assert!(back.id > 0);
+}
+
+async fn db_storage_flood(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    let logs =
+        DbLogStorage::with_options(db, DbLogOptions::new().queue_capacity(50).batch_size(20))
+            .await
+            .unwrap();
+    // Far more than the queue holds, faster than any database writes.
+    for n in 0..5_000 {
+        logs.append(LogRecord::new(LogLevel::Info, format!("flood {n}")).in_run("flood"));
+    }
+    logs.flush().await;
+    let stats = logs.stats();
+    assert_eq!(stats.appended, 5_000);
+    assert!(stats.dropped > 0, "{stats:?}");
+    let kept = logs
+        .query(LogQuery::new().run("flood").limit(5_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.len() as u64,
+        stats.appended - stats.dropped,
+        "lost only what the stats report: {stats:?}"
+    );
+    assert_eq!(stats.written, kept.len() as u64);
+    assert_eq!(stats.pending, 0);
+    // The first lines got in; what was dropped was the overflow.
+    assert_eq!(kept.last().unwrap().message, "flood 0");
+}
+
+async fn db_storage_retention(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    let logs = DbLogStorage::with_options(
+        db,
+        DbLogOptions::new().retention(Duration::from_secs(3_600), Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let now = Utc::now();
+    logs.append(LogRecord::new(LogLevel::Info, "old").at(now - TimeDelta::hours(3)));
+    logs.append(LogRecord::new(LogLevel::Info, "new").at(now));
+    logs.flush().await;
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = logs.query(LogQuery::new()).await.unwrap();
+        if left.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        left.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+        ["new"],
+        "the periodic retention deleted the line older than an hour"
+    );
+    assert_eq!(
+        logs.purge_before(now + TimeDelta::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+backends!(
+    db_storage_round_trip_and_filters,
+    db_storage_flood,
+    db_storage_retention
+);
+
+/// With `Capture::All` and the database storage, the driver's own logging
+/// of the writer's inserts is not captured (else every write would log a
+/// line to write, for ever).
+#[tokio::test(flavor = "current_thread")]
+async fn the_writer_does_not_log_itself() {
+    let (db, _g) = connect(Backend::SqliteFile).await;
+    let logs = Arc::new(DbLogStorage::new(db).await.unwrap());
+    let _guard = capture(logs.clone(), |l| l.capture(Capture::All));
+    tracing::info!("one line");
+    logs.flush().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    logs.flush().await;
+    let lines = logs.query(LogQuery::new()).await.unwrap();
+    let targets: Vec<&str> = lines.iter().map(|l| l.target.as_ref()).collect();
+    assert_eq!(targets, ["logs"], "{lines:?}");
+    assert_eq!(logs.stats().appended, 1);
+}
