@@ -15,6 +15,24 @@
   var source = null;
   var pollTimer = null;
 
+  // Every stream the page opens is closed when the page is left, so that a
+  // page kept in the back/forward cache holds no connection (browsers
+  // allow only six per server over HTTP/1.1); a page restored from that
+  // cache reloads, fresh.
+  var opened = [];
+  function openStream(url) {
+    var stream = new EventSource(url);
+    opened.push(stream);
+    return stream;
+  }
+  window.addEventListener("pagehide", function () {
+    opened.forEach(function (stream) { stream.close(); });
+    opened = [];
+  });
+  window.addEventListener("pageshow", function (e) {
+    if (e.persisted) window.location.reload();
+  });
+
   function show(run) {
     var key = run.__key;
     var cells = document.querySelectorAll('[data-run="' + CSS.escape(key) + '"][data-field]');
@@ -69,7 +87,7 @@
 
   function connect() {
     if (!eventsUrl || !window.EventSource) { startPolling(); return; }
-    source = new EventSource(eventsUrl);
+    source = openStream(eventsUrl);
     source.addEventListener("run", function (e) { if (!paused) receive(e.data); });
     source.addEventListener("open", stopPolling);
     source.addEventListener("error", function () {
@@ -163,7 +181,7 @@
     var state = box.querySelector(".tail-state");
     var empty = box.querySelector(".logs-empty");
     if (!url || !window.EventSource || !body) return;
-    var tail = new EventSource(url);
+    var tail = openStream(url);
     function cell(row, cls, text) {
       var td = document.createElement("td");
       td.className = cls;

@@ -6,6 +6,7 @@
 //! `target/e2e-artifacts/`.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
@@ -24,6 +25,21 @@ tasktrail::dashboard! {
         actions: [cancel, delete],
         poll_interval: 1s,
     }
+}
+
+/// The log lines the runs of this test binary write: a global subscriber
+/// (the runs run on the runtime's worker threads) with the log layer.
+fn logs() -> Arc<tasktrail::logs::MemoryLogStorage> {
+    static LOGS: OnceLock<Arc<tasktrail::logs::MemoryLogStorage>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let logs = Arc::new(tasktrail::logs::MemoryLogStorage::new(10_000));
+        let subscriber =
+            tracing_subscriber::registry().with(tasktrail::logs::TaskLogLayer::new(logs.clone()));
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        logs
+    })
+    .clone()
 }
 
 /// The text of every element matching `selector`, read in one script so
@@ -87,7 +103,9 @@ async fn dashboard_in_a_browser() {
         assert!(matches!(run.await, Err(RunError::Failed(_))));
     }
 
-    let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    let app = Dashboard::new(Ops::default(), tracker.clone())
+        .log_storage(logs())
+        .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(
@@ -116,6 +134,7 @@ async fn dashboard_in_a_browser() {
                 step += 1;
                 let percent = 99.0 * (1.0 - 0.97f64.powi(step));
                 ctx.progress(percent, format!("step {step}"));
+                tracing::info!(step, "indexing <b>shelf</b> {step}");
                 tokio::select! {
                     stop = ctx.cancelled() => return Err::<(), _>(stop),
                     () = tokio::time::sleep(Duration::from_millis(300)) => {}
@@ -217,6 +236,24 @@ async fn dashboard_in_a_browser() {
         })
         .await;
     println!("progress moved from {first:.2} to {later:.2} without a reload");
+    // Its log lines arrive in the logs panel while it runs, newest first,
+    // as text (the markup in them is shown, not rendered).
+    let lines_css = ".run-logs table.logs tbody tr td.message";
+    let shown = texts(&browser, lines_css).await.len();
+    let newest = browser
+        .wait_until("new log lines in the run's panel", || async {
+            let lines = texts(&browser, lines_css).await;
+            (lines.len() >= shown + 2).then(|| lines[0].clone())
+        })
+        .await;
+    assert!(newest.starts_with("indexing <b>shelf</b> "), "{newest}");
+    assert_eq!(
+        browser
+            .eval("return document.querySelectorAll('.run-logs b').length;")
+            .await,
+        0,
+        "no markup from a log line became an element"
+    );
     assert_eq!(marker(&browser).await, 1, "the page was not reloaded");
     let status = texts(&browser, r#"h1 [data-kind="status"]"#).await;
     assert_eq!(status, ["in_progress"]);
