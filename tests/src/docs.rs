@@ -23,3 +23,6 @@ pub struct RunningTasks;
 
 #[doc = include_str!("../../docs/dashboard.md")]
 pub struct DashboardPage;
+
+#[doc = include_str!("../../docs/logs.md")]
+pub struct Logs;
