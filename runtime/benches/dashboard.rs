@@ -713,36 +713,28 @@ fn hand_values(row: &SqliteRow) -> Vec<JsonValue> {
         .collect()
 }
 
-/// Runs the statements recorded for one URL: rows decoded into
-/// [`HandRow`]s, counts into `i64`s. Returns how many rows and counts.
-async fn run_recorded(pool: &SqlitePool, statements: &[Recorded]) -> (usize, i64) {
+/// Runs the statements recorded for one URL: runs decoded into
+/// [`HandRow`]s, other rows (counts, the overview's numbers) value by value.
+/// Returns how many rows.
+async fn run_recorded(pool: &SqlitePool, statements: &[Recorded]) -> usize {
     let mut rows = 0;
-    let mut counted = 0;
     for s in statements {
-        if s.is_count() {
-            let row = hand_query(&s.sql, &s.values)
-                .fetch_one(pool)
-                .await
-                .expect("a count");
-            counted += row.try_get::<i64, _>(0).expect("a count");
-        } else {
-            let fetched = hand_query(&s.sql, &s.values)
-                .fetch_all(pool)
-                .await
-                .expect("rows");
-            rows += fetched
-                .iter()
-                .map(|row| {
-                    if row.columns().len() == 14 {
-                        std::hint::black_box(hand_row(row));
-                    } else {
-                        std::hint::black_box(hand_values(row));
-                    }
-                })
-                .count();
-        }
+        let fetched = hand_query(&s.sql, &s.values)
+            .fetch_all(pool)
+            .await
+            .expect("rows");
+        rows += fetched
+            .iter()
+            .map(|row| {
+                if row.columns().len() == 14 {
+                    std::hint::black_box(hand_row(row));
+                } else {
+                    std::hint::black_box(hand_values(row));
+                }
+            })
+            .count();
     }
-    (rows, counted)
+    rows
 }
 
 #[derive(Clone)]
@@ -759,8 +751,8 @@ async fn baseline_handler(
     let Some(statements) = statements else {
         return (StatusCode::NOT_FOUND, format!("no case `{name}`"));
     };
-    let (rows, counted) = run_recorded(&baseline.pool, &statements).await;
-    (StatusCode::OK, format!("{rows} rows, {counted} counted"))
+    let rows = run_recorded(&baseline.pool, &statements).await;
+    (StatusCode::OK, format!("{rows} rows"))
 }
 
 // ---------------------------------------------------------------------------
@@ -867,11 +859,21 @@ impl Bench {
         for _ in 0..warm_up {
             self.timed(&case.url).await;
         }
-        self.probe.recorded.lock().expect("lock").clear();
-        self.probe.recording.store(true, Ordering::SeqCst);
-        self.timed(&case.url).await;
-        self.probe.recording.store(false, Ordering::SeqCst);
-        let recorded = std::mem::take(&mut *self.probe.recorded.lock().expect("lock"));
+        // The statement callback also sees the dashboard's background work
+        // (the stats refresh): of three requests, the one that recorded
+        // the fewest statements is the request alone.
+        let mut recorded: Option<Vec<Recorded>> = None;
+        for _ in 0..3 {
+            self.probe.recorded.lock().expect("lock").clear();
+            self.probe.recording.store(true, Ordering::SeqCst);
+            self.timed(&case.url).await;
+            self.probe.recording.store(false, Ordering::SeqCst);
+            let this = std::mem::take(&mut *self.probe.recorded.lock().expect("lock"));
+            if recorded.as_ref().is_none_or(|r| this.len() < r.len()) {
+                recorded = Some(this);
+            }
+        }
+        let recorded = recorded.expect("recorded");
         assert!(
             !recorded.is_empty(),
             "{}: no statements recorded",
@@ -1321,7 +1323,7 @@ async fn run(env: Env) {
         }
         let m = bench.measure(case).await;
         println!(
-            "{:<18} p50 {:>8.2} ms  p95 {:>8.2}  p99 {:>8.2}  max {:>8.2}  | baseline p50 {:>8.2}  p99 {:>8.2} | ratio p50 {:.2} p99 {:.2} | db: list {:.2} ms, counts {:.2} ms ({}–{} statements)",
+            "{:<18} p50 {:>8.2} ms  p95 {:>8.2}  p99 {:>8.2}  max {:>8.2}  | baseline p50 {:>8.2}  p99 {:>8.2} | ratio p50 {:.2} p99 {:.2} | SQL: COUNTs {:.2} ms, other {:.2} ms ({}–{} statements)",
             m.name,
             m.page.p50,
             m.page.p95,
@@ -1331,8 +1333,8 @@ async fn run(env: Env) {
             m.baseline.p99,
             m.page.p50 / m.baseline.p50,
             m.page.p99 / m.baseline.p99,
-            m.db_list_ms,
             m.db_counts_ms,
+            m.db_list_ms,
             m.statements.0,
             m.statements.1,
         );
@@ -1375,7 +1377,7 @@ async fn run(env: Env) {
 
     // The table for BENCHMARKS.md.
     println!(
-        "| case | URL | what | n | p50 | p95 | p99 | max | baseline p50 | baseline p99 | ratio p50 | ratio p99 | dashboard's SQL: list / counts (median) |"
+        "| case | URL | what | n | p50 | p95 | p99 | max | baseline p50 | baseline p99 | ratio p50 | ratio p99 | dashboard's SQL per request, median: COUNTs / other |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in &results {
@@ -1397,8 +1399,8 @@ async fn run(env: Env) {
             m.baseline.p99,
             m.page.p50 / m.baseline.p50,
             m.page.p99 / m.baseline.p99,
-            m.db_list_ms,
             m.db_counts_ms,
+            m.db_list_ms,
         );
     }
     println!(
@@ -1407,7 +1409,7 @@ async fn run(env: Env) {
     );
     if let Some((k, c)) = counts {
         println!(
-            "| `status_counts` | (no HTTP) | the list page's {k} `COUNT`s, sqlx alone | {n} | {:.2} | {:.2} | {:.2} | {:.2} | | | | | |",
+            "| `status_counts` | (no HTTP) | the status counts ({k} statement(s) with `COUNT`), sqlx alone | {n} | {:.2} | {:.2} | {:.2} | {:.2} | | | | | |",
             c.p50, c.p95, c.p99, c.max
         );
     }

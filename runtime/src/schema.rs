@@ -117,6 +117,13 @@ pub async fn create_run_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     crate::run::store::create_tables(db).await
 }
 
+/// Creates the log table `tasktrail_logs` and its indexes, if missing (what
+/// [`DbLogStorage::new`](crate::logs::DbLogStorage::new) does itself; for
+/// migrations that create tables ahead of time).
+pub async fn create_log_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    crate::logs::create_table(db).await
+}
+
 /// Drops the tables spawned runs share, if they exist.
 pub async fn drop_run_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     crate::run::store::drop_tables(db).await

@@ -354,26 +354,22 @@ pub async fn list<M: TrackingConfig>(
     let sort_col = field::<M>(query.sort).expect("checked by parse").column;
     let mut select = M::Entity::find().filter(conditions::<M>(settings, query));
     if let Some(cursor) = query.after.as_deref().and_then(Cursor::decode) {
-        let value = sort_col.save_as(Expr::val(cursor.value));
-        let key = encode_key(&cursor.key);
-        let (beyond, key_beyond) = if query.descending {
-            (
-                Expr::col(sort_col).lt(value.clone()),
-                Expr::col(key_col).lt(key),
-            )
+        // `(sort, key) < (value, key)` (`>` ascending): a row-value
+        // comparison, which SQLite (3.15+) and PostgreSQL turn into a range
+        // scan of the `(sort, key)` order. The equivalent
+        // `sort < value OR (sort = value AND key < key)` is planned as two
+        // index scans whose union is sorted: every row past the cursor read
+        // and sorted for each page.
+        let row = Expr::tuple([Expr::col(sort_col), Expr::col(key_col)]);
+        let at = Expr::tuple([
+            sort_col.save_as(Expr::val(cursor.value)),
+            Expr::val(encode_key(&cursor.key)),
+        ]);
+        select = select.filter(if query.descending {
+            row.lt(at)
         } else {
-            (
-                Expr::col(sort_col).gt(value.clone()),
-                Expr::col(key_col).gt(key),
-            )
-        };
-        select = select.filter(
-            Condition::any().add(beyond).add(
-                Condition::all()
-                    .add(Expr::col(sort_col).eq(value))
-                    .add(key_beyond),
-            ),
-        );
+            row.gt(at)
+        });
     }
     let order = if query.descending {
         Order::Desc
