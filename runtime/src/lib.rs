@@ -53,6 +53,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod fields;

@@ -10,7 +10,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
@@ -99,7 +99,11 @@ impl Action {
 
     /// Refuses the action on a read-only dashboard or when it is not
     /// enabled.
-    pub(crate) fn allowed<C: DashboardConfig>(self, shared: &Shared<C>) -> Result<(), ApiError> {
+    pub(crate) fn allowed<C: DashboardConfig>(
+        self,
+        shared: &Shared<C>,
+        identity: &crate::auth::Identity,
+    ) -> Result<(), ApiError> {
         let actions = &shared.settings.actions;
         let enabled = match self {
             Action::Cancel => actions.cancel,
@@ -117,6 +121,16 @@ impl Action {
                 StatusCode::FORBIDDEN,
                 format!(
                     "the `{}` action is not enabled on this dashboard",
+                    self.name()
+                ),
+            ));
+        }
+        if !identity.role.may_act() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "a {} may not {} runs; ask for the operator role",
+                    identity.role,
                     self.name()
                 ),
             ));
@@ -227,11 +241,12 @@ fn done_json(key: &str, done: &Done) -> serde_json::Value {
 /// `POST {prefix}/api/runs/{key}/cancel`
 pub(crate) async fn cancel<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
+    Extension(identity): Extension<crate::auth::Identity>,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<SafeJson, ApiError> {
     check_request(&headers)?;
-    Action::Cancel.allowed(&shared)?;
+    Action::Cancel.allowed(&shared, &identity)?;
     let done = cancel_run(&shared, &key).await?;
     Ok(SafeJson(done_json(&key, &done)))
 }
@@ -239,11 +254,12 @@ pub(crate) async fn cancel<C: DashboardConfig>(
 /// `POST {prefix}/api/runs/{key}/retry`
 pub(crate) async fn retry<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
+    Extension(identity): Extension<crate::auth::Identity>,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, SafeJson), ApiError> {
     check_request(&headers)?;
-    Action::Retry.allowed(&shared)?;
+    Action::Retry.allowed(&shared, &identity)?;
     let done = retry_run(&shared, &key).await?;
     Ok((StatusCode::ACCEPTED, SafeJson(done_json(&key, &done))))
 }
@@ -251,11 +267,12 @@ pub(crate) async fn retry<C: DashboardConfig>(
 /// `DELETE {prefix}/api/runs/{key}`: only runs that have ended.
 pub(crate) async fn delete<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
+    Extension(identity): Extension<crate::auth::Identity>,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     check_request(&headers)?;
-    Action::Delete.allowed(&shared)?;
+    Action::Delete.allowed(&shared, &identity)?;
     delete_run(&shared, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -316,10 +333,11 @@ pub(crate) struct BulkOutcome {
 /// it is skipped with the reason.
 pub(crate) async fn bulk<C: DashboardConfig>(
     shared: &Shared<C>,
+    identity: &crate::auth::Identity,
     action: Action,
     keys: Vec<String>,
 ) -> Result<BulkOutcome, ApiError> {
-    action.allowed(shared)?;
+    action.allowed(shared, identity)?;
     if keys.len() > BULK_LIMIT {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -361,13 +379,14 @@ pub(crate) struct BulkRequest {
 /// `{"action": "delete", "filter": "status=failed"}`.
 pub(crate) async fn bulk_api<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
+    Extension(identity): Extension<crate::auth::Identity>,
     headers: HeaderMap,
     body: Result<Json<BulkRequest>, JsonRejection>,
 ) -> Result<SafeJson, ApiError> {
     check_request(&headers)?;
     let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let action = Action::parse(&request.action)?;
-    action.allowed(&shared)?;
+    action.allowed(&shared, &identity)?;
     let target = match (request.keys, request.filter) {
         (Some(keys), None) => Target::Keys(keys),
         (None, Some(filter)) => Target::Matching(filter),
@@ -382,7 +401,7 @@ pub(crate) async fn bulk_api<C: DashboardConfig>(
         Target::Keys(keys) => keys,
         Target::Matching(filter) => matching_keys(&shared, &filter).await?,
     };
-    let outcome = bulk(&shared, action, keys).await?;
+    let outcome = bulk(&shared, &identity, action, keys).await?;
     Ok(SafeJson(json!({
         "action": action.name(),
         "done": outcome.done.iter().map(|(k, d)| done_json(k, d)).collect::<Vec<_>>(),

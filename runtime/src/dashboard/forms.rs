@@ -89,13 +89,14 @@ fn error_fragment(err: ApiError) -> Response {
 pub(crate) async fn run_action<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     Extension(links): Extension<LinkBase>,
+    Extension(identity): Extension<crate::auth::Identity>,
     Path((key, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
         check_request(&headers)?;
         let action = Action::parse(&action)?;
-        action.allowed(&shared)?;
+        action.allowed(&shared, &identity)?;
         apply(&shared, action, &key).await
     }
     .await;
@@ -190,10 +191,11 @@ fn describe_filter(filter: &str) -> String {
 pub(crate) async fn bulk_form<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     Extension(links): Extension<LinkBase>,
+    Extension(identity): Extension<crate::auth::Identity>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match bulk_step(&shared, &links, &headers, BulkForm::parse(&body)).await {
+    match bulk_step(&shared, &links, &identity, &headers, BulkForm::parse(&body)).await {
         Ok(response) => response,
         Err(err) => error_fragment(err),
     }
@@ -202,12 +204,13 @@ pub(crate) async fn bulk_form<C: DashboardConfig>(
 async fn bulk_step<C: DashboardConfig>(
     shared: &Shared<C>,
     links: &LinkBase,
+    identity: &crate::auth::Identity,
     headers: &HeaderMap,
     form: BulkForm,
 ) -> Result<Response, ApiError> {
     check_request(headers)?;
     let action = Action::parse(&form.action)?;
-    action.allowed(shared)?;
+    action.allowed(shared, identity)?;
     let (scope, keys) = match form.scope.as_str() {
         "selected" | "" => {
             if form.keys.is_empty() {
@@ -264,7 +267,7 @@ async fn bulk_step<C: DashboardConfig>(
             },
         ));
     }
-    let outcome = bulk(shared, action, keys).await?;
+    let outcome = bulk(shared, identity, action, keys).await?;
     let done = outcome.done.len();
     let skipped = outcome.skipped.len();
     let runs = if done == 1 { "run" } else { "runs" };

@@ -189,6 +189,7 @@ pub(crate) fn tail_url(base: &str, query: &LogQuery, after: u64) -> String {
 pub(crate) async fn page<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     Extension(links): Extension<LinkBase>,
+    Extension(identity): Extension<crate::auth::Identity>,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let result = async {
@@ -212,7 +213,7 @@ pub(crate) async fn page<C: DashboardConfig>(
         newest
     };
     render(&LogsPage {
-        layout: Layout::of(&shared, &links),
+        layout: Layout::of(&shared, &links, &identity),
         run: query.run_key.clone().unwrap_or_default(),
         level: query
             .min_level

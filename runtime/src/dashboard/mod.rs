@@ -9,7 +9,7 @@ mod gate;
 mod live;
 mod log_pages;
 mod openapi;
-mod pages;
+pub(crate) mod pages;
 pub mod query;
 mod router;
 mod stats;

@@ -23,6 +23,12 @@ pub(crate) struct Layout {
     pub(crate) actions: ActionsView,
     /// Whether the dashboard has a log storage (a Logs page).
     pub(crate) logs: bool,
+    /// Who is looking: name and role, when the dashboard has users.
+    pub(crate) user: Option<(String, &'static str)>,
+    /// The session's CSRF token, sent back by htmx and the logout form.
+    pub(crate) csrf: String,
+    /// Whether to show the logout button.
+    pub(crate) logout: bool,
 }
 
 /// Which action buttons the pages show.
@@ -34,7 +40,11 @@ pub(crate) struct ActionsView {
 }
 
 impl Layout {
-    pub(crate) fn of<C: DashboardConfig>(shared: &Shared<C>, links: &LinkBase) -> Self {
+    pub(crate) fn of<C: DashboardConfig>(
+        shared: &Shared<C>,
+        links: &LinkBase,
+        identity: &crate::auth::Identity,
+    ) -> Self {
         let s = &shared.settings;
         Layout {
             title: s.title.clone(),
@@ -44,8 +54,14 @@ impl Layout {
             poll_ms: s.poll_interval.as_millis(),
             key_field: C::Model::field(Role::Key).map_or("", |f| f.field),
             logs: shared.logs.is_some(),
+            user: identity
+                .user
+                .as_ref()
+                .map(|u| (u.name.clone(), u.role.as_str())),
+            csrf: identity.csrf.clone().unwrap_or_default(),
+            logout: identity.logs_in,
             actions: {
-                let on = !s.read_only;
+                let on = !s.read_only && identity.role.may_act();
                 let (cancel, retry, delete) = (
                     on && s.actions.cancel,
                     on && s.actions.retry,
@@ -151,6 +167,7 @@ fn status_label(status: Status) -> &'static str {
 pub(crate) async fn overview<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     Extension(links): Extension<LinkBase>,
+    Extension(identity): Extension<crate::auth::Identity>,
 ) -> Response {
     let snapshot = match crate::dashboard::stats::snapshot(&shared).await {
         Ok(snapshot) => snapshot,
@@ -178,7 +195,7 @@ pub(crate) async fn overview<C: DashboardConfig>(
     .filter_map(C::Model::field)
     .collect();
     render(&OverviewPage {
-        layout: Layout::of(&shared, &links),
+        layout: Layout::of(&shared, &links, &identity),
         counts: snapshot
             .counts
             .iter()
@@ -442,6 +459,7 @@ fn table_row<M: TrackingConfig>(
 pub(crate) async fn runs<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     Extension(links): Extension<LinkBase>,
+    Extension(identity): Extension<crate::auth::Identity>,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let settings = &shared.settings;
@@ -543,7 +561,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
         url(&list_path, &pairs)
     });
     render(&RunsPage {
-        layout: Layout::of(&shared, &links),
+        layout: Layout::of(&shared, &links, &identity),
         search: query.search.clone().unwrap_or_default(),
         filters,
         columns,
@@ -641,6 +659,7 @@ struct RunPage {
 pub(crate) async fn run<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     Extension(links): Extension<LinkBase>,
+    Extension(identity): Extension<crate::auth::Identity>,
     Path(key): Path<String>,
 ) -> Response {
     let row = match find_run::<C::Model>(&shared, &key).await {
@@ -687,7 +706,7 @@ pub(crate) async fn run<C: DashboardConfig>(
     };
     render(&RunPage {
         logs,
-        layout: Layout::of(&shared, &links),
+        layout: Layout::of(&shared, &links, &identity),
         action_base: format!("{}/runs/{key_path}", links.0),
         ended: crate::dashboard::actions::status_of(&row).is_some_and(|s| s.is_terminal()),
         timeline: timeline(&row, zone),

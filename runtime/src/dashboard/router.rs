@@ -17,6 +17,7 @@ pub(crate) struct SharedInner<C: DashboardConfig> {
     pub tracker: Tracker<C::Model>,
     pub stats: stats::StatsCache,
     pub logs: Option<Arc<dyn crate::logs::LogStorage>>,
+    pub auth: Option<Arc<crate::auth::AuthState>>,
 }
 
 /// A cheap handle on [`SharedInner`].
@@ -55,6 +56,10 @@ pub struct Dashboard<C: DashboardConfig> {
     trusted_proxies: Vec<std::net::IpAddr>,
     stats_max_age: std::time::Duration,
     logs: Option<Arc<dyn crate::logs::LogStorage>>,
+    auth: Option<Arc<dyn crate::auth::AuthBackend>>,
+    session_key: Option<crate::auth::SessionKey>,
+    secure_cookies: bool,
+    session_ttl: std::time::Duration,
 }
 
 impl<C: DashboardConfig> Dashboard<C> {
@@ -67,6 +72,10 @@ impl<C: DashboardConfig> Dashboard<C> {
             trusted_proxies: Vec::new(),
             stats_max_age: std::time::Duration::from_secs(2),
             logs: None,
+            auth: None,
+            session_key: None,
+            secure_cookies: false,
+            session_ttl: std::time::Duration::from_secs(12 * 3_600),
         }
     }
 
@@ -76,6 +85,38 @@ impl<C: DashboardConfig> Dashboard<C> {
     /// plain path.
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
         self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// Who may use the dashboard: users from `backend` (a login form, a
+    /// proxy header, a token of your own, or [`NoAuth::anyone`]), each with
+    /// a role. With a backend the dashboard answers beyond loopback; see
+    /// [`auth`](crate::auth).
+    ///
+    /// [`NoAuth::anyone`]: crate::auth::NoAuth::anyone
+    pub fn auth(mut self, backend: impl crate::auth::AuthBackend) -> Self {
+        self.auth = Some(Arc::new(backend));
+        self
+    }
+
+    /// The key of the session cookies. Instances behind a load balancer
+    /// need the same one. Without it, a random key is made at start (and a
+    /// warning logged): sessions end when the process restarts.
+    pub fn session_key(mut self, key: crate::auth::SessionKey) -> Self {
+        self.session_key = Some(key);
+        self
+    }
+
+    /// Marks session cookies `Secure` (sent over HTTPS only): set it when
+    /// the dashboard is served over HTTPS, directly or behind a proxy.
+    pub fn secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
+    }
+
+    /// How long a login lasts: 12 hours by default.
+    pub fn session_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.session_ttl = ttl;
         self
     }
 
@@ -135,6 +176,26 @@ impl<C: DashboardConfig> Dashboard<C> {
             tracker: self.tracker,
             stats: stats::StatsCache::new(self.stats_max_age),
             logs: self.logs,
+            auth: self.auth.clone().map(|backend| {
+                let key = self.session_key.clone().unwrap_or_else(|| {
+                    if backend.has_login_form() {
+                        tracing::warn!(
+                            "tasktrail dashboard: no session key given (Dashboard::session_key): \
+                             using a random one, so sessions end when this process restarts and \
+                             are not shared with other instances"
+                        );
+                    }
+                    crate::auth::SessionKey::generate()
+                });
+                Arc::new(crate::auth::AuthState {
+                    backend,
+                    key,
+                    secure_cookies: self.secure_cookies,
+                    session_ttl: self.session_ttl,
+                    throttle: Default::default(),
+                    base: base.to_owned(),
+                })
+            }),
         });
         let url_prefix = shared.settings.url_prefix.clone();
         let trusted: Arc<[std::net::IpAddr]> = self.trusted_proxies.into();
@@ -165,6 +226,11 @@ impl<C: DashboardConfig> Dashboard<C> {
         let router = router
             .route(&at("/runs"), get(pages::runs::<C>))
             .route(&at("/runs/{key}"), get(pages::run::<C>))
+            .route(
+                &at("/login"),
+                get(crate::auth::login_form::<C>).post(crate::auth::login_submit::<C>),
+            )
+            .route(&at("/logout"), post(crate::auth::logout::<C>))
             .route(&at("/assets/app.css"), get(pages::app_css))
             .route(&at("/assets/app.js"), get(pages::app_js))
             .route(&at("/assets/htmx.min.js"), get(pages::htmx_js))
@@ -187,10 +253,28 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/logs"), get(log_pages::page::<C>))
             .route(&at("/api/logs"), get(log_pages::api::<C>))
             .route(&at("/api/logs/events"), get(log_pages::events::<C>))
-            .with_state(shared)
+            .with_state(shared.clone());
+        // Innermost first: who is asking (which needs the links), then the
+        // links, then the headers every response carries; the loopback
+        // check (without a backend) before anything.
+        let router = match shared.auth.clone() {
+            Some(auth) => {
+                let mut router = router;
+                if let Some(extra) = auth.backend.routes() {
+                    router = router.nest(&at("/auth"), extra);
+                }
+                router.layer(axum::middleware::from_fn_with_state(
+                    auth,
+                    crate::auth::gate,
+                ))
+            }
+            None => router.layer(axum::middleware::from_fn(gate::local_identity)),
+        };
+        let router = router
             .layer(axum::middleware::from_fn(links))
             .layer(axum::middleware::from_fn(security_headers));
-        if self.remote_without_auth {
+        let open = self.remote_without_auth || self.auth.as_ref().is_some_and(|_| true);
+        if open {
             router
         } else {
             router.layer(axum::middleware::from_fn(gate::loopback_only))

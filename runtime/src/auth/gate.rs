@@ -1,0 +1,284 @@
+//! The gate in front of every dashboard route: who is asking, and whether
+//! they may.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::session::{self, Session, SessionKey};
+use crate::auth::throttle::Throttle;
+use crate::auth::{AuthBackend, RequestInfo, Role, User};
+use crate::dashboard::pages::LinkBase;
+
+/// The dashboard's authentication settings.
+pub(crate) struct AuthState {
+    pub backend: Arc<dyn AuthBackend>,
+    pub key: SessionKey,
+    pub secure_cookies: bool,
+    pub session_ttl: Duration,
+    pub throttle: Throttle,
+    /// The routes' own base (`""` when nested): what is stripped from a
+    /// request's path to find the route.
+    pub base: String,
+}
+
+/// Who a request comes from, for the handlers.
+#[derive(Clone, Debug)]
+pub(crate) struct Identity {
+    /// The user; `None` when the dashboard has no auth backend (loopback
+    /// clients only, who may do everything the configuration allows).
+    pub user: Option<User>,
+    /// What they may do.
+    pub role: Role,
+    /// Their session's CSRF token, when they came with a session.
+    pub csrf: Option<String>,
+    /// Whether there is a login form (and so a logout button).
+    pub logs_in: bool,
+}
+
+impl Identity {
+    /// A loopback client of a dashboard without an auth backend.
+    pub(crate) fn local() -> Self {
+        Identity {
+            user: None,
+            role: Role::Admin,
+            csrf: None,
+            logs_in: false,
+        }
+    }
+}
+
+/// The header state-changing requests of a session carry its token in.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
+fn peer(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Whether `next` is a path under `base` that a redirect may go to: a
+/// plain absolute path, no scheme or host (`//`, `\`, `https:`), no dot
+/// segments, no control characters, also once percent-decoded.
+pub(crate) fn safe_next(next: &str, base: &str) -> Option<String> {
+    fn plain(path: &str, base: &str) -> bool {
+        let under = base.is_empty() || path == base || path.starts_with(&format!("{base}/"));
+        path.starts_with('/')
+            && !path.starts_with("//")
+            && !path.contains('\\')
+            && !path.chars().any(|c| c.is_control() || c.is_whitespace())
+            && !path
+                .split(['/', '?', '#'])
+                .any(|segment| segment == ".." || segment == ".")
+            && under
+    }
+    if next.len() > 2_000 || !plain(next, base) {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(next)
+        .decode_utf8()
+        .ok()?;
+    // Decoding twice catches double encoding (`%252F%252F…`).
+    let twice = percent_encoding::percent_decode_str(&decoded)
+        .decode_utf8()
+        .ok()?;
+    (plain(&decoded, base) && plain(&twice, base)).then(|| next.to_owned())
+}
+
+/// Whether an `Origin` (or, without one, a `Referer`) names another host
+/// than the request's own.
+fn cross_origin(request: &Request) -> bool {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let source = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok());
+    match source {
+        None => false,
+        Some(source) => {
+            let rest = source.split_once("://").map(|(_, rest)| rest);
+            let source_host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+            host.is_none() || source_host != host
+        }
+    }
+}
+
+fn deny(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message.to_owned(),
+    )
+        .into_response()
+}
+
+/// The gate: finds the user (a valid session cookie, else the backend),
+/// sends those without one to the login page (401 with `HX-Redirect` for
+/// htmx requests, 303 for pages, 401 for the API), and checks that every
+/// state-changing request of a session carries its CSRF token and comes
+/// from the dashboard's own origin.
+pub(crate) async fn gate(
+    State(auth): State<Arc<AuthState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let route = path
+        .strip_prefix(auth.base.as_str())
+        .unwrap_or(&path)
+        .to_owned();
+    let open = route == "/login" || route == "/logout" || route.starts_with("/assets/");
+    let links = request
+        .extensions()
+        .get::<LinkBase>()
+        .map(|l| l.0.clone())
+        .unwrap_or_else(|| auth.base.clone());
+
+    let session: Option<Session> = session::read(request.headers(), &auth.key);
+    let identity = match session {
+        Some(session) => Some(Identity {
+            role: session.user.role,
+            user: Some(session.user),
+            csrf: Some(session.csrf),
+            logs_in: auth.backend.has_login_form(),
+        }),
+        None => {
+            let info = RequestInfo {
+                method: request.method(),
+                uri: request.uri(),
+                headers: request.headers(),
+                peer: peer(&request),
+            };
+            auth.backend.authenticate(&info).await.map(|user| Identity {
+                role: user.role,
+                user: Some(user),
+                csrf: None,
+                logs_in: false,
+            })
+        }
+    };
+
+    let Some(identity) = identity else {
+        if open {
+            return next.run(request).await;
+        }
+        if !auth.backend.has_login_form() {
+            return deny(
+                StatusCode::UNAUTHORIZED,
+                "not authenticated: this dashboard takes its users from a reverse proxy",
+            );
+        }
+        let htmx = request.headers().contains_key("hx-request");
+        let api = route.starts_with("/api/") || route == "/metrics";
+        if htmx {
+            // Back to the page the user is on, after logging in.
+            let current = request
+                .headers()
+                .get("hx-current-url")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|url| url.split_once("://").map(|(_, rest)| rest))
+                .and_then(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
+                .and_then(|p| safe_next(&p, &links))
+                .unwrap_or_else(|| format!("{links}/"));
+            let mut response = deny(StatusCode::UNAUTHORIZED, "log in first");
+            if let Ok(to) = HeaderValue::from_str(&login_url(&links, &current)) {
+                response.headers_mut().insert("hx-redirect", to);
+            }
+            return response;
+        }
+        if api || !matches!(*request.method(), Method::GET | Method::HEAD) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({ "error": "log in first" })),
+            )
+                .into_response();
+        }
+        let here = match request.uri().query() {
+            Some(q) => format!("{links}{route}?{q}"),
+            None => format!("{links}{route}"),
+        };
+        let here = safe_next(&here, &links).unwrap_or_else(|| format!("{links}/"));
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        if let Ok(to) = HeaderValue::from_str(&login_url(&links, &here)) {
+            response.headers_mut().insert(header::LOCATION, to);
+        }
+        return response;
+    };
+
+    let changes = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if changes && !open {
+        if cross_origin(&request) {
+            return deny(StatusCode::FORBIDDEN, "cross-origin requests are refused");
+        }
+        if let Some(token) = &identity.csrf {
+            let sent = request
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !session::same_token(sent, token) {
+                return deny(
+                    StatusCode::FORBIDDEN,
+                    "missing or wrong CSRF token: reload the page and try again",
+                );
+            }
+        }
+    }
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
+
+/// `{links}/login?next=…`
+pub(crate) fn login_url(links: &str, next: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("next", next);
+    format!("{links}/login?{}", query.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_plain_path_under_the_prefix() {
+        for ok in [
+            "/ops",
+            "/ops/",
+            "/ops/runs?status=failed",
+            "/ops/runs/a%20b",
+        ] {
+            assert_eq!(safe_next(ok, "/ops").as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            "https://evil.example/ops",
+            "//evil.example/ops",
+            "/\\evil.example",
+            "/ops/../admin",
+            "/ops/./x",
+            "/ops-evil",
+            "/opsx/runs",
+            "ops/runs",
+            "/ops/%2e%2e/admin",
+            "/ops/%252e%252e/admin",
+            "/%2F%2Fevil.example",
+            "/ops/%5Cevil",
+            "/ops/\nSet-Cookie:x",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(safe_next(bad, "/ops"), None, "{bad}");
+        }
+        assert_eq!(safe_next("/runs", "").as_deref(), Some("/runs"));
+        assert_eq!(safe_next("//evil", ""), None);
+    }
+}
