@@ -108,7 +108,8 @@ pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), 
     for index in indexes::<M>() {
         db.execute(&index).await?;
     }
-    crate::run::store::create_tables(db).await
+    crate::run::store::create_tables(db).await?;
+    crate::auth::audit::create_table(db).await
 }
 
 /// Creates only the tables spawned runs share (object locks and run

@@ -334,6 +334,20 @@ async fn page_actions(backend: Backend) {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.text.contains("unknown action `explode`"));
 
+    // The run's page shows what was done to it so far.
+    let page = get(&app, &format!("/ops/runs/{key}")).await.text;
+    let audit = &page[page
+        .find("<section class=\"audit\">")
+        .expect("an audit section")..];
+    assert!(
+        audit.contains("<td>loopback client</td><td>cancel</td><td class=\"outcome\">refused</td>"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("<td>cancel</td><td class=\"outcome\">done</td><td>page: signalled</td>"),
+        "{audit}"
+    );
+
     // Retry from the page: a link to the new run.
     let retried = post_form(&app, &format!("/ops/runs/{key}/retry"), &[]).await;
     assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
@@ -349,6 +363,25 @@ async fn page_actions(backend: Backend) {
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
     assert_eq!(deleted.headers["hx-redirect"], "/ops/runs");
     assert_eq!(status_of(&app, &key).await, "gone");
+    // Every action is in the audit trail, newest first, even the refused
+    // ones and after the run is gone.
+    let trail: Vec<(String, String, String)> =
+        tasktrail::auth::audit::for_target(tracker.db(), &key, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.action, e.outcome, e.user_id))
+            .collect();
+    let want = [
+        ("delete", "done"),
+        ("retry", "done"),
+        ("cancel", "refused"),
+        ("cancel", "done"),
+    ];
+    assert_eq!(
+        trail,
+        want.map(|(a, o)| (a.to_owned(), o.to_owned(), "local".to_owned())),
+    );
 
     // A key that needs escaping in a path.
     tracker
@@ -450,6 +483,21 @@ async fn bulk_actions(backend: Backend) {
     );
     assert_eq!(status_of(&app, "r00").await, "gone");
     assert_eq!(status_of(&app, "r15").await, "pending");
+    for (key, outcome) in [("r00", "done"), ("r01", "done"), ("r15", "refused")] {
+        let trail = tasktrail::auth::audit::for_target(tracker.db(), key, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            trail.len(),
+            1,
+            "{key}: one entry for the confirmed bulk delete"
+        );
+        assert_eq!(
+            (trail[0].action.as_str(), trail[0].outcome.as_str()),
+            ("delete", outcome)
+        );
+        assert!(trail[0].detail.starts_with("bulk"), "{:?}", trail[0]);
+    }
 
     // Nothing selected: a message, no confirmation.
     let none = post_form(

@@ -15,6 +15,7 @@
 //! must carry the session's CSRF token. Each user has a [`Role`]: viewers
 //! read, operators act on runs, admins too.
 
+pub mod audit;
 mod backends;
 mod gate;
 mod login;

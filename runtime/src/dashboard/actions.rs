@@ -149,6 +149,42 @@ pub(crate) enum Done {
     Deleted,
 }
 
+/// Checks that `identity` may take `action`, applies it to run `key` and
+/// records it in the audit trail with its outcome; `via` says where it came
+/// from (`api`, `page`, `bulk`).
+pub(crate) async fn act<C: DashboardConfig>(
+    shared: &Shared<C>,
+    identity: &crate::auth::Identity,
+    action: Action,
+    key: &str,
+    via: &str,
+) -> Result<Done, ApiError> {
+    use crate::auth::audit::{Outcome, record};
+    let result = match action.allowed(shared, identity) {
+        Ok(()) => apply(shared, action, key).await,
+        Err(err) => Err(err),
+    };
+    let (outcome, detail) = match &result {
+        Ok(Done::Retried { new_key }) => (Outcome::Done, format!("{via}: new run {new_key}")),
+        Ok(Done::Cancelled { signalled: true }) => (Outcome::Done, format!("{via}: signalled")),
+        Ok(_) => (Outcome::Done, via.to_owned()),
+        Err(err) if err.status().is_server_error() => {
+            (Outcome::Failed, format!("{via}: {}", err.message()))
+        }
+        Err(err) => (Outcome::Refused, format!("{via}: {}", err.message())),
+    };
+    record(
+        shared.tracker.db(),
+        identity,
+        action.name(),
+        key,
+        outcome,
+        &detail,
+    )
+    .await;
+    result
+}
+
 /// Applies `action` to the run `key`: 404 for an unknown run, 409 when the
 /// run's state does not allow it, 422 when a retry cannot rebuild the task.
 pub(crate) async fn apply<C: DashboardConfig>(
@@ -246,8 +282,7 @@ pub(crate) async fn cancel<C: DashboardConfig>(
     headers: HeaderMap,
 ) -> Result<SafeJson, ApiError> {
     check_request(&headers)?;
-    Action::Cancel.allowed(&shared, &identity)?;
-    let done = cancel_run(&shared, &key).await?;
+    let done = act(&shared, &identity, Action::Cancel, &key, "api").await?;
     Ok(SafeJson(done_json(&key, &done)))
 }
 
@@ -259,8 +294,7 @@ pub(crate) async fn retry<C: DashboardConfig>(
     headers: HeaderMap,
 ) -> Result<(StatusCode, SafeJson), ApiError> {
     check_request(&headers)?;
-    Action::Retry.allowed(&shared, &identity)?;
-    let done = retry_run(&shared, &key).await?;
+    let done = act(&shared, &identity, Action::Retry, &key, "api").await?;
     Ok((StatusCode::ACCEPTED, SafeJson(done_json(&key, &done))))
 }
 
@@ -272,8 +306,7 @@ pub(crate) async fn delete<C: DashboardConfig>(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     check_request(&headers)?;
-    Action::Delete.allowed(&shared, &identity)?;
-    delete_run(&shared, &key).await?;
+    act(&shared, &identity, Action::Delete, &key, "api").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -337,7 +370,18 @@ pub(crate) async fn bulk<C: DashboardConfig>(
     action: Action,
     keys: Vec<String>,
 ) -> Result<BulkOutcome, ApiError> {
-    action.allowed(shared, identity)?;
+    if let Err(err) = action.allowed(shared, identity) {
+        crate::auth::audit::record(
+            shared.tracker.db(),
+            identity,
+            action.name(),
+            &format!("bulk of {} runs", keys.len()),
+            crate::auth::audit::Outcome::Refused,
+            err.message(),
+        )
+        .await;
+        return Err(err);
+    }
     if keys.len() > BULK_LIMIT {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -354,7 +398,7 @@ pub(crate) async fn bulk<C: DashboardConfig>(
         if !seen.insert(key.clone()) {
             continue;
         }
-        match apply(shared, action, &key).await {
+        match act(shared, identity, action, &key, "bulk").await {
             Ok(done) => outcome.done.push((key, done)),
             Err(err) if err.status().is_server_error() => return Err(err),
             Err(err) => outcome.skipped.push((key, err.message().to_owned())),

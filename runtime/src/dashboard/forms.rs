@@ -13,7 +13,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::dashboard::actions::{Action, Done, apply, bulk, check_request, matching_keys};
+use crate::dashboard::actions::{Action, Done, act, bulk, check_request, matching_keys};
 use crate::dashboard::api::{ApiError, query_pairs};
 use crate::dashboard::pages::{LinkBase, path_segment};
 use crate::dashboard::{DashboardConfig, Shared};
@@ -96,8 +96,7 @@ pub(crate) async fn run_action<C: DashboardConfig>(
     let result = async {
         check_request(&headers)?;
         let action = Action::parse(&action)?;
-        action.allowed(&shared, &identity)?;
-        apply(&shared, action, &key).await
+        act(&shared, &identity, action, &key, "page").await
     }
     .await;
     match result {

@@ -653,6 +653,17 @@ struct RunPage {
     /// The run's newest log lines and the live tail's URL, when the
     /// dashboard has a log storage.
     logs: Option<(Vec<crate::dashboard::log_pages::LineView>, String)>,
+    /// What was done to the run from the dashboard, newest first.
+    audit: Vec<AuditView>,
+}
+
+/// One audit entry as the run page shows it.
+struct AuditView {
+    at: String,
+    user: String,
+    action: String,
+    outcome: String,
+    detail: String,
 }
 
 /// `GET {prefix}/runs/{key}`
@@ -704,7 +715,25 @@ pub(crate) async fn run<C: DashboardConfig>(
         }
         None => None,
     };
+    let audit = crate::auth::audit::for_target(shared.tracker.db(), &key, 50)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "tasktrail dashboard: the audit trail could not be read");
+            Vec::new()
+        })
+        .into_iter()
+        .map(|e| AuditView {
+            at: chrono::DateTime::from_timestamp_millis(e.at_ms)
+                .map(|t| zone.show(t))
+                .unwrap_or_default(),
+            user: e.user_name,
+            action: e.action,
+            outcome: e.outcome,
+            detail: e.detail,
+        })
+        .collect();
     render(&RunPage {
+        audit,
         logs,
         layout: Layout::of(&shared, &links, &identity),
         action_base: format!("{}/runs/{key_path}", links.0),
