@@ -26,3 +26,6 @@ pub struct DashboardPage;
 
 #[doc = include_str!("../../docs/logs.md")]
 pub struct Logs;
+
+#[doc = include_str!("../../docs/authentication.md")]
+pub struct Authentication;
