@@ -2,8 +2,9 @@
 //! chromedriver) against the dashboard served over TCP on a SQLite file.
 //! Overview, the list filtered with its form, a run's page whose progress
 //! bar and status badge follow the run live without a reload, the cancel
-//! button, and a console without errors. Screenshots land in
-//! `target/e2e-artifacts/`.
+//! button, and a console without errors; then the same dashboard behind a
+//! login form, full of hostile text that must stay text. Screenshots land
+//! in `target/e2e-artifacts/`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -13,7 +14,7 @@ use fantoccini::Locator;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 use tasktrail::{Dashboard, RunError};
-use tasktrail_tests::browser::Browser;
+use tasktrail_tests::browser::{Browser, LogEntry};
 use tasktrail_tests::entities::task_run;
 use tasktrail_tests::{Backend, connect};
 
@@ -418,4 +419,461 @@ async fn console_errors_are_caught() {
     );
     browser.close().await;
     server.abort();
+}
+
+/// Markup and script in every place a run's data can hold text. Executed,
+/// each part would set `window.__xss`; rendered as markup, it would leave an
+/// `img`, a `script`, an `svg` or a `javascript:` link in the page.
+const XSS: &str = r#"<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> "><svg onload=window.__xss=3> javascript:window.__xss=4"#;
+/// What the pages must show, as text, wherever the payload is.
+const XSS_TEXT: &str = r#"<img src=x onerror="window.__xss=1">"#;
+/// A run key with markup and every character a URL gives a meaning to: it
+/// goes into links, `hx-post` URLs, `data-run` attributes, the selectors
+/// live updates build and the flash an action answers.
+const HOSTILE_KEY: &str =
+    r#"rebuild/"><img src=x onerror="window.__xss=9"><svg onload=window.__xss=10> ?x=1&y=%2F#z"#;
+
+/// What the current page made of the payload: whether any of it ran, the
+/// elements it could have created, and whether its text is visible.
+async fn payload_effects(browser: &Browser) -> Value {
+    let script = format!(
+        "return {{ \
+           xss: window.__xss === undefined ? null : String(window.__xss), \
+           injected: document.querySelectorAll( \
+             'img[src=\"x\"], body script:not([src]), [onerror], [onload], \
+              a[href^=\"javascript:\"], [src^=\"javascript:\"], form[action^=\"javascript:\"]').length, \
+           stray_svg: document.querySelectorAll('svg').length \
+             - document.querySelectorAll('figure.chart > svg').length, \
+           text: document.body.innerText.includes({}) \
+         }};",
+        serde_json::to_string(XSS_TEXT).unwrap()
+    );
+    browser.eval(&script).await
+}
+
+/// Asserts that the payload on the current page is shown as text and
+/// nothing else.
+async fn assert_inert(browser: &Browser, page: &str) {
+    let effects = payload_effects(browser).await;
+    println!("{page}: {effects}");
+    assert_eq!(effects["xss"], Value::Null, "a payload ran on {page}");
+    assert_eq!(
+        effects["injected"], 0,
+        "payload markup became elements on {page}"
+    );
+    assert_eq!(effects["stray_svg"], 0, "an svg from the payload on {page}");
+    assert_eq!(
+        effects["text"], true,
+        "the payload is shown as text on {page}"
+    );
+}
+
+/// Whether `entry` is Chromium's report of the login form's answer to a
+/// wrong password: the page comes with status 401, and Chromium logs every
+/// document loaded with an error status as a failed resource.
+fn is_refused_login(entry: &LogEntry, addr: SocketAddr) -> bool {
+    entry.source == "network"
+        && entry
+            .message
+            .starts_with(&format!("http://{addr}/ops/login "))
+        && entry.message.contains("status of 401")
+}
+
+async fn path_and_query(browser: &Browser) -> Option<(String, Vec<(String, String)>)> {
+    let url = browser.current_url().await.ok()?;
+    let query = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()));
+    Some((url.path().to_owned(), query.collect()))
+}
+
+/// Waits until the browser is on the login page, sent there from `from`.
+async fn wait_for_login(browser: &Browser, from: &str) {
+    let (_, query) = browser
+        .wait_until("the login page", || async {
+            path_and_query(browser)
+                .await
+                .filter(|(path, _)| path == "/ops/login")
+        })
+        .await;
+    if !from.is_empty() {
+        assert!(
+            query.iter().any(|(k, v)| k == "next" && v == from),
+            "the login page carries next={from}: {query:?}"
+        );
+    }
+    browser
+        .wait_for_css("form.login input[name=\"password\"]")
+        .await;
+}
+
+async fn log_in(browser: &Browser, username: &str, password: &str) {
+    let user = browser
+        .wait_for_css("form.login input[name=\"username\"]")
+        .await;
+    user.clear().await.unwrap();
+    user.send_keys(username).await.unwrap();
+    let pass = browser
+        .find(Locator::Css("form.login input[name=\"password\"]"))
+        .await
+        .unwrap();
+    pass.clear().await.unwrap();
+    pass.send_keys(password).await.unwrap();
+    browser
+        .find(Locator::Css("form.login button[type=\"submit\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// A dashboard behind a login form, full of hostile text: log in (wrongly,
+/// then rightly), see every page show the payload as text and run none of
+/// it, cancel a run through htmx with the session's CSRF token, log out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_act_logout_with_hostile_data() {
+    use tasktrail::auth::{Role, SessionKey, SimpleAuth, hash_password};
+    use tasktrail::logs::{LogLevel, LogRecord, LogStorage};
+
+    let began = Instant::now();
+    let logs = logs();
+    let (db, _g) = connect(Backend::SqliteFile).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db.clone());
+
+    // The hostile run: the payload in its name, first and last message,
+    // user label, arguments, result and log lines (emitted in the run, and
+    // appended with a hostile target and field).
+    let hostile = tracker
+        .begin(format!("import {XSS}"))
+        .actor(&format!("mallory {XSS}"))
+        .args(&serde_json::json!({ "file": XSS, "href": "javascript:window.__xss=5" }))
+        .message(format!("queued {XSS}"))
+        .spawn(|ctx| async move {
+            tracing::warn!(payload = XSS, "importing {XSS}");
+            tracing::info!("see javascript:window.__xss=6");
+            ctx.message(format!("done {XSS}"));
+            Ok::<_, String>(
+                serde_json::json!({ "summary": XSS, "link": "javascript:window.__xss=7" }),
+            )
+        })
+        .await
+        .unwrap();
+    let hostile_key = hostile.key().to_owned();
+    hostile.await.unwrap();
+    logs.append(
+        LogRecord::new(LogLevel::Error, format!("appended {XSS}"))
+            .in_run(&hostile_key)
+            .target(format!("target {XSS}"))
+            .field("href", "javascript:window.__xss=8")
+            .field("html", XSS),
+    );
+    let row = task_run::Entity::find()
+        .filter(task_run::Column::TaskKey.eq(&hostile_key))
+        .one(&db)
+        .await
+        .unwrap()
+        .expect("the hostile run is recorded");
+    let stored = [
+        ("task name", Some(row.task_name.clone())),
+        ("message", row.message.clone()),
+        ("user label", row.user_label.clone()),
+        ("args", row.task_args.as_ref().map(ToString::to_string)),
+        (
+            "result",
+            row.result_payload.as_ref().map(ToString::to_string),
+        ),
+    ];
+    for (what, value) in &stored {
+        assert!(
+            value.as_deref().is_some_and(|v| v.contains("<img src=x")),
+            "the payload is stored in the {what}: {value:?}"
+        );
+    }
+
+    // A long run, its key, progress messages and log lines hostile too.
+    let long = tracker
+        .begin("rebuild_index")
+        .key(HOSTILE_KEY)
+        .args(&["all"])
+        .spawn(|ctx| async move {
+            let mut step = 0;
+            loop {
+                step += 1;
+                ctx.progress(
+                    99.0 * (1.0 - 0.97f64.powi(step)),
+                    format!("step {step} {XSS}"),
+                );
+                tracing::info!(step, "indexing {XSS} {step}");
+                tokio::select! {
+                    stop = ctx.cancelled() => return Err::<(), _>(stop),
+                    () = tokio::time::sleep(Duration::from_millis(300)) => {}
+                }
+            }
+        })
+        .await
+        .unwrap();
+    let long_key = long.key().to_owned();
+
+    let auth = SimpleAuth::new().user("ada", &hash_password("correct horse"), Role::Operator);
+    let app = Dashboard::new(Ops::default(), tracker.clone())
+        .log_storage(logs.clone())
+        .auth(auth)
+        .session_key(SessionKey::from_secret(&[7u8; 64]))
+        .router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+    let base = format!("http://{addr}/ops");
+
+    let browser = Browser::start().await;
+    println!("login test: browser started after {:?}", began.elapsed());
+
+    // 1. Logged out, the list sends to the login page; a wrong password is
+    // refused, the right one leads back to the list.
+    browser.goto(&format!("{base}/runs")).await.unwrap();
+    wait_for_login(&browser, "/ops/runs").await;
+    browser.screenshot("login.png").await;
+    let attempt = Instant::now();
+    log_in(&browser, "ada", "wrong horse").await;
+    let error = browser
+        .wait_until("the login error", || async {
+            texts(&browser, "form.login .flash-error")
+                .await
+                .into_iter()
+                .next()
+        })
+        .await;
+    assert_eq!(error, "Wrong user name or password.");
+    println!(
+        "login test: a wrong password refused in {:?}",
+        attempt.elapsed()
+    );
+    wait_for_login(&browser, "").await;
+    let kept = browser
+        .eval(r#"return document.querySelector('form.login input[name="username"]').value;"#)
+        .await;
+    assert_eq!(kept, "ada", "the form keeps the user name");
+    let errors = browser.console_errors().await;
+    assert!(
+        errors.iter().any(|e| is_refused_login(e, addr)),
+        "the refused login's 401 is in the console: {errors:?}"
+    );
+    browser.screenshot("login-error.png").await;
+    let attempt = Instant::now();
+    log_in(&browser, "ada", "correct horse").await;
+    browser
+        .wait_until("the list after logging in", || async {
+            path_and_query(&browser)
+                .await
+                .filter(|(path, _)| path == "/ops/runs")
+        })
+        .await;
+    browser.wait_for_css("table.runs tbody tr").await;
+    let who = texts(&browser, "header .who").await;
+    assert_eq!(who, ["ada · operator"]);
+    println!(
+        "login test: logged in (list shown) in {:?}",
+        attempt.elapsed()
+    );
+    browser.screenshot("after-login.png").await;
+    println!("login test: logged in after {:?}", began.elapsed());
+
+    // 2. The payload everywhere, as text only.
+    assert_inert(&browser, "the runs list").await;
+
+    browser
+        .goto(&format!("{base}/runs/{hostile_key}"))
+        .await
+        .unwrap();
+    browser.wait_for_css(r#"h1 [data-kind="status"]"#).await;
+    browser
+        .wait_until("the run's log lines", || async {
+            let lines = texts(&browser, ".run-logs table.logs tbody td.message").await;
+            (lines.len() >= 3).then_some(())
+        })
+        .await;
+    assert_inert(&browser, "the hostile run's page").await;
+    let page = browser.eval("return document.body.innerText;").await;
+    let page = page.as_str().unwrap_or_default();
+    for shown in [
+        format!("import {XSS}"),
+        format!("mallory {XSS}"),
+        format!("appended {XSS}"),
+        format!("target {XSS}"),
+        "javascript:window.__xss=5".to_owned(),
+        "javascript:window.__xss=7".to_owned(),
+        "javascript:window.__xss=8".to_owned(),
+    ] {
+        assert!(page.contains(&shown), "the run's page shows {shown:?}");
+    }
+    browser.screenshot("hostile-run.png").await;
+
+    browser
+        .goto(&format!("{base}/logs?run={hostile_key}"))
+        .await
+        .unwrap();
+    browser
+        .wait_until("the hostile lines on the Logs page", || async {
+            let lines = texts(&browser, "table.logs tbody td.message").await;
+            (lines.len() >= 3).then_some(())
+        })
+        .await;
+    assert_inert(&browser, "the Logs page").await;
+    // A line arriving through the live tail is built as text too.
+    logs.append(
+        LogRecord::new(LogLevel::Warn, format!("live {XSS}"))
+            .in_run(&hostile_key)
+            .target(format!("live target {XSS}"))
+            .field("html", XSS),
+    );
+    browser
+        .wait_until("the live line in the tail", || async {
+            let lines = texts(&browser, "table.logs tbody td.message").await;
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("live {XSS}")))
+                .then_some(())
+        })
+        .await;
+    assert_inert(&browser, "the Logs page after a live line").await;
+    browser.screenshot("hostile-logs.png").await;
+
+    browser
+        .wait_until("the long run to be recorded in progress", || async {
+            let row = task_run::Entity::find()
+                .filter(task_run::Column::TaskKey.eq(&long_key))
+                .one(&db)
+                .await
+                .unwrap()?;
+            (row.status == "in_progress").then_some(())
+        })
+        .await;
+    browser.goto(&format!("{base}/")).await.unwrap();
+    browser.wait_for_css("section.counts").await;
+    let running = browser
+        .wait_until("the long run among the running ones", || async {
+            let rows = browser
+                .eval(
+                    "return Array.from(document.querySelectorAll('table.running tbody tr')) \
+                     .map(r => r.getAttribute('data-row'));",
+                )
+                .await;
+            let rows: Vec<String> = serde_json::from_value(rows).unwrap_or_default();
+            (!rows.is_empty()).then_some(rows)
+        })
+        .await;
+    assert_eq!(running, [HOSTILE_KEY], "the key survives as an attribute");
+    assert_inert(&browser, "the overview").await;
+    browser.screenshot("hostile-overview.png").await;
+
+    // 3. Act: cancel the long run from its page (htmx, with the CSRF
+    // token), after its hostile message has changed live at least once.
+    // The page is reached through the overview's link, built from the key.
+    browser
+        .find(Locator::Css("table.running tbody tr a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until("the long run's page", || async {
+            let shown = texts(&browser, "h1 code").await;
+            (shown == [HOSTILE_KEY]).then_some(())
+        })
+        .await;
+    browser.wait_for_css(r#"h1 [data-kind="status"]"#).await;
+    browser.eval("window.__e2e_marker = 1; return null;").await;
+    let message_css = r#"td[data-kind="message"]"#;
+    let first = texts(&browser, message_css).await;
+    browser
+        .wait_until("the message to change live", || async {
+            let now = texts(&browser, message_css).await;
+            (now != first && now.iter().all(|m| m.contains(XSS_TEXT))).then_some(())
+        })
+        .await;
+    assert_inert(&browser, "the long run's page, updated live").await;
+    browser
+        .wait_for_css(r#"button[data-action="cancel"]"#)
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until("the status badge to read `cancelled`", || async {
+            let status = texts(&browser, r#"h1 [data-kind="status"]"#).await;
+            (status == ["cancelled"]).then_some(())
+        })
+        .await;
+    assert_eq!(
+        marker(&browser).await,
+        1,
+        "cancelling did not reload the page"
+    );
+    let flash = texts(&browser, "#flash").await.join(" ");
+    assert!(
+        flash.contains(HOSTILE_KEY),
+        "the flash names the run, as text: {flash}"
+    );
+    assert_inert(&browser, "the cancelled run's page").await;
+    browser.screenshot("hostile-cancelled.png").await;
+    let outcome = tokio::time::timeout(Duration::from_secs(10), long)
+        .await
+        .expect("the run ends once cancelled");
+    assert!(
+        matches!(outcome, Err(RunError::Cancelled(_))),
+        "{outcome:?}"
+    );
+
+    // 4. Log out: back on the login page, and the list is closed again.
+    browser
+        .find(Locator::Css("header form.logout button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_login(&browser, "").await;
+    browser.screenshot("logged-out.png").await;
+    browser.goto(&format!("{base}/runs")).await.unwrap();
+    wait_for_login(&browser, "/ops/runs").await;
+
+    // 5. Nothing went wrong in the browser along the way: no error but the
+    // 401 of the wrong password.
+    for entry in &browser.console_log().await {
+        println!("console: {entry}");
+    }
+    let (refused, errors): (Vec<LogEntry>, Vec<LogEntry>) = browser
+        .console_errors()
+        .await
+        .into_iter()
+        .partition(|e| is_refused_login(e, addr));
+    assert_eq!(refused.len(), 1, "one refused login: {refused:?}");
+    assert!(
+        errors.is_empty(),
+        "{} console error(s) in the browser:\n  {}",
+        errors.len(),
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
+
+    browser.close().await;
+    server.abort();
+    println!(
+        "login_act_logout_with_hostile_data took {:?}",
+        began.elapsed()
+    );
 }

@@ -142,6 +142,8 @@ impl AuthBackend for SimpleAuth {
 /// Identity from a header a reverse proxy sets after authenticating the
 /// user (`X-Forwarded-User`, `Remote-User`, …), believed only from the
 /// proxies' addresses. There is no login form: the proxy logs users in.
+/// A request that carries the user header, or the role header, more than
+/// once is refused (the proxy must replace them, not append).
 ///
 /// ```
 /// use tasktrail::auth::{HeaderAuth, Role};
@@ -191,17 +193,22 @@ impl AuthBackend for HeaderAuth {
             if !self.trusted.contains(&peer) {
                 return None;
             }
-            let name = request.headers.get(&self.header)?.to_str().ok()?.trim();
+            // Exactly one name, at most one role: a proxy that appends to a
+            // header the client sent, instead of replacing it, would
+            // otherwise let the client's value be read first.
+            let name = single(request.headers, &self.header)?;
+            let name = name.to_str().ok()?.trim();
             if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
                 return None;
             }
-            let role = self
-                .role_header
-                .as_ref()
-                .and_then(|h| request.headers.get(h))
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(self.default_role);
+            let role = match &self.role_header {
+                Some(h) if request.headers.contains_key(h) => single(request.headers, h)?
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(self.default_role),
+                _ => self.default_role,
+            };
             Some(User::new(name, role))
         })();
         Box::pin(async move { user })
@@ -210,6 +217,16 @@ impl AuthBackend for HeaderAuth {
     fn has_login_form(&self) -> bool {
         false
     }
+}
+
+/// The value of `name` when the request carries it exactly once.
+fn single<'h>(
+    headers: &'h axum::http::HeaderMap,
+    name: &str,
+) -> Option<&'h axum::http::HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    values.next().is_none().then_some(value)
 }
 
 /// No authentication at all: everyone is `role`, from anywhere. The

@@ -22,9 +22,28 @@ pub(crate) struct AuthState {
     pub secure_cookies: bool,
     pub session_ttl: Duration,
     pub throttle: Throttle,
+    /// Sessions logged out before they expired (by CSRF token, with their
+    /// expiry): refused by this instance until then.
+    pub revoked: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// The routes' own base (`""` when nested): what is stripped from a
     /// request's path to find the route.
     pub base: String,
+}
+
+impl AuthState {
+    /// Whether `session` was logged out.
+    pub(crate) fn is_revoked(&self, session: &Session) -> bool {
+        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked.contains_key(&session.csrf)
+    }
+
+    /// Refuses `session` from now on (until it would have expired anyway).
+    pub(crate) fn revoke(&self, session: &Session) {
+        let now = chrono::Utc::now().timestamp();
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked.retain(|_, expires| *expires > now);
+        revoked.insert(session.csrf.clone(), session.expires);
+    }
 }
 
 /// Who a request comes from, for the handlers.
@@ -65,20 +84,24 @@ fn peer(request: &Request) -> Option<IpAddr> {
 
 /// Whether `next` is a path under `base` that a redirect may go to: a
 /// plain absolute path, no scheme or host (`//`, `\`, `https:`), no dot
-/// segments, no control characters, also once percent-decoded.
+/// segments, no control characters, also once percent-decoded; no
+/// whitespace as sent (an encoded space, `%20`, is a plain character of a
+/// run key or a search).
 pub(crate) fn safe_next(next: &str, base: &str) -> Option<String> {
-    fn plain(path: &str, base: &str) -> bool {
+    fn plain(path: &str, base: &str, decoded: bool) -> bool {
         let under = base.is_empty() || path == base || path.starts_with(&format!("{base}/"));
         path.starts_with('/')
             && !path.starts_with("//")
             && !path.contains('\\')
-            && !path.chars().any(|c| c.is_control() || c.is_whitespace())
+            && !path
+                .chars()
+                .any(|c| c.is_control() || (!decoded && c.is_whitespace()))
             && !path
                 .split(['/', '?', '#'])
                 .any(|segment| segment == ".." || segment == ".")
             && under
     }
-    if next.len() > 2_000 || !plain(next, base) {
+    if next.len() > 2_000 || !plain(next, base, false) {
         return None;
     }
     let decoded = percent_encoding::percent_decode_str(next)
@@ -88,14 +111,21 @@ pub(crate) fn safe_next(next: &str, base: &str) -> Option<String> {
     let twice = percent_encoding::percent_decode_str(&decoded)
         .decode_utf8()
         .ok()?;
-    (plain(&decoded, base) && plain(&twice, base)).then(|| next.to_owned())
+    (plain(&decoded, base, true) && plain(&twice, base, true)).then(|| next.to_owned())
 }
 
 /// Whether an `Origin` (or, without one, a `Referer`) names another host
-/// than the request's own.
+/// than the request's own: its `Host`, or over HTTP/2 (which has no `Host`
+/// header) the authority of its URI.
 fn cross_origin(request: &Request) -> bool {
     let headers = request.headers();
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| {
+            let authority = request.uri().authority()?.as_str();
+            authority.rsplit('@').next()
+        });
     let source = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get(header::REFERER))
@@ -134,14 +164,21 @@ pub(crate) async fn gate(
         .strip_prefix(auth.base.as_str())
         .unwrap_or(&path)
         .to_owned();
-    let open = route == "/login" || route == "/logout" || route.starts_with("/assets/");
+    // The login form, logging out (which checks its own token), the assets,
+    // and the backend's own routes (`AuthBackend::routes`, nested at
+    // `/auth`: "allowed without a user").
+    let open = route == "/login"
+        || route == "/logout"
+        || route.starts_with("/assets/")
+        || route.starts_with("/auth/");
     let links = request
         .extensions()
         .get::<LinkBase>()
         .map(|l| l.0.clone())
         .unwrap_or_else(|| auth.base.clone());
 
-    let session: Option<Session> = session::read(request.headers(), &auth.key);
+    let session: Option<Session> =
+        session::read(request.headers(), &auth.key).filter(|s| !auth.is_revoked(s));
     let identity = match session {
         Some(session) => Some(Identity {
             role: session.user.role,
@@ -247,7 +284,33 @@ pub(crate) fn login_url(links: &str, next: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::{cross_origin, safe_next};
+    use axum::extract::Request;
+
+    #[test]
+    fn origin_against_host_or_the_http2_authority() {
+        let request = |uri: &str, headers: &[(&str, &str)]| {
+            let mut builder = Request::builder().method("POST").uri(uri);
+            for (k, v) in headers {
+                builder = builder.header(*k, *v);
+            }
+            builder.body(axum::body::Body::empty()).unwrap()
+        };
+        let same = [("host", "dash.example"), ("origin", "http://dash.example")];
+        assert!(!cross_origin(&request("/ops/x", &same)));
+        let evil = [("host", "dash.example"), ("origin", "https://evil.example")];
+        assert!(cross_origin(&request("/ops/x", &evil)));
+        // HTTP/2: no Host header, the authority in the URI.
+        let h2 = [("origin", "https://dash.example:8443")];
+        assert!(!cross_origin(&request(
+            "https://dash.example:8443/ops/x",
+            &h2
+        )));
+        assert!(cross_origin(&request("https://evil.example/ops/x", &h2)));
+        // Neither: refused when there is an Origin.
+        assert!(cross_origin(&request("/ops/x", &h2)));
+        assert!(!cross_origin(&request("/ops/x", &[])));
+    }
 
     #[test]
     fn next_is_a_plain_path_under_the_prefix() {
@@ -273,6 +336,9 @@ mod tests {
             "/%2F%2Fevil.example",
             "/ops/%5Cevil",
             "/ops/\nSet-Cookie:x",
+            "/ops/%0d%0aSet-Cookie:x",
+            "/ops/%09/evil",
+            "/ops/ x",
             "javascript:alert(1)",
             "",
         ] {

@@ -25,6 +25,7 @@ struct LoginPage {
     csrf: String,
     username: String,
     error: Option<String>,
+    note: Option<String>,
 }
 
 fn auth_of<C: DashboardConfig>(shared: &Shared<C>) -> Option<&AuthState> {
@@ -50,6 +51,21 @@ fn form_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
+    form_page_with(auth, title, links, next, username, error, None, status)
+}
+
+/// [`form_page`] with a note above the form (say, "You have logged out.").
+#[allow(clippy::too_many_arguments)]
+fn form_page_with(
+    auth: &AuthState,
+    title: &str,
+    links: &str,
+    next: String,
+    username: String,
+    error: Option<String>,
+    note: Option<String>,
+    status: StatusCode,
+) -> Response {
     let token = session::random_token();
     let page = LoginPage {
         title: title.to_owned(),
@@ -58,6 +74,7 @@ fn form_page(
         csrf: token.clone(),
         username,
         error,
+        note,
     };
     let html = match page.render() {
         Ok(html) => html,
@@ -119,13 +136,17 @@ pub(crate) async fn login_form<C: DashboardConfig>(
     if session::read(&headers, &auth.key).is_some() {
         return redirect(&next);
     }
-    form_page(
+    let out = raw
+        .as_deref()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "out" && v == "1"));
+    form_page_with(
         auth,
         &shared.settings.title,
         &links.0,
         next,
         String::new(),
         None,
+        out.then(|| "You have logged out.".to_owned()),
         StatusCode::OK,
     )
 }
@@ -188,7 +209,8 @@ pub(crate) async fn login_submit<C: DashboardConfig>(
         format!("ip:{client}"),
         format!("user:{}", username.to_lowercase()),
     ];
-    if let Some(wait) = auth.throttle.wait(&keys) {
+    // Checked and counted at once: see `Throttle::begin`.
+    if let Err(wait) = auth.throttle.begin(&keys) {
         let seconds = wait.as_secs().max(1);
         tracing::warn!(user = %username, client = %client, "tasktrail dashboard: login throttled");
         let mut response = form_page(
@@ -210,7 +232,8 @@ pub(crate) async fn login_submit<C: DashboardConfig>(
     }
     match auth.backend.login(&username, &password).await {
         Some(user) => {
-            auth.throttle.succeeded(&keys);
+            let (client_key, user_key) = keys.split_at(1);
+            auth.throttle.succeeded(user_key, client_key);
             tracing::info!(user = %user.id, role = %user.role, client = %client, "tasktrail dashboard: logged in");
             let ttl = auth.session_ttl.as_secs() as i64;
             let session = Session {
@@ -246,7 +269,7 @@ pub(crate) async fn login_submit<C: DashboardConfig>(
             response
         }
         None => {
-            auth.throttle.failed(&keys);
+            auth.throttle.confirm_failed(&keys);
             tracing::warn!(user = %username, client = %client, "tasktrail dashboard: failed login");
             form_page(
                 auth,
@@ -271,8 +294,8 @@ pub(crate) async fn logout<C: DashboardConfig>(
     let Some(auth) = auth_of(&shared) else {
         return not_found();
     };
-    let login = format!("{}/login", links.0);
-    let Some(current) = session::read(&headers, &auth.key) else {
+    let login = format!("{}/login?out=1", links.0);
+    let Some(current) = session::read(&headers, &auth.key).filter(|s| !auth.is_revoked(s)) else {
         return redirect(&login);
     };
     let sent = form_urlencoded::parse(&body)
@@ -293,6 +316,8 @@ pub(crate) async fn logout<C: DashboardConfig>(
             .into_response();
     }
     tracing::info!(user = %current.user.id, "tasktrail dashboard: logged out");
+    // The cookie may have been copied: this instance refuses it from now.
+    auth.revoke(&current);
     let mut response = redirect(&login);
     response.headers_mut().append(
         header::SET_COOKIE,

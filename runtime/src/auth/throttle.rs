@@ -1,5 +1,10 @@
 //! Login throttling: per client address and per user name, a few free
 //! failures, then a wait that doubles with each further failure.
+//!
+//! An attempt counts as a failure from the moment it is let through
+//! ([`Throttle::begin`]) until it succeeds: checking the password takes a
+//! while, and guesses sent all at once must not all pass the check before
+//! the first failure is counted.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,9 +36,16 @@ impl Throttle {
     }
 
     /// How long the caller must still wait, if any of `keys` is blocked.
+    #[cfg(test)]
     pub(crate) fn wait(&self, keys: &[String]) -> Option<Duration> {
-        let now = Instant::now();
-        let entries = self.entries();
+        Self::wait_in(&self.entries(), keys, Instant::now())
+    }
+
+    fn wait_in(
+        entries: &HashMap<String, Entry>,
+        keys: &[String],
+        now: Instant,
+    ) -> Option<Duration> {
         keys.iter()
             .filter_map(|k| entries.get(k)?.blocked_until)
             .filter(|until| *until > now)
@@ -41,10 +53,46 @@ impl Throttle {
             .max()
     }
 
-    /// Counts a failed login for each of `keys`.
-    pub(crate) fn failed(&self, keys: &[String]) {
+    /// Lets an attempt through unless one of `keys` is blocked (then the
+    /// wait), counting it as a failure at once, in the same lock: see
+    /// [`confirm_failed`](Self::confirm_failed) and
+    /// [`succeeded`](Self::succeeded) for how it ends. An attempt that never
+    /// ends (its request was dropped) stays counted.
+    pub(crate) fn begin(&self, keys: &[String]) -> Result<(), Duration> {
         let now = Instant::now();
         let mut entries = self.entries();
+        match Self::wait_in(&entries, keys, now) {
+            Some(wait) => Err(wait),
+            None => {
+                Self::count(&mut entries, keys, now);
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts a failed login for each of `keys`. After
+    /// [`begin`](Self::begin), which counted it already, call
+    /// [`confirm_failed`](Self::confirm_failed) instead.
+    #[cfg(test)]
+    pub(crate) fn failed(&self, keys: &[String]) {
+        Self::count(&mut self.entries(), keys, Instant::now());
+    }
+
+    /// The attempt [`begin`](Self::begin) let through failed: its wait
+    /// starts now (rather than when the password check started).
+    pub(crate) fn confirm_failed(&self, keys: &[String]) {
+        let now = Instant::now();
+        let mut entries = self.entries();
+        for key in keys {
+            if let Some(entry) = entries.get_mut(key)
+                && let Some(wait) = wait_after(entry.failures)
+            {
+                entry.blocked_until = Some(now + wait);
+            }
+        }
+    }
+
+    fn count(entries: &mut HashMap<String, Entry>, keys: &[String], now: Instant) {
         if entries.len() > 10_000 {
             entries.retain(|_, e| now - e.last < FORGET_AFTER);
         }
@@ -59,21 +107,43 @@ impl Throttle {
             }
             entry.failures += 1;
             entry.last = now;
-            if entry.failures >= FREE_FAILURES {
-                let doublings = (entry.failures - FREE_FAILURES).min(20);
-                let wait = Duration::from_secs(1u64 << doublings).min(MAX_WAIT);
+            if let Some(wait) = wait_after(entry.failures) {
                 entry.blocked_until = Some(now + wait);
             }
         }
     }
 
-    /// Forgets the failures of `keys` after a successful login.
-    pub(crate) fn succeeded(&self, keys: &[String]) {
+    /// After a successful login that [`begin`](Self::begin) let through:
+    /// forgets the failures of `forget` (the user's: they proved their
+    /// password), and takes back the attempt counted on `uncount` (the
+    /// client's: a success of one account must not wipe the failures a
+    /// client collected against others, or an attacker with an account of
+    /// their own could spray guesses over every other user).
+    pub(crate) fn succeeded(&self, forget: &[String], uncount: &[String]) {
         let mut entries = self.entries();
-        for key in keys {
+        for key in forget {
             entries.remove(key);
         }
+        for key in uncount {
+            if let Some(entry) = entries.get_mut(key) {
+                entry.failures = entry.failures.saturating_sub(1);
+                // The attempt was let through, so no earlier wait was
+                // running: the one it set goes with it.
+                entry.blocked_until = None;
+                if entry.failures == 0 {
+                    entries.remove(key);
+                }
+            }
+        }
     }
+}
+
+/// The wait after `failures` failures, once past the free ones.
+fn wait_after(failures: u32) -> Option<Duration> {
+    (failures >= FREE_FAILURES).then(|| {
+        let doublings = (failures - FREE_FAILURES).min(20);
+        Duration::from_secs(1u64 << doublings).min(MAX_WAIT)
+    })
 }
 
 #[cfg(test)]
@@ -97,7 +167,29 @@ mod tests {
         let second = throttle.wait(&keys).unwrap();
         assert!(second > Duration::from_millis(1_500), "{second:?}");
         assert_eq!(throttle.wait(&["user:bob".to_owned()]), None);
-        throttle.succeeded(&keys);
+        throttle.succeeded(&keys, &[]);
         assert_eq!(throttle.wait(&keys), None);
+    }
+
+    #[test]
+    fn an_attempt_counts_until_it_succeeds() {
+        let throttle = Throttle::default();
+        let keys = ["ip:a".to_owned(), "user:ada".to_owned()];
+        // Five attempts in flight at once: the sixth waits.
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(throttle.begin(&keys), Ok(()));
+        }
+        assert!(throttle.begin(&keys).is_err());
+        // One of them succeeds: the user is forgotten, the client keeps
+        // the four others.
+        throttle.succeeded(&keys[1..], &keys[..1]);
+        assert_eq!(throttle.wait(&keys), None);
+        assert_eq!(throttle.entries()["ip:a"].failures, FREE_FAILURES - 1);
+        assert!(!throttle.entries().contains_key("user:ada"));
+        // A failure confirmed: blocked again, from now.
+        assert_eq!(throttle.begin(&keys), Ok(()));
+        throttle.confirm_failed(&keys);
+        assert!(throttle.wait(&keys[..1]).is_some());
+        assert_eq!(throttle.wait(&keys[1..]), None);
     }
 }

@@ -42,7 +42,13 @@ pub(crate) fn check_request(headers: &HeaderMap) -> Result<(), ApiError> {
             format!("actions need the header `X-Requested-With: {ACTION_HEADER_VALUE}`"),
         ));
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    // Over HTTP/2 there is no `Host` header: the header requirement above
+    // (and, with sessions, the gate's token and origin checks against the
+    // URI's authority) protect those requests.
+    if let (Some(origin), true) = (
+        headers.get(header::ORIGIN),
+        headers.contains_key(header::HOST),
+    ) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let origin_host = origin
             .to_str()

@@ -193,6 +193,7 @@ impl<C: DashboardConfig> Dashboard<C> {
                     secure_cookies: self.secure_cookies,
                     session_ttl: self.session_ttl,
                     throttle: Default::default(),
+                    revoked: Default::default(),
                     base: base.to_owned(),
                 })
             }),
