@@ -1481,6 +1481,40 @@ async fn viewers_read_operators_act() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(status_in_db(&tracker, "r-otto-page").await, "cancelled");
 
+    // Every one of those actions is in the audit trail with its user and
+    // outcome: the viewer's refused, the operator's done.
+    let trail = |key: &'static str| {
+        let db = tracker.db().clone();
+        async move {
+            tasktrail::auth::audit::for_target(&db, key, 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.user_id, e.action, e.outcome))
+                .collect::<Vec<_>>()
+        }
+    };
+    let otto_api = trail("r-otto").await;
+    assert_eq!(otto_api[0], ("otto".into(), "cancel".into(), "done".into()));
+    let otto_page = trail("r-otto-page").await;
+    assert_eq!(
+        otto_page[0],
+        ("otto".into(), "cancel".into(), "done".into())
+    );
+    let refused = trail(SECRET_KEY).await;
+    assert!(!refused.is_empty());
+    assert!(
+        refused
+            .iter()
+            .all(|(user, _, outcome)| user == "vic" && outcome == "refused"),
+        "{refused:?}"
+    );
+    let page = otto.get("/ops/runs/r-otto-page").await.text;
+    assert!(
+        page.contains("<td>otto</td><td>cancel</td><td class=\"outcome\">done</td>"),
+        "{page}"
+    );
+
     let total = seen.assert_no_5xx();
     println!("roles: {total} responses, no 5xx, in {:?}", began.elapsed());
 }
