@@ -40,7 +40,10 @@
 //! `TASKTRAIL_BENCH_QUICK=1` (20,000 rows, 60 requests per URL: a smoke
 //! run), `TASKTRAIL_BENCH_ROWS=n`, `TASKTRAIL_BENCH_REQUESTS=n`,
 //! `TASKTRAIL_BENCH_SQL=1` (print every statement and its query plan),
-//! `TASKTRAIL_BENCH_ONLY=name,…` (only these cases).
+//! `TASKTRAIL_BENCH_ONLY=name,…` (only these cases),
+//! `TASKTRAIL_BENCH_QUIET_SECS=n` (before each case, wait up to `n` s,
+//! default 120, for other processes to leave the CPU idle; 0: do not wait).
+//! Every case reports how much CPU other processes used while it ran.
 
 #![allow(missing_docs)]
 
@@ -133,6 +136,7 @@ struct Env {
     warm_up: usize,
     print_sql: bool,
     only: Option<Vec<String>>,
+    quiet_wait: Duration,
 }
 
 impl Env {
@@ -155,6 +159,7 @@ impl Env {
             requests: requests as usize,
             warm_up: (requests as usize / 10).clamp(5, 50),
             print_sql: var("TASKTRAIL_BENCH_SQL").is_some(),
+            quiet_wait: Duration::from_secs(number("TASKTRAIL_BENCH_QUIET_SECS").unwrap_or(120)),
             only: var("TASKTRAIL_BENCH_ONLY")
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()),
         }
@@ -267,7 +272,11 @@ fn generate(i: u64, rows: u64, end: DateTime<Utc>) -> Generated {
     // Rows 0, 1, … in creation order, with jitter. 5 % of the rows come in
     // bursts of 20 sharing the burst's first `created_at` (a batch spawned
     // at once): their order is the key's.
-    let burst_start = if (i / 20) % 20 == 0 { i - i % 20 } else { i };
+    let burst_start = if (i / 20).is_multiple_of(20) {
+        i - i % 20
+    } else {
+        i
+    };
     let mut burst_rng = Rng::new(burst_start);
     let slot = SPAN_NS / rows as i64;
     let offset = burst_start as i64 * slot + (burst_rng.below(slot as u64)) as i64;
@@ -799,13 +808,16 @@ fn summary(samples: &[Duration]) -> Summary {
     }
 }
 
+/// A check of a response body: what is wrong with it, if anything.
+type Check = Box<dyn Fn(&str) -> Result<(), String>>;
+
 /// One URL to measure.
 struct Case {
     name: &'static str,
     what: String,
     url: String,
     /// A check of the body the URL answers with.
-    check: Box<dyn Fn(&str) -> Result<(), String>>,
+    check: Check,
     /// Fewer requests for a case that scans the table.
     divide: usize,
 }
@@ -822,6 +834,8 @@ struct Measured {
     db_counts_ms: f64,
     /// The fewest and the most statements a request sent.
     statements: (u64, u64),
+    /// CPU other processes used while the case ran, in cores.
+    others: f64,
 }
 
 struct Bench {
@@ -901,6 +915,8 @@ impl Bench {
             self.timed(&baseline_url).await;
         }
 
+        wait_for_quiet(self.env.quiet_wait).await;
+        let load = Load::start();
         let mut page = Vec::with_capacity(n);
         let mut base = Vec::with_capacity(n);
         let mut list_ns = Vec::with_capacity(n);
@@ -920,9 +936,11 @@ impl Bench {
                 base.push(self.timed(&baseline_url).await);
             }
         }
+        let others = load.others();
+        // The nearest-rank median, as in `summary`.
         let median_ms = |v: &mut Vec<u64>| {
             v.sort_unstable();
-            v[v.len() / 2] as f64 / 1e6
+            v[v.len().div_ceil(2) - 1] as f64 / 1e6
         };
         Measured {
             name: case.name,
@@ -934,7 +952,75 @@ impl Bench {
             db_list_ms: median_ms(&mut list_ns),
             db_counts_ms: median_ms(&mut count_ns),
             statements,
+            others,
         }
+    }
+}
+
+/// CPU time in clock ticks: all processes' (busy, not idle or waiting for
+/// I/O) and this process's own.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let all: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = all.get(..8)?;
+    let busy = busy[0] + busy[1] + busy[2] + busy[5] + busy[6] + busy[7];
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are the 14th and 15th fields; `fields` starts at the 3rd.
+    let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((busy, own))
+}
+
+/// How much CPU other processes use over a stretch of time.
+struct Load {
+    at: Instant,
+    ticks: Option<(u64, u64)>,
+}
+
+impl Load {
+    fn start() -> Load {
+        Load {
+            at: Instant::now(),
+            ticks: cpu_ticks(),
+        }
+    }
+
+    /// Other processes' CPU since `start`, in cores (`NaN` without
+    /// `/proc`). Clock ticks are 1/100 s.
+    fn others(&self) -> f64 {
+        match (self.ticks, cpu_ticks()) {
+            (Some((busy0, own0)), Some((busy1, own1))) => {
+                let others = (busy1 - busy0).saturating_sub(own1 - own0) as f64 / 100.0;
+                others / self.at.elapsed().as_secs_f64()
+            }
+            _ => f64::NAN,
+        }
+    }
+}
+
+/// Waits, up to `max`, until other processes have used less than 0.2 of a
+/// core for two seconds in a row.
+async fn wait_for_quiet(max: Duration) {
+    if max.is_zero() || cpu_ticks().is_none() {
+        return;
+    }
+    let started = Instant::now();
+    let mut quiet = 0;
+    while quiet < 2 {
+        if started.elapsed() > max {
+            println!("(the machine is busy: measuring anyway)");
+            return;
+        }
+        let load = Load::start();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        quiet = if load.others() < 0.2 { quiet + 1 } else { 0 };
     }
 }
 
@@ -992,10 +1078,7 @@ fn json_keys(body: &str) -> Result<Vec<String>, String> {
 
 /// Checks a JSON page: `PAGE_SIZE` runs, the first one `first` if given,
 /// every one `status` if given, a `next` cursor.
-fn json_page(
-    first: Option<String>,
-    status: Option<&'static str>,
-) -> Box<dyn Fn(&str) -> Result<(), String>> {
+fn json_page(first: Option<String>, status: Option<&'static str>) -> Check {
     Box::new(move |body| {
         let keys = json_keys(body)?;
         let json: JsonValue = serde_json::from_str(body).map_err(|e| e.to_string())?;
@@ -1027,7 +1110,7 @@ fn json_page(
 /// for the same query, checked on its own), no other run of the table
 /// (`not`: the run after them), and links to the next page. Independent of
 /// the markup.
-fn html_page(keys: Vec<String>, not: String) -> Box<dyn Fn(&str) -> Result<(), String>> {
+fn html_page(keys: Vec<String>, not: String) -> Check {
     Box::new(move |body| {
         if let Some(missing) = keys.iter().find(|k| !body.contains(k.as_str())) {
             return Err(format!("run {missing} is not on the page"));
@@ -1042,7 +1125,7 @@ fn html_page(keys: Vec<String>, not: String) -> Box<dyn Fn(&str) -> Result<(), S
     })
 }
 
-fn html_contains(text: &'static str) -> Box<dyn Fn(&str) -> Result<(), String>> {
+fn html_contains(text: &'static str) -> Check {
     Box::new(move |body| {
         if body.contains(text) {
             Ok(())
@@ -1127,7 +1210,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
         failed_middle / PAGE_SIZE + 1,
         pages(failed as u64)
     );
-    let one = |name: &str| -> Box<dyn Fn(&str) -> Result<(), String>> {
+    let one = |name: &str| -> Check {
         let name = name.to_owned();
         Box::new(move |body| {
             let keys = json_keys(body)?;
@@ -1151,7 +1234,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             what: "the overview, its numbers computed for the request".into(),
             url: format!("{UNCACHED}/"),
             check: html_contains("</html>"),
-            divide: 1,
+            divide: 5,
         },
         Case {
             name: "html_first",
@@ -1165,7 +1248,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             what: "list, first page, the counts computed for the request".into(),
             url: format!("{UNCACHED}/runs"),
             check: html_page(first_keys, first_not),
-            divide: 1,
+            divide: 5,
         },
         Case {
             name: "html_deep",
@@ -1235,7 +1318,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             what: "search for 12 characters of one run's key (1 match)".into(),
             url: format!("{PREFIX}/api/runs?q={needle_part}"),
             check: one(&needle),
-            divide: 10,
+            divide: 20,
         },
     ]
 }
@@ -1323,7 +1406,7 @@ async fn run(env: Env) {
         }
         let m = bench.measure(case).await;
         println!(
-            "{:<18} p50 {:>8.2} ms  p95 {:>8.2}  p99 {:>8.2}  max {:>8.2}  | baseline p50 {:>8.2}  p99 {:>8.2} | ratio p50 {:.2} p99 {:.2} | SQL: COUNTs {:.2} ms, other {:.2} ms ({}–{} statements)",
+            "{:<18} p50 {:>8.2} ms  p95 {:>8.2}  p99 {:>8.2}  max {:>8.2}  | baseline p50 {:>8.2}  p99 {:>8.2} | ratio p50 {:.2} p99 {:.2} | SQL: COUNTs {:.2} ms, other {:.2} ms ({}–{} statements) | others' CPU {:.2}",
             m.name,
             m.page.p50,
             m.page.p95,
@@ -1337,12 +1420,14 @@ async fn run(env: Env) {
             m.db_list_ms,
             m.statements.0,
             m.statements.1,
+            m.others,
         );
         results.push(m);
     }
 
     // The transport floor, and the status counts alone.
     let n = bench.env.requests;
+    wait_for_quiet(bench.env.quiet_wait).await;
     let mut floor = Vec::with_capacity(n);
     for _ in 0..bench.env.warm_up {
         get(&bench.client, addr, "/bench/floor").await;
@@ -1361,6 +1446,8 @@ async fn run(env: Env) {
         .filter(|c: &Arc<Vec<Recorded>>| !c.is_empty());
     let counts = match counts {
         Some(statements) => {
+            // A table scan: as many times as the uncached pages.
+            let n = (n / 5).max(10);
             let mut times = Vec::with_capacity(n);
             for i in 0..n + bench.env.warm_up {
                 let at = Instant::now();
@@ -1369,7 +1456,7 @@ async fn run(env: Env) {
                     times.push(at.elapsed());
                 }
             }
-            Some((statements.len(), summary(&times)))
+            Some((statements.len(), n, summary(&times)))
         }
         None => None,
     };
@@ -1377,9 +1464,9 @@ async fn run(env: Env) {
 
     // The table for BENCHMARKS.md.
     println!(
-        "| case | URL | what | n | p50 | p95 | p99 | max | baseline p50 | baseline p99 | ratio p50 | ratio p99 | dashboard's SQL per request, median: COUNTs / other |"
+        "| case | URL | what | n | p50 | p95 | p99 | max | baseline p50 | baseline p99 | ratio p50 | ratio p99 | dashboard's SQL per request, median: COUNTs / other | other processes' CPU (cores) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in &results {
         let url = if m.url.len() > 60 {
             format!("{}…", &m.url[..m.url.find("after=").map_or(60, |i| i + 6)])
@@ -1387,7 +1474,7 @@ async fn run(env: Env) {
             m.url.clone()
         };
         println!(
-            "| `{}` | `{url}` | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} |",
+            "| `{}` | `{url}` | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} | {:.2} |",
             m.name,
             m.what,
             m.n,
@@ -1401,15 +1488,16 @@ async fn run(env: Env) {
             m.page.p99 / m.baseline.p99,
             m.db_counts_ms,
             m.db_list_ms,
+            m.others,
         );
     }
     println!(
-        "| `floor` | `/bench/floor` | a handler returning `ok` | {n} | {:.2} | {:.2} | {:.2} | {:.2} | | | | | |",
+        "| `floor` | `/bench/floor` | a handler returning `ok` | {n} | {:.2} | {:.2} | {:.2} | {:.2} | | | | | | |",
         floor.p50, floor.p95, floor.p99, floor.max
     );
-    if let Some((k, c)) = counts {
+    if let Some((k, m, c)) = counts {
         println!(
-            "| `status_counts` | (no HTTP) | the status counts ({k} statement(s) with `COUNT`), sqlx alone | {n} | {:.2} | {:.2} | {:.2} | {:.2} | | | | | |",
+            "| `status_counts` | (no HTTP) | the status counts ({k} statement(s) with `COUNT`), sqlx alone | {m} | {:.2} | {:.2} | {:.2} | {:.2} | | | | | | |",
             c.p50, c.p95, c.p99, c.max
         );
     }
