@@ -43,6 +43,20 @@ fn logs() -> Arc<tasktrail::logs::MemoryLogStorage> {
     .clone()
 }
 
+/// Serves `app` over TCP on a free loopback port, with the peer's address.
+async fn serve(app: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+    (addr, server)
+}
+
 /// The text of every element matching `selector`, read in one script so
 /// that a live update in between cannot leave a stale element behind.
 async fn texts(browser: &Browser, selector: &str) -> Vec<String> {
@@ -107,15 +121,7 @@ async fn dashboard_in_a_browser() {
     let app = Dashboard::new(Ops::default(), tracker.clone())
         .log_storage(logs())
         .router();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
+    let (addr, server) = serve(app).await;
     let base = format!("http://{addr}/ops");
 
     let browser = Browser::start().await;
@@ -375,15 +381,7 @@ async fn console_errors_are_caught() {
         .unwrap();
     let tracker = task_run::Tracker::new(db);
     let app = Dashboard::new(Ops::default(), tracker).router();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
+    let (addr, server) = serve(app).await;
 
     let browser = Browser::start().await;
     browser
@@ -624,15 +622,7 @@ async fn login_act_logout_with_hostile_data() {
         .auth(auth)
         .session_key(SessionKey::from_secret(&[7u8; 64]))
         .router();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
+    let (addr, server) = serve(app).await;
     let base = format!("http://{addr}/ops");
 
     let browser = Browser::start().await;
