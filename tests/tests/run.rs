@@ -459,6 +459,10 @@ async fn tracing_events_carry_the_run_key(backend: Backend) {
             .with_ansi(false),
     );
     let _default = tracing::subscriber::set_default(subscriber);
+    // Other tests in this process emit through the global no-op subscriber
+    // at the same time; make every callsite ask this one again, so the
+    // run's span is not left disabled by an interest cached meanwhile.
+    tracing::callsite::rebuild_interest_cache();
     let (tracker, _g) = setup(backend, quick()).await;
     let mut keys = Vec::new();
     for i in 0..3 {
