@@ -56,12 +56,14 @@
 pub mod auth;
 pub mod config;
 pub mod dashboard;
+mod db_error;
 pub mod fields;
 pub mod hooks;
 pub mod lifecycle;
 pub mod logs;
 pub mod run;
 pub mod schema;
+mod storable;
 
 pub use config::{ColumnKind, FieldInfo, Role, TrackingConfig, TrackingOptions};
 pub use dashboard::{Dashboard, DashboardConfig, DashboardSettings};

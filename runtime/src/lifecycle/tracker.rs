@@ -217,38 +217,6 @@ impl<M: TrackingConfig> std::fmt::Debug for Tracker<M> {
     }
 }
 
-/// Connection-level failures, lock contention and server shutdown.
-fn is_transient(err: &DbErr) -> bool {
-    use sea_orm::{RuntimeErr, sqlx};
-    let runtime = match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
-        DbErr::Exec(e) | DbErr::Query(e) => e,
-        _ => return false,
-    };
-    let RuntimeErr::SqlxError(e) = runtime else {
-        return false;
-    };
-    match &**e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // SQLite: BUSY (5) and LOCKED (6), with extended codes.
-            let sqlite_busy = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
-            // PostgreSQL: connection exceptions, shutdown, resources, retryable.
-            let pg = ["08", "57P", "53", "40001", "40P01"]
-                .iter()
-                .any(|p| code.starts_with(p));
-            sqlite_busy || pg
-        }
-        _ => false,
-    }
-}
-
 fn text_cell(s: &str) -> impl FnOnce(Encode) -> Option<sea_orm::Value> + '_ {
     move |e| {
         if let Encode::Text(f) = e {
@@ -475,7 +443,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// exhausted, the SQLite file is locked): such events are queued. Errors
     /// the database gives while it answers pings are the event's own.
     async fn transient(&self, err: &DbErr) -> bool {
-        is_transient(err) || self.inner.db.ping().await.is_err()
+        crate::db_error::is_transient(err) || self.inner.db.ping().await.is_err()
     }
 
     fn refused(&self, event: &Event, source: DbErr) -> TrackError {
@@ -707,6 +675,11 @@ impl<M: TrackingConfig> Tracker<M> {
                     class: Class::InsertOnly,
                 });
             }
+        }
+        // Rule 8: every value is storable on every backend (no NUL).
+        for cell in &mut p.cells {
+            let value = std::mem::replace(&mut cell.value, sea_orm::Value::Bool(None));
+            cell.value = crate::storable::value(value);
         }
         p
     }
