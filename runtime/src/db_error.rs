@@ -64,6 +64,29 @@ pub(crate) fn is_transient(err: &DbErr) -> bool {
     classify(err).is_transient()
 }
 
+/// Whether the database refused a value the statement carried, rather than
+/// the statement itself: PostgreSQL's data exceptions (class `22`: a NUL
+/// byte, a malformed number or time, a value out of range) and SQLite's
+/// `TOOBIG`, `MISMATCH` and `RANGE`. On a read whose values come from a
+/// request, that is the request's fault (a 400), not the server's.
+pub(crate) fn is_bad_value(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    let sqlx::Error::Database(db) = &**e else {
+        return false;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+        return matches!(code & 0xff, 18 | 20 | 25);
+    }
+    if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return e.code().starts_with("22");
+    }
+    false
+}
+
 /// A SQLite result code (primary or extended, as `sqlite3_extended_errcode`
 /// gives it).
 ///

@@ -70,8 +70,8 @@ pub use dashboard::{Dashboard, DashboardConfig, DashboardSettings};
 pub use fields::TrackedStatus;
 pub use hooks::{Actor, FormatHooks, PayloadKind, TrackedObject};
 pub use lifecycle::{
-    Event, EventKind, Progress, RunBuilder, RunError, RunHandle, Status, TrackError, Tracker,
-    TrackerOptions, TrackerStats, Written,
+    Event, EventKind, MAX_KEY_BYTES, Progress, RunBuilder, RunError, RunHandle, Status, TrackError,
+    Tracker, TrackerOptions, TrackerStats, Written,
 };
 pub use run::{
     CancelOutcome, CancelReason, Cancelled, Finished, LockConflict, PurgeReport, RecoveryReport,

@@ -90,15 +90,18 @@ impl ApiError {
 impl ApiError {
     /// The error as a plain-text page (for the HTML routes).
     pub(crate) fn into_plain_response(self) -> Response {
-        (
-            self.status,
+        let status = self.status;
+        let mut response = (
+            status,
             [(
                 axum::http::header::CONTENT_TYPE,
                 "text/plain; charset=utf-8",
             )],
             self.message,
         )
-            .into_response()
+            .into_response();
+        retry_after(status, &mut response);
+        response
     }
 }
 
@@ -108,19 +111,53 @@ impl From<QueryError> for ApiError {
     }
 }
 
+/// A database error as an answer, classified by its backend
+/// ([`crate::db_error`]): 503 only when the database is unreachable or busy;
+/// 400 when it refused a value the request carried; 500 otherwise (the
+/// schema does not match the entity, a permission: the server's log has the
+/// detail). The database's own text is logged, never sent.
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
-        tracing::error!(error = %err, "tasktrail dashboard: database error");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the runs database did not answer; try again",
-        )
+        if crate::db_error::is_transient(&err) {
+            tracing::warn!(error = %err, "tasktrail dashboard: the database did not answer");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the runs database did not answer; try again",
+            )
+        } else if crate::db_error::is_bad_value(&err) {
+            tracing::info!(error = %err, "tasktrail dashboard: the database refused a value of the request");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "the request holds a value the runs database cannot compare or store",
+            )
+        } else {
+            tracing::error!(error = %err, "tasktrail dashboard: the database refused a query");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the runs database refused the query; the server's log has the detail",
+            )
+        }
+    }
+}
+
+/// How long a client should wait before trying again after a 503.
+const RETRY_AFTER_SECONDS: u32 = 2;
+
+/// A 503 tells the client when to try again.
+fn retry_after(status: StatusCode, response: &mut Response) {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS.into());
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, SafeJson(json!({ "error": self.message }))).into_response()
+        let status = self.status;
+        let mut response = (status, SafeJson(json!({ "error": self.message }))).into_response();
+        retry_after(status, &mut response);
+        response
     }
 }
 

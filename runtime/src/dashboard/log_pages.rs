@@ -24,13 +24,20 @@ const DEFAULT_LIMIT: usize = 200;
 /// How often a live tail looks for new lines.
 const TAIL_POLL: Duration = Duration::from_millis(300);
 
+/// The database storage's errors are classified like the runs' (see
+/// `From<DbErr> for ApiError`); another storage's own failure is a 503.
 impl From<LogStorageError> for ApiError {
     fn from(err: LogStorageError) -> Self {
-        tracing::error!(error = %err, "tasktrail dashboard: the log storage failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the log storage did not answer; try again",
-        )
+        match err {
+            LogStorageError::Db(err) => ApiError::from(err),
+            err => {
+                tracing::error!(error = %err, "tasktrail dashboard: the log storage failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the log storage did not answer; try again",
+                )
+            }
+        }
     }
 }
 

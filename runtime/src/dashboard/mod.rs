@@ -6,6 +6,7 @@ mod api;
 mod config;
 mod forms;
 mod gate;
+mod input;
 mod live;
 mod log_pages;
 mod openapi;

@@ -255,6 +255,13 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/api/logs"), get(log_pages::api::<C>))
             .route(&at("/api/logs/events"), get(log_pages::events::<C>))
             .with_state(shared.clone());
+        let api_prefix: Arc<str> = at("/api/").into();
+        let router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let api_prefix = api_prefix.clone();
+                async move { super::input::refuse_nul(&api_prefix, request, next).await }
+            },
+        ));
         // Innermost first: who is asking (which needs the links), then the
         // links, then the headers every response carries; the loopback
         // check (without a backend) before anything.

@@ -74,6 +74,33 @@ impl fmt::Display for EventKind {
     }
 }
 
+/// The longest run key, in bytes (UTF-8). Keys are indexed on every
+/// backend, and a unique index entry must stay well under PostgreSQL's
+/// ~2.7 KB btree limit and MySQL's 3,072-byte index prefix.
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// What is wrong with a run key: empty, longer than [`MAX_KEY_BYTES`], or
+/// holding a NUL character (which PostgreSQL cannot store in text).
+pub(crate) fn key_problem(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        Some("a run key must not be empty")
+    } else if key.len() > MAX_KEY_BYTES {
+        Some("a run key holds at most 512 bytes")
+    } else if key.contains('\0') {
+        Some("a run key must not contain a NUL character")
+    } else {
+        None
+    }
+}
+
+/// The start of `key` for an error message: at most 64 characters.
+pub(crate) fn key_excerpt(key: &str) -> String {
+    match key.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &key[..end]),
+        None => key.to_owned(),
+    }
+}
+
 /// One lifecycle event for the run with key `key`.
 ///
 /// Every value is optional: an event writes only what it carries (and what

@@ -42,6 +42,13 @@ pub struct RunBuilder<M: TrackingConfig> {
 
 impl<M: TrackingConfig> RunBuilder<M> {
     /// Uses `key` instead of a generated UUID v7.
+    ///
+    /// A key must be non-empty, hold at most [`MAX_KEY_BYTES`](crate::MAX_KEY_BYTES)
+    /// bytes and no NUL character: otherwise [`spawn`](Self::spawn) returns
+    /// [`SpawnError::InvalidKey`](crate::SpawnError::InvalidKey) and every
+    /// event of the run is refused with
+    /// [`TrackError::InvalidKey`](crate::TrackError::InvalidKey) (logged and
+    /// counted; the task itself still runs under [`run`](Self::run)).
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.event.key = key.into();
         self

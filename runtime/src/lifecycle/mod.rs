@@ -20,13 +20,13 @@
 //! 8. Payloads are JSON; what JSON cannot hold is stringified; size is capped
 //!    with a marker; `redact` keys are replaced before storage.
 
-mod event;
+pub(crate) mod event;
 mod handle;
 mod status;
 pub(crate) mod tracker;
 mod write;
 
-pub use event::{Event, EventKind};
+pub use event::{Event, EventKind, MAX_KEY_BYTES};
 pub use handle::{RunBuilder, RunError, RunHandle};
 pub use status::{ParseStatusError, Progress, Status};
 pub use tracker::{TrackError, Tracker, TrackerOptions, TrackerStats, Written};

@@ -27,6 +27,14 @@ pub enum TrackError {
     /// The event's key is empty.
     #[error("a lifecycle event needs a non-empty run key")]
     EmptyKey,
+    /// The event's key is too long or holds a NUL character.
+    #[error("run key `{key}` is refused: {reason}")]
+    InvalidKey {
+        /// The key's first 64 characters.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The event sets an extra that no field maps.
     #[error(
         "run `{key}`: no field is mapped to the extra `{name}`; add #[tracking(extra = \"{name}\")] to the field that should hold it"
@@ -88,8 +96,10 @@ pub struct TrackerStats {
     pub queue_len: u64,
     /// Events dropped because the retry queue was full.
     pub dropped: u64,
-    /// Events refused: invalid (empty key, unknown extra) or refused by a
-    /// reachable database. Logged, not retried.
+    /// Events refused: invalid (a bad key, an unknown extra) or refused by a
+    /// database that answers — at once, or after waiting in the retry queue
+    /// (then dropped, so that later events are not held back). Logged, never
+    /// retried.
     pub refused: u64,
     /// Formatter hooks that panicked (the default was used instead).
     pub hook_errors: u64,
@@ -426,6 +436,12 @@ impl<M: TrackingConfig> Tracker<M> {
         if event.key.is_empty() {
             return Err(TrackError::EmptyKey);
         }
+        if let Some(reason) = crate::lifecycle::event::key_problem(&event.key) {
+            return Err(TrackError::InvalidKey {
+                key: crate::lifecycle::event::key_excerpt(&event.key),
+                reason,
+            });
+        }
         if let Some((name, _)) = event
             .extras
             .iter()
@@ -499,8 +515,14 @@ impl<M: TrackingConfig> Tracker<M> {
                     backoff = options.min_backoff;
                 }
                 Err(err) if !self.transient(&err).await => {
+                    // The database answers and refuses this one event: drop
+                    // it (logged, counted) so it never holds back the rest.
                     self.queue().pop_front();
-                    self.refused(&event, err);
+                    bump(&self.inner.counters.refused);
+                    tracing::error!(key = %event.key, event = %event.kind, error = %err,
+                        "tasktrail: a queued event was refused once the database answered; \
+                         it was dropped so that later events are not held back");
+                    backoff = options.min_backoff;
                 }
                 Err(err) => {
                     tracing::debug!(error = %err, retry_in = ?backoff,

@@ -45,6 +45,14 @@ pub enum SpawnError {
     /// The run's key is empty.
     #[error("a run needs a non-empty key")]
     EmptyKey,
+    /// The run's key is too long or holds a NUL character.
+    #[error("run key `{key}` is refused: {reason}")]
+    InvalidKey {
+        /// The key's first 64 characters.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// [`Tracker::shutdown`] has been called.
     #[error("the tracker is shutting down and accepts no new runs")]
     ShuttingDown,
@@ -211,6 +219,12 @@ impl<M: TrackingConfig> RunBuilder<M> {
         let key = event.key.clone();
         if key.is_empty() {
             return Err(SpawnError::EmptyKey);
+        }
+        if let Some(reason) = crate::lifecycle::event::key_problem(&key) {
+            return Err(SpawnError::InvalidKey {
+                key: crate::lifecycle::event::key_excerpt(&key),
+                reason,
+            });
         }
         let name = event.name.clone().unwrap_or_default();
         tracker.start_maintenance();
