@@ -63,6 +63,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod run;
 pub mod schema;
+pub mod sqlite;
 mod storable;
 
 pub use config::{ColumnKind, FieldInfo, Role, TrackingConfig, TrackingOptions};
