@@ -65,6 +65,7 @@ pub mod run;
 pub mod schema;
 pub mod sqlite;
 mod storable;
+mod writer;
 
 pub use config::{ColumnKind, FieldInfo, Role, TrackingConfig, TrackingOptions};
 pub use dashboard::{Dashboard, DashboardConfig, DashboardSettings};

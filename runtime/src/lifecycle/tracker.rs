@@ -1,15 +1,16 @@
 //! The lifecycle manager: prepares events with the entity's hooks and
-//! mapping, writes them in one statement each, and keeps what the database
-//! refuses while it is unreachable.
+//! mapping and hands them to the tracker's writer (group commit: see
+//! [`crate::writer`]), which writes them in batches, keeps what waits for an
+//! unreachable database, and answers each event once it is committed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, IdenStatic};
+use sea_orm::{DatabaseConnection, DbErr, IdenStatic};
 use tokio::sync::Notify;
 
 use crate::config::{Encode, Role, TrackingConfig};
@@ -19,6 +20,7 @@ use crate::hooks::{
 };
 use crate::lifecycle::write::{Cell, Class, Prepared, Shape, Statement, placeholder};
 use crate::lifecycle::{Event, EventKind};
+use crate::writer::{OnTransient, Outcome, Template, Work, Writer, WriterOptions, lane_of};
 
 /// Why an event could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -86,9 +88,14 @@ pub enum Written {
 /// Counters of a tracker, for logs and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrackerStats {
-    /// Statements that ran.
+    /// Writes committed: lifecycle events, leases, lock releases.
     pub writes: u64,
-    /// Statements that failed (each retry counts).
+    /// Transactions committed: each holds every write queued while the
+    /// previous one was in flight, so under load far fewer than `writes`.
+    pub commits: u64,
+    /// Statements run (a multi-row statement counts once).
+    pub statements: u64,
+    /// Failed attempts to commit (each retry counts).
     pub write_errors: u64,
     /// Events that went to the retry queue.
     pub queued: u64,
@@ -113,10 +120,6 @@ pub struct TrackerStats {
 
 #[derive(Default)]
 struct Counters {
-    writes: AtomicU64,
-    write_errors: AtomicU64,
-    queued: AtomicU64,
-    dropped: AtomicU64,
     refused: AtomicU64,
     hook_errors: AtomicU64,
 }
@@ -186,12 +189,16 @@ pub(crate) struct Inner {
     pub(crate) options: TrackerOptions,
     pub(crate) runs: crate::run::Runs,
     counters: Counters,
-    queue: Mutex<VecDeque<Event>>,
-    flushing: AtomicBool,
-    drained: Notify,
-    sql_cache: Mutex<HashMap<Shape, Arc<str>>>,
-    /// Woken after every write, for live views.
-    pub(crate) changed: Notify,
+    /// Every write goes through it.
+    pub(crate) writer: Writer,
+    /// The run machinery's multi-row statements (leases, releases).
+    pub(crate) store: crate::run::store::Templates,
+    /// The multi-row upsert of each event shape.
+    templates: Mutex<HashMap<Shape, Arc<Template>>>,
+    /// Whether the database's set-up was checked (once, at the first write).
+    setup_checked: AtomicBool,
+    /// Woken after every commit, for live views.
+    pub(crate) changed: Arc<Notify>,
 }
 
 /// The lifecycle manager of the tracked model `M`.
@@ -256,17 +263,35 @@ impl<M: TrackingConfig> Tracker<M> {
     /// A tracker writing through `db`.
     pub fn with_options(db: DatabaseConnection, options: TrackerOptions) -> Self {
         let runs = crate::run::Runs::new(options.max_concurrent);
+        let changed = Arc::new(Notify::new());
+        let writer = Writer::new(
+            db.clone(),
+            WriterOptions {
+                queue_capacity: options.queue_capacity,
+                min_backoff: options.min_backoff,
+                max_backoff: options.max_backoff,
+                // SQLite has one writer at a time; PostgreSQL takes several
+                // transactions at once (a run's writes stay on one).
+                shards: match db.get_database_backend() {
+                    sea_orm::DbBackend::Postgres => 4,
+                    _ => 1,
+                },
+                ..WriterOptions::default()
+            },
+            changed.clone(),
+        );
+        let store = crate::run::store::Templates::new(db.get_database_backend());
         Tracker {
             inner: Arc::new(Inner {
                 db,
                 runs,
                 options,
                 counters: Counters::default(),
-                queue: Mutex::new(VecDeque::new()),
-                flushing: AtomicBool::new(false),
-                drained: Notify::new(),
-                sql_cache: Mutex::new(HashMap::new()),
-                changed: Notify::new(),
+                writer,
+                store,
+                templates: Mutex::new(HashMap::new()),
+                setup_checked: AtomicBool::new(false),
+                changed,
             }),
             _model: PhantomData,
         }
@@ -300,13 +325,16 @@ impl<M: TrackingConfig> Tracker<M> {
     /// The tracker's counters.
     pub fn stats(&self) -> TrackerStats {
         let c = &self.inner.counters;
+        let w = self.inner.writer.stats();
         TrackerStats {
-            writes: c.writes.load(Ordering::Relaxed),
-            write_errors: c.write_errors.load(Ordering::Relaxed),
-            queued: c.queued.load(Ordering::Relaxed),
-            queue_len: self.queue().len() as u64,
-            dropped: c.dropped.load(Ordering::Relaxed),
-            refused: c.refused.load(Ordering::Relaxed),
+            writes: w.written,
+            commits: w.commits,
+            statements: w.statements,
+            write_errors: w.errors,
+            queued: w.queued,
+            queue_len: w.queue_len,
+            dropped: w.dropped,
+            refused: c.refused.load(Ordering::Relaxed) + w.refused,
             hook_errors: c.hook_errors.load(Ordering::Relaxed),
             completion_hook_errors: self
                 .inner
@@ -318,118 +346,146 @@ impl<M: TrackingConfig> Tracker<M> {
         }
     }
 
-    fn sql_cache(&self) -> std::sync::MutexGuard<'_, HashMap<Shape, Arc<str>>> {
-        self.inner
-            .sql_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Event>> {
-        // A panic while holding the lock cannot leave the queue half-written.
-        self.inner.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records `event`: one atomic statement, following the lifecycle rules.
+    /// Records `event`: one atomic statement, following the lifecycle rules,
+    /// committed together with whatever else is being written at the moment
+    /// (group commit). Returns once the commit that holds it is done:
+    /// [`Written::Stored`] means the event is durable.
     ///
     /// A database that cannot be reached does not lose the event: it waits in
     /// a bounded queue and is retried with backoff, in order, and this
-    /// returns [`Written::Queued`]. Errors are for events that can never be
-    /// written (see [`TrackError`]); they are also logged.
+    /// returns [`Written::Queued`] at once, so a task never waits for an
+    /// outage. Errors are for events that can never be written (see
+    /// [`TrackError`]); they are also logged and counted, and never held in
+    /// the queue: an event the database refuses does not hold back the
+    /// events after it.
     pub async fn lifecycle(&self, event: Event) -> Result<Written, TrackError> {
         if let Err(err) = self.validate(&event) {
             bump(&self.inner.counters.refused);
             tracing::error!(error = %err, "tasktrail: lifecycle event refused");
             return Err(err);
         }
-        {
-            let mut queue = self.queue();
-            if !queue.is_empty() {
-                return self.enqueue(&mut queue, event);
-            }
-        }
-        match self.write(&event).await {
-            Ok(written) => Ok(written),
-            Err(err) if !self.transient(&err).await => Err(self.refused(&event, err)),
-            Err(err) => {
-                tracing::warn!(key = %event.key, event = %event.kind, error = %err,
-                    "tasktrail: database unreachable; the event is queued for retry");
-                let mut queue = self.queue();
-                self.enqueue(&mut queue, event)
-            }
-        }
-    }
-
-    /// Writes `event` now, without the retry queue: a database error is
-    /// returned as it is.
-    pub async fn write(&self, event: &Event) -> Result<Written, DbErr> {
-        self.validate(event)
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
-        let prepared = self.prepare(event);
-        let db = &self.inner.db;
-        let backend = db.get_database_backend();
-        let result = match prepared.shape() {
-            // The SQL of an upsert is rendered once per shape.
-            Some(shape) => {
-                let values = prepared.upsert_values();
-                let cached = self.sql_cache().get(&shape).cloned();
-                let sql = match cached {
-                    Some(sql) => sql,
-                    None => {
-                        let Statement::Upsert(stmt) = prepared.statement() else {
-                            unreachable!("an event with a status is an upsert")
-                        };
-                        let built = backend.build(&stmt);
-                        debug_assert_eq!(
-                            built.values.as_ref().map(|v| v.0.as_slice()),
-                            Some(values.as_slice()),
-                            "the cached SQL binds the values in column order"
-                        );
-                        let sql: Arc<str> = built.sql.into();
-                        self.sql_cache().insert(shape, sql.clone());
-                        sql
-                    }
+        let (work, cleanup) = self.work(&event);
+        let outcome = self
+            .inner
+            .writer
+            .write(Some(lane_of(&event.key)), work, OnTransient::Retry)
+            .await;
+        match outcome {
+            Outcome::Done(rows) => Ok(if cleanup && rows == 0 {
+                Written::NoRun
+            } else {
+                Written::Stored
+            }),
+            Outcome::Queued => Ok(Written::Queued),
+            Outcome::Dropped => {
+                let err = TrackError::QueueFull {
+                    key: event.key,
+                    kind: event.kind,
+                    capacity: self.inner.options.queue_capacity,
                 };
-                db.execute_raw(sea_orm::Statement::from_sql_and_values(
-                    backend, &*sql, values,
-                ))
-                .await
+                tracing::error!(error = %err, "tasktrail: lifecycle event dropped");
+                Err(err)
             }
-            None => match prepared.statement() {
-                Statement::Upsert(stmt) => db.execute_raw(backend.build(&stmt)).await,
-                Statement::Update(stmt) => db.execute_raw(backend.build(&stmt)).await,
-            },
-        };
-        match result {
-            Ok(res) => {
-                bump(&self.inner.counters.writes);
-                self.inner.changed.notify_waiters();
-                if event.kind == EventKind::Cleanup && res.rows_affected() == 0 {
-                    Ok(Written::NoRun)
-                } else {
-                    Ok(Written::Stored)
-                }
-            }
-            Err(err) => {
-                bump(&self.inner.counters.write_errors);
+            Outcome::Refused(source) | Outcome::Unavailable(source) => {
+                let err = TrackError::Refused {
+                    key: event.key,
+                    kind: event.kind,
+                    source,
+                };
+                tracing::error!(error = %err, "tasktrail: lifecycle event refused");
                 Err(err)
             }
         }
     }
 
-    /// Waits until the retry queue is empty, at most `timeout`; returns
-    /// whether it is.
-    pub async fn flush(&self, timeout: Duration) -> bool {
-        let wait = async {
-            loop {
-                let notified = self.inner.drained.notified();
-                if self.queue().is_empty() {
-                    return;
-                }
-                notified.await;
+    /// Writes `event` now, without the retry queue: a database error
+    /// (unreachable or refused) is returned as it is. The write still goes
+    /// through the tracker's writer, so it is committed with whatever else
+    /// is being written and keeps its place behind the run's earlier events.
+    pub async fn write(&self, event: &Event) -> Result<Written, DbErr> {
+        self.validate(event)
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        let (work, cleanup) = self.work(event);
+        let outcome = self
+            .inner
+            .writer
+            .write(Some(lane_of(&event.key)), work, OnTransient::Fail)
+            .await;
+        match outcome {
+            Outcome::Done(rows) if cleanup && rows == 0 => Ok(Written::NoRun),
+            Outcome::Done(_) => Ok(Written::Stored),
+            Outcome::Refused(err) | Outcome::Unavailable(err) => Err(err),
+            Outcome::Queued | Outcome::Dropped => Err(DbErr::Custom(
+                "the database is unreachable; the event was not written".into(),
+            )),
+        }
+    }
+
+    /// The writer's work for `event`, and whether it is a `cleanup` (which
+    /// writes nothing for a run that does not exist).
+    fn work(&self, event: &Event) -> (Work, bool) {
+        self.check_setup();
+        let prepared = self.prepare(event);
+        let backend = self.inner.db.get_database_backend();
+        match prepared.shape() {
+            // One template per shape: its SQL is rendered once per row count.
+            Some(shape) => {
+                let values = prepared.upsert_values();
+                let mut templates = self
+                    .inner
+                    .templates
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let template = templates
+                    .entry(shape)
+                    .or_insert_with(|| {
+                        let Some(one) = prepared.upsert_rows(1) else {
+                            unreachable!("an event with a status is an upsert")
+                        };
+                        debug_assert_eq!(
+                            backend.build(&one).values.as_ref().map(|v| v.0.as_slice()),
+                            Some(values.as_slice()),
+                            "the template binds the values in column order"
+                        );
+                        let params = values.len();
+                        Template::new(backend, params, move |rows| {
+                            let stmt = prepared.upsert_rows(rows).expect("an upsert");
+                            backend.build(&stmt).sql
+                        })
+                    })
+                    .clone();
+                (Work::Row { template, values }, false)
             }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok()
+            None => {
+                let stmt = match prepared.statement() {
+                    Statement::Upsert(stmt) => backend.build(&stmt),
+                    Statement::Update(stmt) => backend.build(&stmt),
+                };
+                (Work::Statement(stmt), event.kind == EventKind::Cleanup)
+            }
+        }
+    }
+
+    /// Warns once if the database is set up in a way that makes the tracker
+    /// slow (a SQLite rollback journal).
+    fn check_setup(&self) {
+        if self.inner.setup_checked.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let db = self.inner.db.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Some(warning) = crate::sqlite::slow_setup(&db).await {
+                    tracing::warn!("{warning}");
+                }
+            });
+        }
+    }
+
+    /// Waits until every event recorded so far is committed (the retry
+    /// queue is empty), at most `timeout`; returns whether it is.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        self.inner.writer.flush(timeout).await
     }
 
     fn validate(&self, event: &Event) -> Result<(), TrackError> {
@@ -453,85 +509,6 @@ impl<M: TrackingConfig> Tracker<M> {
             });
         }
         Ok(())
-    }
-
-    /// Whether `err` may go away by itself (the server is down, the pool is
-    /// exhausted, the SQLite file is locked): such events are queued. Errors
-    /// the database gives while it answers pings are the event's own.
-    async fn transient(&self, err: &DbErr) -> bool {
-        crate::db_error::is_transient(err) || self.inner.db.ping().await.is_err()
-    }
-
-    fn refused(&self, event: &Event, source: DbErr) -> TrackError {
-        bump(&self.inner.counters.refused);
-        let err = TrackError::Refused {
-            key: event.key.clone(),
-            kind: event.kind,
-            source,
-        };
-        tracing::error!(error = %err, "tasktrail: lifecycle event refused");
-        err
-    }
-
-    fn enqueue(&self, queue: &mut VecDeque<Event>, event: Event) -> Result<Written, TrackError> {
-        let capacity = self.inner.options.queue_capacity;
-        if queue.len() >= capacity {
-            bump(&self.inner.counters.dropped);
-            let err = TrackError::QueueFull {
-                key: event.key,
-                kind: event.kind,
-                capacity,
-            };
-            tracing::error!(error = %err, "tasktrail: lifecycle event dropped");
-            return Err(err);
-        }
-        queue.push_back(event);
-        bump(&self.inner.counters.queued);
-        if !self.inner.flushing.swap(true, Ordering::AcqRel) {
-            let tracker = self.clone();
-            tokio::spawn(async move { tracker.drain().await });
-        }
-        Ok(Written::Queued)
-    }
-
-    /// Writes the queue's events in order, backing off while the database is
-    /// unreachable.
-    async fn drain(self) {
-        let options = &self.inner.options;
-        let mut backoff = options.min_backoff;
-        loop {
-            let Some(event) = self.queue().front().cloned() else {
-                self.inner.flushing.store(false, Ordering::Release);
-                self.inner.drained.notify_waiters();
-                // An event may have been queued between the check and the store.
-                if self.queue().is_empty() || self.inner.flushing.swap(true, Ordering::AcqRel) {
-                    return;
-                }
-                continue;
-            };
-            match self.write(&event).await {
-                Ok(_) => {
-                    self.queue().pop_front();
-                    backoff = options.min_backoff;
-                }
-                Err(err) if !self.transient(&err).await => {
-                    // The database answers and refuses this one event: drop
-                    // it (logged, counted) so it never holds back the rest.
-                    self.queue().pop_front();
-                    bump(&self.inner.counters.refused);
-                    tracing::error!(key = %event.key, event = %event.kind, error = %err,
-                        "tasktrail: a queued event was refused once the database answered; \
-                         it was dropped so that later events are not held back");
-                    backoff = options.min_backoff;
-                }
-                Err(err) => {
-                    tracing::debug!(error = %err, retry_in = ?backoff,
-                        "tasktrail: database still unreachable");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(options.max_backoff);
-                }
-            }
-        }
     }
 
     /// Runs a formatter hook, falling back to `default` if it panics.

@@ -151,16 +151,24 @@ impl<M: TrackingConfig> Prepared<M> {
 
     pub fn statement(&self) -> Statement {
         match self.status {
-            Some((status_col, status)) => Statement::Upsert(self.upsert(status_col, status)),
+            Some((status_col, status)) => Statement::Upsert(self.upsert(status_col, status, 1)),
             None => Statement::Update(self.update()),
         }
+    }
+
+    /// The upsert of `rows` rows of this event's shape (the values bound
+    /// are this event's, `rows` times; a caller binds its own, row after
+    /// row, in [`upsert_values`](Self::upsert_values) order).
+    pub fn upsert_rows(&self, rows: usize) -> Option<InsertStatement> {
+        let (status_col, status) = self.status?;
+        Some(self.upsert(status_col, status, rows))
     }
 
     fn save(col: ColumnOf<M>, value: Value) -> Expr {
         col.save_as(Expr::val(value))
     }
 
-    fn upsert(&self, status_col: ColumnOf<M>, status: Status) -> InsertStatement {
+    fn upsert(&self, status_col: ColumnOf<M>, status: Status, rows: usize) -> InsertStatement {
         let encode_status = match M::binding(Role::Status).map(|b| b.encode) {
             Some(Encode::Status(f, _)) => f,
             _ => unreachable!("the derive guarantees a status column with a status encoder"),
@@ -225,8 +233,10 @@ impl<M: TrackingConfig> Prepared<M> {
         insert
             .into_table(M::Entity::default().table_ref())
             .columns(columns)
-            .values_panic(values)
             .on_conflict(on_conflict);
+        for _ in 0..rows.max(1) {
+            insert.values_panic(values.clone());
+        }
         insert
     }
 

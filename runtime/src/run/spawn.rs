@@ -21,6 +21,7 @@ use crate::lifecycle::{Event, RunBuilder, RunError, Tracker};
 use crate::run::hooks::Finished;
 use crate::run::recorder::Recorder;
 use crate::run::{CancelReason, Control, TaskContext, now_ms, store};
+use crate::writer::{OnTransient, Outcome, Work, lane_of};
 
 /// Why a run could not be spawned. Nothing is recorded for it.
 #[derive(Debug, thiserror::Error)]
@@ -351,6 +352,7 @@ async fn execute<M, T, E, Fut>(
     let began = tokio::time::Instant::now();
     let inner = tracker.inner();
     let scope = tracker.scope();
+    let lane = lane_of(&key);
     let grace = inner.options.cancel_grace;
 
     let main = async {
@@ -365,19 +367,22 @@ async fn execute<M, T, E, Fut>(
             deadline_ms,
         };
         let ttl = super::ms(inner.options.lease_ttl);
-        let written = store::heartbeat(
-            tracker.db(),
-            &scope,
-            &inner.runs.instance,
-            ttl,
-            &[lease],
-            true,
-        )
-        .await;
-        match written {
-            Ok(()) => control.lease_written.store(true, Ordering::Release),
-            Err(err) => {
-                tracing::warn!(key = %key, error = %err, "tasktrail: the run's lease could not be written; the heartbeat will retry")
+        let values =
+            store::lease_values(&scope, &inner.runs.instance, &lease, super::now_ms(), ttl);
+        let work = Work::Row {
+            template: inner.store.lease.clone(),
+            values,
+        };
+        match inner
+            .writer
+            .write(Some(lane), work, OnTransient::Retry)
+            .await
+        {
+            Outcome::Done(_) => control.lease_written.store(true, Ordering::Release),
+            // Written once the database is back; the heartbeat writes it too.
+            Outcome::Queued => {}
+            outcome => {
+                tracing::warn!(key = %key, ?outcome, "tasktrail: the run's lease could not be written; the heartbeat will retry")
             }
         }
 
@@ -444,9 +449,36 @@ async fn execute<M, T, E, Fut>(
     );
     let (outcome, finished) = ending;
 
-    // The locks and the lease go once the terminal event is written.
-    if let Err(err) = store::release(tracker.db(), &scope, &key, locked).await {
-        tracing::warn!(key = %key, error = %err, "tasktrail: the run's locks could not be released; retrying with the heartbeat");
+    // The locks and the lease go once the terminal event is written (or
+    // queued: then they are freed after it, in the run's order).
+    let row = || vec![scope.as_str().into(), key.as_str().into()];
+    let mut frees = vec![(
+        Some(lane),
+        Work::Row {
+            template: inner.store.free_lease.clone(),
+            values: row(),
+        },
+        OnTransient::Retry,
+    )];
+    if locked {
+        frees.insert(
+            0,
+            (
+                Some(lane),
+                Work::Row {
+                    template: inner.store.free_locks.clone(),
+                    values: row(),
+                },
+                OnTransient::Retry,
+            ),
+        );
+    }
+    let outcomes = inner.writer.write_all(frees).await;
+    if let Some(outcome) = outcomes
+        .iter()
+        .find(|o| !matches!(o, Outcome::Done(_) | Outcome::Queued))
+    {
+        tracing::warn!(key = %key, ?outcome, "tasktrail: the run's locks could not be released; retrying with the heartbeat");
         inner
             .runs
             .unreleased

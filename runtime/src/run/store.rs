@@ -5,12 +5,15 @@
 //! expiry comparisons are plain integer comparisons on every backend.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionSession,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, TransactionSession,
     TransactionTrait,
 };
+
+use crate::writer::Template;
 
 /// Object locks: one row per locked object.
 pub mod lock {
@@ -348,4 +351,103 @@ pub(crate) async fn free_expired_locks(
         .exec(db)
         .await?
         .rows_affected)
+}
+
+/// The multi-row statements a spawned run's writes go through (see
+/// [`crate::writer`]): its lease, and the release of its locks and lease.
+pub(crate) struct Templates {
+    /// Inserts (or refreshes) leases; a row is [`lease_values`].
+    pub lease: Arc<Template>,
+    /// Deletes leases by `(scope, run_key)`; a row is `[scope, run_key]`.
+    pub free_lease: Arc<Template>,
+    /// Deletes the locks of runs by `(scope, run_key)`; a row is
+    /// `[scope, run_key]`.
+    pub free_locks: Arc<Template>,
+}
+
+impl Templates {
+    pub fn new(backend: DbBackend) -> Self {
+        let lease = Template::new(backend, 8, move |rows| {
+            let mut upsert = Query::insert();
+            upsert.into_table(lease::Entity).columns([
+                lease::Column::Scope,
+                lease::Column::RunKey,
+                lease::Column::TaskName,
+                lease::Column::Instance,
+                lease::Column::StartedMs,
+                lease::Column::HeartbeatMs,
+                lease::Column::ExpiresMs,
+                lease::Column::DeadlineMs,
+            ]);
+            for _ in 0..rows {
+                upsert.values_panic(
+                    lease_values("", "", &LEASE_SAMPLE, 0, 0)
+                        .into_iter()
+                        .map(Expr::val),
+                );
+            }
+            upsert.on_conflict(
+                OnConflict::columns([lease::Column::Scope, lease::Column::RunKey])
+                    .update_columns([
+                        lease::Column::Instance,
+                        lease::Column::HeartbeatMs,
+                        lease::Column::ExpiresMs,
+                    ])
+                    .to_owned(),
+            );
+            backend.build(&upsert).sql
+        });
+        let free = |table: sea_orm::sea_query::TableRef, scope: Expr, run_key: Expr| {
+            Template::new(backend, 2, move |rows| {
+                let mut delete = Query::delete();
+                delete.from_table(table.clone()).and_where(
+                    Expr::tuple([scope.clone(), run_key.clone()])
+                        .is_in((0..rows).map(|_| Expr::tuple([Expr::val(""), Expr::val("")]))),
+                );
+                backend.build(&delete).sql
+            })
+        };
+        use sea_orm::EntityName;
+        Templates {
+            lease,
+            free_lease: free(
+                lease::Entity.table_ref(),
+                Expr::col(lease::Column::Scope),
+                Expr::col(lease::Column::RunKey),
+            ),
+            free_locks: free(
+                lock::Entity.table_ref(),
+                Expr::col(lock::Column::Scope),
+                Expr::col(lock::Column::RunKey),
+            ),
+        }
+    }
+}
+
+const LEASE_SAMPLE: LeaseRow<'static> = LeaseRow {
+    run_key: "",
+    locked: false,
+    task_name: "",
+    started_ms: 0,
+    deadline_ms: None,
+};
+
+/// One lease row's values, in the lease template's column order.
+pub(crate) fn lease_values(
+    scope: &str,
+    instance: &str,
+    run: &LeaseRow<'_>,
+    now: i64,
+    ttl_ms: i64,
+) -> Vec<sea_orm::Value> {
+    vec![
+        scope.into(),
+        run.run_key.into(),
+        run.task_name.into(),
+        instance.into(),
+        run.started_ms.into(),
+        now.into(),
+        now.saturating_add(ttl_ms).into(),
+        run.deadline_ms.into(),
+    ]
 }

@@ -1,0 +1,713 @@
+//! Group commit: the one place tasktrail writes through.
+//!
+//! Every write — a run's lifecycle event, its lease, the release of its
+//! locks, a heartbeat, a log line, an audit row — is an [`Op`] handed to a
+//! [`Writer`]. The writer's task takes everything queued (up to a cap),
+//! writes it in **one transaction**, commits once, and only then answers
+//! each op: an answer of [`Outcome::Done`] means the op is durable. A lone
+//! op is written at once, with no timer; batches form by themselves while
+//! the previous commit is in flight.
+//!
+//! Inside a batch:
+//! * ops of one **lane** (a run's key) keep their order: the batch is cut
+//!   into rounds, where round *r* holds the *r*-th op of each lane, and
+//!   rounds run in order;
+//! * within a round every lane appears once, so ops of the same
+//!   [`Template`] become multi-row statements (`INSERT … VALUES (…), (…)`):
+//!   one statement never touches a row twice, which PostgreSQL's
+//!   `ON CONFLICT DO UPDATE` refuses;
+//! * multi-row statements hold a power of two of rows, so each template
+//!   renders a handful of SQL texts, each prepared once per connection.
+//!
+//! When a batch fails:
+//! * the database is unreachable or busy ([`crate::db_error`]): ops that
+//!   may wait ([`OnTransient::Retry`]) go to a bounded retry queue in
+//!   order and are answered [`Outcome::Queued`], so a task never waits for
+//!   an outage; the others are answered [`Outcome::Unavailable`]. The queue
+//!   is written, in order and in batches, with backoff, once the database
+//!   answers; ops that arrive meanwhile queue behind it. When it is full an
+//!   op is dropped, counted and answered [`Outcome::Dropped`];
+//! * the database refused something: the batch is rolled back and halved
+//!   until the refused op is alone; it is answered [`Outcome::Refused`]
+//!   (counted), the others are written. One bad op never holds back the
+//!   rest.
+//!
+//! The intake is bounded: when it is full, [`Writer::submit`] waits
+//! (backpressure, never loss).
+
+mod batch;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// What a writer is tuned by.
+#[derive(Clone, Debug)]
+pub(crate) struct WriterOptions {
+    /// Ops taken into one transaction at most.
+    pub batch_cap: usize,
+    /// Ops that may wait in the intake before `submit` waits.
+    pub intake: usize,
+    /// Ops that may wait for an unreachable database.
+    pub queue_capacity: usize,
+    /// The first retry delay; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// The longest retry delay.
+    pub max_backoff: Duration,
+    /// How many writer tasks (each with its own connection); lanes are
+    /// spread over them by hash, so a lane keeps its order.
+    pub shards: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            batch_cap: 1_024,
+            intake: 8_192,
+            queue_capacity: 10_000,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            shards: 1,
+        }
+    }
+}
+
+/// What became of an op.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Committed. The number is the rows the statement affected (1 for a
+    /// row written by a multi-row statement).
+    Done(u64),
+    /// The database is unreachable: the op waits in the retry queue and
+    /// will be written in order when it is back.
+    Queued,
+    /// The database is unreachable and the op could not wait (or the retry
+    /// queue was full): nothing was written.
+    Unavailable(DbErr),
+    /// The retry queue was full: the op was dropped.
+    Dropped,
+    /// The database refused the op: it will never be written.
+    Refused(DbErr),
+}
+
+/// What an op does when the database is unreachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnTransient {
+    /// Waits in the retry queue.
+    Retry,
+    /// Is answered [`Outcome::Unavailable`] at once.
+    Fail,
+}
+
+/// A statement shape that takes any number of rows: `render(n)` is the SQL
+/// for `n` rows, binding `params_per_row` values per row, row after row.
+pub(crate) struct Template {
+    backend: DbBackend,
+    params_per_row: usize,
+    render: Box<dyn Fn(usize) -> String + Send + Sync>,
+    rendered: Mutex<HashMap<usize, Arc<str>>>,
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Template")
+            .field("params_per_row", &self.params_per_row)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Template {
+    /// A template whose `render(n)` gives the SQL for `n` rows.
+    pub fn new(
+        backend: DbBackend,
+        params_per_row: usize,
+        render: impl Fn(usize) -> String + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Template {
+            backend,
+            params_per_row,
+            render: Box::new(render),
+            rendered: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The most rows one statement may hold: a power of two, within the
+    /// backend's limit on bound values (SQLite 32,766; PostgreSQL 65,535).
+    pub fn max_rows(&self) -> usize {
+        let limit = match self.backend {
+            DbBackend::Postgres => 65_535,
+            DbBackend::MySql => 65_535,
+            _ => 32_766,
+        };
+        let fit = (limit / self.params_per_row.max(1)).clamp(1, 256);
+        1 << fit.ilog2()
+    }
+
+    fn sql(&self, rows: usize) -> Arc<str> {
+        let mut rendered = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        rendered
+            .entry(rows)
+            .or_insert_with(|| (self.render)(rows).into())
+            .clone()
+    }
+}
+
+/// The work of an op.
+#[derive(Clone, Debug)]
+pub(crate) enum Work {
+    /// One row of a [`Template`]: rows of the same template in one round
+    /// are written by one statement.
+    Row {
+        /// The statement shape.
+        template: Arc<Template>,
+        /// The row's values, `template.params_per_row` of them.
+        values: Vec<Value>,
+    },
+    /// A statement of its own.
+    Statement(sea_orm::Statement),
+}
+
+/// One write.
+#[derive(Debug)]
+pub(crate) struct Op {
+    /// Ops of one lane keep their order; `None`: no order to keep.
+    pub lane: Option<u64>,
+    /// What to write.
+    pub work: Work,
+    /// What to do while the database is unreachable.
+    pub on_transient: OnTransient,
+    /// Where the outcome goes (`None`: nobody waits for it).
+    pub ack: Option<oneshot::Sender<Outcome>>,
+}
+
+impl Op {
+    /// An op on `lane`, answered through the returned receiver.
+    pub fn new(
+        lane: Option<u64>,
+        work: Work,
+        on_transient: OnTransient,
+    ) -> (Op, oneshot::Receiver<Outcome>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            Op {
+                lane,
+                work,
+                on_transient,
+                ack: Some(tx),
+            },
+            rx,
+        )
+    }
+
+    fn answer(&mut self, outcome: Outcome) {
+        if let Some(ack) = self.ack.take() {
+            let _ = ack.send(outcome);
+        }
+    }
+}
+
+/// What a shard receives: one op, or ops submitted together (written in
+/// one batch).
+enum Msg {
+    One(Op),
+    Many(Vec<Op>),
+}
+
+impl Msg {
+    fn len(&self) -> usize {
+        match self {
+            Msg::One(_) => 1,
+            Msg::Many(ops) => ops.len(),
+        }
+    }
+
+    fn into_batch(self, batch: &mut Vec<Op>) {
+        match self {
+            Msg::One(op) => batch.push(op),
+            Msg::Many(ops) => batch.extend(ops),
+        }
+    }
+
+    /// Answers every op: the writer is gone.
+    fn abandon(self, shared: &Shared) {
+        let mut ops = Vec::new();
+        let n = self.len();
+        self.into_batch(&mut ops);
+        for mut op in ops {
+            op.answer(Outcome::Unavailable(DbErr::Custom(
+                "the tasktrail writer has stopped (its runtime shut down)".into(),
+            )));
+        }
+        shared.done(n);
+    }
+}
+
+/// The lane of a run key: ops of one run keep their order.
+pub(crate) fn lane_of(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// A writer's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct WriterStats {
+    /// Transactions committed (a lone op written without one counts too).
+    pub commits: u64,
+    /// Ops written.
+    pub written: u64,
+    /// Statements run (a multi-row statement counts once).
+    pub statements: u64,
+    /// Ops that went to the retry queue.
+    pub queued: u64,
+    /// Ops waiting in the retry queue now.
+    pub queue_len: u64,
+    /// Ops dropped because the retry queue was full.
+    pub dropped: u64,
+    /// Ops the database refused.
+    pub refused: u64,
+    /// Failed attempts (each retry counts).
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    written: AtomicU64,
+    statements: AtomicU64,
+    queued: AtomicU64,
+    queue_len: AtomicU64,
+    dropped: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct Shared {
+    db: DatabaseConnection,
+    options: WriterOptions,
+    counters: Counters,
+    /// Ops submitted and not yet answered or written.
+    pending: AtomicUsize,
+    /// Woken whenever `pending` reaches zero.
+    idle: Notify,
+    /// Woken after every commit (live views).
+    committed: Arc<Notify>,
+}
+
+/// Writes ops in batches; see the [module](self) docs. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    shards: Arc<[mpsc::Sender<Msg>]>,
+    /// The shards' receivers until their tasks start: on the runtime of
+    /// the first `submit`, so that they run where the pool's connections
+    /// live.
+    idle_shards: Arc<Mutex<Option<Vec<mpsc::Receiver<Msg>>>>>,
+    started: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("shards", &self.shards.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+impl Writer {
+    /// A writer on `db`; its tasks start on the tokio runtime of the first
+    /// [`submit`](Self::submit).
+    pub fn new(db: DatabaseConnection, options: WriterOptions, committed: Arc<Notify>) -> Self {
+        let shards = options.shards.max(1);
+        let intake = options.intake.max(1);
+        let shared = Arc::new(Shared {
+            db,
+            options,
+            counters: Counters::default(),
+            pending: AtomicUsize::new(0),
+            idle: Notify::new(),
+            committed,
+        });
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..shards).map(|_| mpsc::channel(intake)).unzip();
+        Writer {
+            shared,
+            shards: senders.into(),
+            idle_shards: Arc::new(Mutex::new(Some(receivers))),
+            started: Arc::default(),
+        }
+    }
+
+    /// Starts the shards' tasks, once.
+    fn start(&self) {
+        if self.started.load(Ordering::Acquire) {
+            return;
+        }
+        let mut idle = self.idle_shards.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(receivers) = idle.take() {
+            for rx in receivers {
+                let shard = Shard {
+                    shared: self.shared.clone(),
+                    rx,
+                    retry: VecDeque::new(),
+                };
+                tokio::spawn(shard.run());
+            }
+            self.started.store(true, Ordering::Release);
+        }
+    }
+
+    fn shard_of(&self, lane: Option<u64>) -> usize {
+        match lane {
+            Some(lane) => (lane % self.shards.len() as u64) as usize,
+            None => 0,
+        }
+    }
+
+    async fn send(&self, shard: usize, msg: Msg) {
+        self.start();
+        self.shared.pending.fetch_add(msg.len(), Ordering::AcqRel);
+        if let Err(mpsc::error::SendError(msg)) = self.shards[shard].send(msg).await {
+            // The writer's task is gone (its runtime shut down).
+            msg.abandon(&self.shared);
+        }
+    }
+
+    /// Hands `op` to the writer; waits while the intake is full.
+    pub async fn submit(&self, op: Op) {
+        self.send(self.shard_of(op.lane), Msg::One(op)).await;
+    }
+
+    /// Submits `op` and waits for its outcome.
+    pub async fn write(&self, lane: Option<u64>, work: Work, on_transient: OnTransient) -> Outcome {
+        let (op, rx) = Op::new(lane, work, on_transient);
+        self.submit(op).await;
+        rx.await.unwrap_or_else(|_| {
+            Outcome::Unavailable(DbErr::Custom("the tasktrail writer has stopped".into()))
+        })
+    }
+
+    /// Submits every op together, then waits for all their outcomes, in
+    /// order. Ops of one shard (every op of one lane) are written in one
+    /// batch: one transaction, unless a refusal splits it.
+    pub async fn write_all(
+        &self,
+        ops: impl IntoIterator<Item = (Option<u64>, Work, OnTransient)>,
+    ) -> Vec<Outcome> {
+        let mut waiting = Vec::new();
+        let mut per_shard: Vec<Vec<Op>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for (lane, work, on_transient) in ops {
+            let (op, rx) = Op::new(lane, work, on_transient);
+            per_shard[self.shard_of(lane)].push(op);
+            waiting.push(rx);
+        }
+        for (shard, ops) in per_shard.into_iter().enumerate() {
+            match ops.len() {
+                0 => {}
+                1 => {
+                    let op = ops.into_iter().next().expect("one op");
+                    self.send(shard, Msg::One(op)).await;
+                }
+                _ => self.send(shard, Msg::Many(ops)).await,
+            }
+        }
+        let mut outcomes = Vec::with_capacity(waiting.len());
+        for rx in waiting {
+            outcomes.push(rx.await.unwrap_or_else(|_| {
+                Outcome::Unavailable(DbErr::Custom("the tasktrail writer has stopped".into()))
+            }));
+        }
+        outcomes
+    }
+
+    /// Waits until every op submitted so far is written, refused or
+    /// dropped (the retry queue is empty), at most `timeout`; returns
+    /// whether it is.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let idle = self.shared.idle.notified();
+                if self.shared.pending.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.shared.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WriterStats {
+            commits: load(&c.commits),
+            written: load(&c.written),
+            statements: load(&c.statements),
+            queued: load(&c.queued),
+            queue_len: load(&c.queue_len),
+            dropped: load(&c.dropped),
+            refused: load(&c.refused),
+            errors: load(&c.errors),
+        }
+    }
+}
+
+impl Shared {
+    /// `n` ops are finished.
+    fn done(&self, n: usize) {
+        if n > 0 && self.pending.fetch_sub(n, Ordering::AcqRel) == n {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+/// A writer task: its intake, and its retry queue while the database is
+/// unreachable.
+struct Shard {
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Msg>,
+    retry: VecDeque<Op>,
+}
+
+/// What became of a batch attempt.
+enum Attempt {
+    /// Everything was committed, refused ops answered.
+    Written,
+    /// The database is unreachable: these ops (in order) were not written.
+    Unreachable(Vec<Op>, DbErr),
+}
+
+impl Shard {
+    async fn run(mut self) {
+        let cap = self.shared.options.batch_cap.max(1);
+        let mut backoff = self.shared.options.min_backoff;
+        let mut next_try = tokio::time::Instant::now();
+        loop {
+            if self.retry.is_empty() {
+                let Some(first) = self.rx.recv().await else {
+                    return;
+                };
+                let mut batch = Vec::with_capacity(cap.min(64));
+                first.into_batch(&mut batch);
+                while batch.len() < cap {
+                    match self.rx.try_recv() {
+                        Ok(msg) => msg.into_batch(&mut batch),
+                        Err(_) => break,
+                    }
+                }
+                if let Attempt::Unreachable(left, err) = self.attempt(batch).await {
+                    tracing::warn!(error = %err, ops = left.len(),
+                        "tasktrail: database unreachable; writes wait in the retry queue");
+                    let why = err.to_string();
+                    for op in left {
+                        self.park(op, &why);
+                    }
+                    backoff = self.shared.options.min_backoff;
+                    next_try = tokio::time::Instant::now() + backoff;
+                }
+                continue;
+            }
+            // The database is unreachable: take what arrives into the queue
+            // (answered at once), and try the queue's front at `next_try`,
+            // however busy the intake.
+            tokio::select! {
+                biased;
+                () = tokio::time::sleep_until(next_try) => {
+                    backoff = self.retry_front(cap, backoff).await;
+                    next_try = tokio::time::Instant::now() + backoff;
+                }
+                msg = self.rx.recv() => match msg {
+                    Some(msg) => {
+                        let mut ops = Vec::new();
+                        msg.into_batch(&mut ops);
+                        for op in ops {
+                            self.park(op, "the database is unreachable");
+                        }
+                    }
+                    None => {
+                        // Nobody can submit any more: keep trying the queue.
+                        tokio::time::sleep_until(next_try).await;
+                        backoff = self.retry_front(cap, backoff).await;
+                        next_try = tokio::time::Instant::now() + backoff;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Writes up to `cap` ops from the front of the retry queue; returns
+    /// the next backoff.
+    async fn retry_front(&mut self, cap: usize, backoff: Duration) -> Duration {
+        let n = self.retry.len().min(cap);
+        let batch: Vec<Op> = self.retry.drain(..n).collect();
+        match self.attempt(batch).await {
+            Attempt::Written => {
+                self.shared
+                    .counters
+                    .queue_len
+                    .store(self.retry.len() as u64, Ordering::Relaxed);
+                self.shared.options.min_backoff
+            }
+            Attempt::Unreachable(left, err) => {
+                tracing::debug!(error = %err, retry_in = ?backoff,
+                    "tasktrail: database still unreachable");
+                // Back to the front, in order.
+                for op in left.into_iter().rev() {
+                    self.retry.push_front(op);
+                }
+                self.shared
+                    .counters
+                    .queue_len
+                    .store(self.retry.len() as u64, Ordering::Relaxed);
+                (backoff * 2).min(self.shared.options.max_backoff)
+            }
+        }
+    }
+
+    /// Puts `op` behind the retry queue (answering it `Queued`), or answers
+    /// it at once if it cannot wait or the queue is full.
+    fn park(&mut self, mut op: Op, why: &str) {
+        let shared = &self.shared;
+        if op.on_transient == OnTransient::Fail {
+            op.answer(Outcome::Unavailable(DbErr::Custom(format!(
+                "the database is unreachable: {why}"
+            ))));
+            shared.done(1);
+            return;
+        }
+        if self.retry.len() >= shared.options.queue_capacity {
+            bump(&shared.counters.dropped, 1);
+            tracing::error!(
+                capacity = shared.options.queue_capacity,
+                "tasktrail: the database is unreachable and the retry queue is full; a write was dropped"
+            );
+            op.answer(Outcome::Dropped);
+            shared.done(1);
+            return;
+        }
+        // Counted and in the queue before the caller hears `Queued`.
+        let ack = op.ack.take();
+        if ack.is_some() {
+            bump(&shared.counters.queued, 1);
+        }
+        self.retry.push_back(op);
+        shared
+            .counters
+            .queue_len
+            .store(self.retry.len() as u64, Ordering::Relaxed);
+        if let Some(ack) = ack {
+            let _ = ack.send(Outcome::Queued);
+        }
+    }
+
+    /// Writes `batch`, halving it around refused ops; answers every op it
+    /// writes or refuses.
+    async fn attempt(&self, batch: Vec<Op>) -> Attempt {
+        let mut todo: Vec<Vec<Op>> = vec![batch];
+        while let Some(mut part) = todo.pop() {
+            match self.commit(&mut part).await {
+                Ok(()) => {
+                    let n = part.len();
+                    bump(&self.shared.counters.written, n as u64);
+                    self.shared.done(n);
+                    self.shared.committed.notify_waiters();
+                }
+                Err(err) if crate::db_error::is_transient(&err) || self.unreachable().await => {
+                    bump(&self.shared.counters.errors, 1);
+                    // This part and every later one wait, in order.
+                    let mut left = part;
+                    while let Some(later) = todo.pop() {
+                        left.extend(later);
+                    }
+                    return Attempt::Unreachable(left, err);
+                }
+                Err(err) if part.len() == 1 => {
+                    bump(&self.shared.counters.errors, 1);
+                    bump(&self.shared.counters.refused, 1);
+                    let op = &mut part[0];
+                    if op.ack.as_ref().is_some_and(|ack| !ack.is_closed()) {
+                        // The caller logs it, with what it knows of the op.
+                        op.answer(Outcome::Refused(err));
+                    } else {
+                        // Answered `Queued` long ago: nobody else can say it.
+                        tracing::error!(error = %err,
+                            "tasktrail: a queued write was refused once the database answered; \
+                             it was dropped so that later writes are not held back");
+                    }
+                    self.shared.done(1);
+                }
+                Err(_) => {
+                    bump(&self.shared.counters.errors, 1);
+                    // Halve: the first half is written first (lane order).
+                    let second = part.split_off(part.len() / 2);
+                    todo.push(second);
+                    todo.push(part);
+                }
+            }
+        }
+        Attempt::Written
+    }
+
+    /// Whether the database is unreachable now (it does not answer a ping).
+    async fn unreachable(&self) -> bool {
+        self.shared.db.ping().await.is_err()
+    }
+
+    /// Writes `ops` in one transaction (a lone op in autocommit) and, once
+    /// committed, answers each `Done`.
+    async fn commit(&self, ops: &mut [Op]) -> Result<(), DbErr> {
+        let db = &self.shared.db;
+        let counters = &self.shared.counters;
+        let statements = batch::plan(ops);
+        let mut affected = vec![0u64; ops.len()];
+        if statements.len() == 1 {
+            let (stmt, rows) = statements.into_iter().next().expect("one statement");
+            let result = db.execute_raw(stmt).await?;
+            bump(&counters.statements, 1);
+            record(&mut affected, &rows, result.rows_affected());
+        } else {
+            let txn = db.begin().await?;
+            for (stmt, rows) in statements {
+                match txn.execute_raw(stmt).await {
+                    Ok(result) => {
+                        bump(&counters.statements, 1);
+                        record(&mut affected, &rows, result.rows_affected());
+                    }
+                    Err(err) => {
+                        let _ = txn.rollback().await;
+                        return Err(err);
+                    }
+                }
+            }
+            txn.commit().await?;
+        }
+        bump(&counters.commits, 1);
+        // Answer after the commit: `Done` means durable.
+        for (op, rows) in ops.iter_mut().zip(affected) {
+            op.answer(Outcome::Done(rows));
+        }
+        Ok(())
+    }
+}
+
+/// A single-op statement reports its own rows; a multi-row one, one each.
+fn record(affected: &mut [u64], rows: &[usize], total: u64) {
+    if let [one] = rows {
+        affected[*one] = total;
+    } else {
+        for &i in rows {
+            affected[i] = 1;
+        }
+    }
+}
