@@ -166,12 +166,15 @@ impl<M: TrackingConfig> Tracker<M> {
     /// let answer = run.await?;
     /// # Ok(()) }
     /// ```
-    pub async fn spawn<A, T, E, F, Fut>(
+    ///
+    /// `args` are serialised now, so the returned future does not borrow
+    /// them (it is `Send` even when they are not `Sync`).
+    pub fn spawn<A, T, E, F, Fut>(
         &self,
         name: impl Into<String>,
         args: &A,
         task: F,
-    ) -> Result<Spawned<T, E>, SpawnError>
+    ) -> impl Future<Output = Result<Spawned<T, E>, SpawnError>> + Send
     where
         A: Serialize + ?Sized,
         T: Serialize + Send + 'static,
@@ -179,7 +182,7 @@ impl<M: TrackingConfig> Tracker<M> {
         F: FnOnce(TaskContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.begin(name).args(args).spawn(task).await
+        self.begin(name).args(args).spawn(task)
     }
 }
 
