@@ -53,6 +53,7 @@ const PUBLIC_ASYNC: &[(&str, &str)] = &[
     ("lifecycle/handle.rs", "run"),
     ("lifecycle/handle.rs", "emit"),
     ("lifecycle/handle.rs", "progress"),
+    ("lifecycle/handle.rs", "progress_with_message"),
     ("lifecycle/handle.rs", "message"),
     ("lifecycle/handle.rs", "complete"),
     ("lifecycle/handle.rs", "fail"),
@@ -137,7 +138,7 @@ impl Task for Import {
     type Error = String;
 
     async fn run(&self, ctx: TaskContext, args: Vec<String>) -> Result<usize, String> {
-        ctx.progress(50.0, "half way");
+        ctx.progress_with_message(50.0, "half way");
         Ok(args.len())
     }
 }
@@ -229,6 +230,8 @@ async fn tracker_and_run_futures_are_send() {
         run.emit(Event::progress("ignored", 5.0)).await;
         run.progress(Progress::new(20.0).with_text("a fifth")).await;
         run.message(String::from("working")).await;
+        run.progress_with_message(30.0, String::from("a third"))
+            .await;
         let error: Box<dyn std::error::Error + Send> = Box::new(SendOnlyError(Cell::new(1)));
         let failing = t.begin("report").key("h-fail").start().await;
         failing.fail(&error).await;
@@ -520,6 +523,7 @@ fn futures_are_send_for_every_model<M: TrackingConfig>(
     assert_send(&run.start());
     assert_send(&run.progress(1.0));
     assert_send(&run.message("m"));
+    assert_send(&run.progress_with_message(1.0, "m"));
     assert_send(&run.complete(&Cell::new(1)));
     assert_send(&run.fail(&error));
     assert_send(&run.finish(&Err::<Cell<u8>, _>(SendOnlyError(Cell::new(1)))));

@@ -276,13 +276,25 @@ impl<M: TrackingConfig> RunHandle<M> {
         self.emit(Event::start(&self.key)).await;
     }
 
-    /// Records `progress` (the progress column only: a text the progress
-    /// carries, as in `Progress::new(40.0).with_text("4 of 10")`, goes with
-    /// it; the run's message is left as it is).
+    /// Records `progress`: the progress column only. A text the progress
+    /// carries, as in `Progress::new(40.0).with_text("4 of 10")`, is part of
+    /// the progress (a text or JSON progress column stores it); the run's
+    /// message is left as it is unless the entity says
+    /// `#[tracking(progress_sets_message)]`. To set the message too, use
+    /// [`progress_with_message`](Self::progress_with_message).
     ///
     /// The value is converted now; the returned future holds only the event.
     pub fn progress(&self, progress: impl Into<Progress>) -> impl Future<Output = ()> + Send + '_ {
         self.emit(Event::progress(&self.key, progress))
+    }
+
+    /// Records `progress` and a message (the `message` column) in one event.
+    pub fn progress_with_message(
+        &self,
+        progress: impl Into<Progress>,
+        message: impl Into<String>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        self.emit(Event::progress(&self.key, progress).message(message))
     }
 
     /// Records a message (a `progress` event that carries only the message).

@@ -158,7 +158,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// # async fn demo(tracker: tasktrail::Tracker<impl tasktrail::TrackingConfig>) -> Result<(), Box<dyn std::error::Error>> {
     /// let run = tracker
     ///     .spawn("import_books", &["dune.csv"], |ctx| async move {
-    ///         ctx.progress(50.0, "half way");
+    ///         ctx.progress_with_message(50.0, "half way");
     ///         Ok::<_, std::io::Error>(42)
     ///     })
     ///     .await?;
