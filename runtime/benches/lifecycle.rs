@@ -555,7 +555,7 @@ async fn verify() -> LeaseShape {
     take();
     let spawned = tracker
         .spawn("bench_spawn", &ARGS, |ctx| async move {
-            ctx.set_progress(50.0);
+            ctx.progress(50.0);
             Ok::<_, String>(1)
         })
         .await
@@ -855,7 +855,7 @@ fn spawn_1000(c: &mut Criterion, rt: &tokio::runtime::Runtime, s: &Side) {
                 for _ in 0..SPAWNED {
                     let run = tracker
                         .spawn("bench_spawn", &ARGS, |ctx| async move {
-                            ctx.set_progress(50.0);
+                            ctx.progress(50.0);
                             Ok::<_, String>(1)
                         })
                         .await

@@ -198,10 +198,10 @@ fn outage_task(
 ) -> std::pin::Pin<Box<dyn Future<Output = Result<&'static str, String>> + Send>> {
     move |ctx| {
         Box::pin(async move {
-            ctx.progress(10.0, "started");
+            ctx.progress_with_message(10.0, "started");
             go.notified().await;
             for p in [20.0, 30.0, 40.0, 50.0] {
-                ctx.progress(p, format!("{p}%"));
+                ctx.progress_with_message(p, format!("{p}%"));
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
             Ok("imported")

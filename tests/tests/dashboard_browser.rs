@@ -100,7 +100,7 @@ async fn dashboard_in_a_browser() {
                 "import_books",
                 &[format!("books-{i}.csv")],
                 move |ctx| async move {
-                    ctx.progress(50.0, "half way");
+                    ctx.progress_with_message(50.0, "half way");
                     Ok::<_, String>(120 + i)
                 },
             )
@@ -140,7 +140,7 @@ async fn dashboard_in_a_browser() {
             loop {
                 step += 1;
                 let percent = 99.0 * (1.0 - 0.97f64.powi(step));
-                ctx.progress(percent, format!("step {step}"));
+                ctx.progress_with_message(percent, format!("step {step}"));
                 tracing::info!(step, "indexing <b>shelf</b> {step}");
                 tokio::select! {
                     stop = ctx.cancelled() => return Err::<(), _>(stop),
@@ -601,7 +601,7 @@ async fn login_act_logout_with_hostile_data() {
             let mut step = 0;
             loop {
                 step += 1;
-                ctx.progress(
+                ctx.progress_with_message(
                     99.0 * (1.0 - 0.97f64.powi(step)),
                     format!("step {step} {XSS}"),
                 );

@@ -98,7 +98,7 @@ async fn spawn_records_the_whole_life(backend: Backend) {
         .spawn(|ctx| async move {
             assert_eq!(ctx.name(), "import_books");
             assert_eq!(ctx.actor().map(|a| a.label.as_str()), Some("ada"));
-            ctx.progress(50.0, "half way");
+            ctx.progress_with_message(50.0, "half way");
             Ok::<_, String>(ctx.key().len())
         })
         .await
@@ -142,7 +142,7 @@ async fn spawn_err_and_panic_are_failed(backend: Backend) {
 
     let run = tracker
         .spawn("import", &(), |ctx| async move {
-            ctx.set_progress(30.0);
+            ctx.progress(30.0);
             tokio::task::yield_now().await;
             if ctx.key().is_empty() {
                 return Ok(());
@@ -379,7 +379,7 @@ async fn progress_is_coalesced(backend: Backend) {
         .spawn("chatty", &(), move |ctx| async move {
             let start = Instant::now();
             for i in 0..10_000_u32 {
-                ctx.set_progress(f64::from(i % 97));
+                ctx.progress(f64::from(i % 97));
                 if i % 1_000 == 0 {
                     tokio::task::yield_now().await;
                 }
@@ -409,7 +409,7 @@ async fn progress_is_coalesced(backend: Backend) {
     let run = tracker
         .spawn("steady", &(), move |ctx| async move {
             for p in 1..=40 {
-                ctx.progress(f64::from(p), format!("{p} of 100"));
+                ctx.progress_with_message(f64::from(p), format!("{p} of 100"));
             }
             release2.notified().await;
             Ok::<_, String>(())

@@ -150,7 +150,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .spawn(|ctx| async move {
             for done in 1..=4 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                ctx.progress(Progress::ratio(done, 4), format!("{done} of 4 batches"));
+                ctx.progress_with_message(Progress::ratio(done, 4), format!("{done} of 4 batches"));
             }
             Ok::<_, ImportError>(serde_json::json!({ "books": 120 }))
         })
@@ -188,7 +188,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .spawn("build_report", &["q3"], |ctx| async move {
             for step in 1..=100 {
                 ctx.check()?;
-                ctx.set_progress(f64::from(step));
+                ctx.progress(f64::from(step));
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Ok::<_, tasktrail::Cancelled>("report.pdf")
@@ -299,7 +299,7 @@ async fn demo_runs(tracker: task_run::Tracker) {
                 tracing::info!(batch = n, "starting {name}");
                 for step in 1..=10 {
                     ctx.check()?;
-                    ctx.progress(f64::from(step) * 10.0, format!("step {step} of 10"));
+                    ctx.progress_with_message(f64::from(step) * 10.0, format!("step {step} of 10"));
                     if step % 3 == 0 {
                         tracing::debug!(step, "checkpoint");
                         tracing::info!(step, rows = step * 120, "step {step} of 10 done");

@@ -135,9 +135,13 @@ impl<M: TrackingConfig> RunBuilder<M> {
 
     /// Records the whole run of `task`: `create` and `start`, then `complete`
     /// with its `Ok` value as the result, `fail` with its `Err`'s message, or
-    /// `fail` with the panic message if it panics. If the returned future is
-    /// dropped before `task` finishes (a timeout, a `select!`), the run is
-    /// recorded as `cancelled`.
+    /// `fail` with `panicked: <the panic message>` if it panics. If the
+    /// returned future is dropped before `task` finishes (a timeout, a
+    /// `select!`), the run is recorded as `cancelled`.
+    ///
+    /// The future is `Send` when `task`, its future, `T` and `E` are (`E`
+    /// need not be `Sync`), so it can be awaited in an axum handler or
+    /// inside `tokio::spawn`.
     pub async fn run<T, E, F, Fut>(self, task: F) -> Result<T, RunError<E>>
     where
         T: Serialize,
@@ -149,6 +153,9 @@ impl<M: TrackingConfig> RunBuilder<M> {
         let mut guard = CancelOnDrop(Some(handle.clone()));
         let outcome = AssertUnwindSafe(task(handle.clone())).catch_unwind().await;
         guard.0 = None;
+        // Each ending's event is built before it is awaited, so the future
+        // holds only owned values across the await: no `&T`, no `&E`, no
+        // `fmt::Arguments`.
         match outcome {
             Ok(Ok(value)) => {
                 handle.complete(&value).await;
@@ -160,7 +167,8 @@ impl<M: TrackingConfig> RunBuilder<M> {
             }
             Err(panic) => {
                 let message = panic_message(&*panic);
-                handle.fail(format_args!("panicked: {message}")).await;
+                drop(panic);
+                handle.fail(format!("panicked: {message}")).await;
                 Err(RunError::Panicked(message))
             }
         }
@@ -190,7 +198,8 @@ impl<M: TrackingConfig> Drop for CancelOnDrop<M> {
 pub enum RunError<E> {
     /// The task returned `Err`; the run is `failed` with its message.
     Failed(E),
-    /// The task panicked; the run is `failed` with this panic message.
+    /// The task panicked with this message; the run is `failed` with the
+    /// message `panicked: <this message>`.
     Panicked(String),
     /// The run was cancelled (a spawned run); the run is `cancelled` with
     /// this message.
@@ -274,38 +283,71 @@ impl<M: TrackingConfig> RunHandle<M> {
         self.emit(Event::start(&self.key)).await;
     }
 
-    /// Records `progress`.
-    pub async fn progress(&self, progress: impl Into<Progress>) {
-        self.emit(Event::progress(&self.key, progress)).await;
+    /// Records `progress`: the progress column only. A text the progress
+    /// carries, as in `Progress::new(40.0).with_text("4 of 10")`, is part of
+    /// the progress (a text or JSON progress column stores it); the run's
+    /// message is left as it is unless the entity says
+    /// `#[tracking(progress_sets_message)]`. To set the message too, use
+    /// [`progress_with_message`](Self::progress_with_message).
+    ///
+    /// The value is converted now; the returned future holds only the event.
+    pub fn progress(&self, progress: impl Into<Progress>) -> impl Future<Output = ()> + Send + '_ {
+        self.emit(Event::progress(&self.key, progress))
+    }
+
+    /// Records `progress` and a message (the `message` column) in one event.
+    pub fn progress_with_message(
+        &self,
+        progress: impl Into<Progress>,
+        message: impl Into<String>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        self.emit(Event::progress(&self.key, progress).message(message))
     }
 
     /// Records a message (a `progress` event that carries only the message).
-    pub async fn message(&self, message: impl Into<String>) {
+    pub fn message(&self, message: impl Into<String>) -> impl Future<Output = ()> + Send + '_ {
         self.emit(Event::new(crate::EventKind::Progress, &self.key).message(message))
-            .await;
     }
 
     /// Records `complete` with `result`, and progress 100%.
-    pub async fn complete(&self, result: &(impl Serialize + ?Sized)) {
+    ///
+    /// `result` is serialised now; the returned future does not borrow it
+    /// (so it is `Send` even when `result` is not `Sync`).
+    pub fn complete(
+        &self,
+        result: &(impl Serialize + ?Sized),
+    ) -> impl Future<Output = ()> + Send + '_ {
         self.emit(
             Event::complete(&self.key)
                 .result(result)
                 .with_progress(100.0),
         )
-        .await;
     }
 
     /// Records `fail` with `error`'s message.
-    pub async fn fail(&self, error: impl fmt::Display) {
-        self.emit(Event::fail(&self.key, error)).await;
+    ///
+    /// The message is formatted now; the returned future does not hold
+    /// `error` (so it is `Send` even for an error that is not `Sync`, such
+    /// as `Box<dyn Error + Send>`).
+    pub fn fail(&self, error: impl fmt::Display) -> impl Future<Output = ()> + Send + '_ {
+        self.emit(Event::fail(&self.key, error))
     }
 
     /// Records the outcome of `result`: `complete` for `Ok`, `fail` for `Err`.
-    pub async fn finish<T: Serialize, E: fmt::Display>(&self, result: &Result<T, E>) {
-        match result {
-            Ok(value) => self.complete(value).await,
-            Err(error) => self.fail(error).await,
-        }
+    ///
+    /// Like [`complete`](Self::complete) and [`fail`](Self::fail), the event
+    /// is built now and the returned future does not borrow `result`.
+    pub fn finish<T: Serialize, E: fmt::Display>(
+        &self,
+        result: &Result<T, E>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        let event = match result {
+            Ok(value) => Event::complete(&self.key)
+                .result(value)
+                .with_progress(100.0),
+            Err(error) => Event::fail(&self.key, error),
+        };
+        self.emit(event)
     }
 
     /// Records `cancel`.
@@ -314,8 +356,8 @@ impl<M: TrackingConfig> RunHandle<M> {
     }
 
     /// Records `cancel` with a reason as the message.
-    pub async fn cancel_with(&self, reason: impl Into<String>) {
-        self.emit(Event::cancel(&self.key).message(reason)).await;
+    pub fn cancel_with(&self, reason: impl Into<String>) -> impl Future<Output = ()> + Send + '_ {
+        self.emit(Event::cancel(&self.key).message(reason))
     }
 
     /// Records `cleanup`.

@@ -11,14 +11,18 @@
 //!    `completed_at` / `failed_at` are set by `complete` / `fail`.
 //! 4. Status never regresses: a late `create` or `progress` cannot move a run
 //!    out of `in_progress` back to `pending`, nor out of a terminal status.
-//! 5. `progress` never overwrites the message unless the entity says
-//!    `#[tracking(progress_sets_message)]`; progress is clamped to 0–100.
-//! 6. An `Err` is `failed`, a panic is `failed` with the panic message, a
-//!    dropped run is `cancelled`; never `success`.
+//! 5. A progress (with its optional text) writes the progress column only;
+//!    its text replaces the message only when the entity says
+//!    `#[tracking(progress_sets_message)]`; the message is written by events
+//!    that carry one (`message`, `progress_with_message`); progress is
+//!    clamped to 0–100.
+//! 6. An `Err` is `failed`, a panic is `failed` with `panicked: <message>`,
+//!    a dropped run is `cancelled`; never `success`.
 //! 7. A hook that panics or a database that is down never breaks the task:
 //!    the error is logged and counted, events wait in a retry queue.
 //! 8. Payloads are JSON; what JSON cannot hold is stringified; size is capped
-//!    with a marker; `redact` keys are replaced before storage.
+//!    with a marker; `redact` keys are replaced before storage; a NUL in text
+//!    or in a JSON string is stored as U+FFFD on every backend.
 
 pub(crate) mod event;
 mod handle;

@@ -111,6 +111,32 @@ impl FromStr for Status {
 
 /// How far a run has got: a percent clamped to 0–100 and an optional text
 /// such as `"step 3 of 7"`.
+///
+/// How a progress column stores it: a float column the percent, an integer
+/// column the percent rounded, a text column its `Display` (the percent
+/// with no decimals when whole and one otherwise, `%`, then a space and the
+/// text if there is one), a `Json` column `{"percent": …, "text": …}`.
+///
+/// ```
+/// use sea_orm::Value;
+/// use tasktrail::Progress;
+/// use tasktrail::fields::ProgressField;
+///
+/// let third_step = Progress::ratio(3, 7).with_text("step 3 of 7");
+/// assert_eq!(Progress::new(42.0).to_string(), "42%");
+/// assert_eq!(Progress::ratio(3, 7).to_string(), "42.9%");
+/// assert_eq!(third_step.to_string(), "42.9% step 3 of 7");
+/// assert_eq!(Progress::new(140.0).to_string(), "100%"); // clamped
+/// assert_eq!(Progress::new(f64::NAN).to_string(), "0%");
+///
+/// assert_eq!(String::encode_progress(&third_step), Value::from("42.9% step 3 of 7"));
+/// assert_eq!(i32::encode_progress(&third_step), Value::from(43));
+/// assert_eq!(f64::encode_progress(&third_step), Value::from(300.0 / 7.0));
+/// assert_eq!(
+///     serde_json::Value::encode_progress(&third_step),
+///     Value::from(serde_json::json!({ "percent": 300.0 / 7.0, "text": "step 3 of 7" })),
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     percent: f64,
@@ -181,7 +207,8 @@ impl From<i32> for Progress {
 }
 
 impl fmt::Display for Progress {
-    /// `42%`, `42.5%`, or `42% step 3 of 7` with a text.
+    /// `42%` (a whole percent), `42.9%` (one decimal otherwise), then a
+    /// space and the text if there is one: `42.9% step 3 of 7`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.percent.fract() == 0.0 {
             write!(f, "{}%", self.percent as i64)?;

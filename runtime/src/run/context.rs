@@ -26,7 +26,7 @@ pub(crate) trait ProgressSink: Send + Sync {
 /// # async fn demo(ctx: tasktrail::TaskContext) -> Result<(), tasktrail::Cancelled> {
 /// for step in 1..=10 {
 ///     ctx.check()?; // returns early once the run is cancelled
-///     ctx.progress(step as f64 * 10.0, format!("step {step} of 10"));
+///     ctx.progress_with_message(step as f64 * 10.0, format!("step {step} of 10"));
 /// }
 /// # Ok(()) }
 /// ```
@@ -95,21 +95,32 @@ impl TaskContext {
         self.inner.retry_of.as_deref()
     }
 
-    /// Reports progress with a message. The message goes to the `message`
-    /// column (the progress text, if the progress carries one, stays with
-    /// the progress).
-    pub fn progress(&self, value: impl Into<Progress>, message: impl Into<String>) {
+    /// Reports progress: the progress column only, as
+    /// [`RunHandle::progress`](crate::RunHandle::progress) does. A text the
+    /// progress carries (`Progress::new(40.0).with_text("4 of 10")`) is part
+    /// of the progress: a text or JSON progress column stores it, and it
+    /// replaces the message only with `#[tracking(progress_sets_message)]`.
+    /// To set the message too, use
+    /// [`progress_with_message`](Self::progress_with_message).
+    pub fn progress(&self, value: impl Into<Progress>) {
+        self.inner.sink.report(Some(value.into()), None);
+    }
+
+    /// Reports progress and sets the run's message (the `message` column),
+    /// in one write.
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: tasktrail::TaskContext) {
+    /// ctx.progress_with_message(40.0, "4 of 10 files");
+    /// # }
+    /// ```
+    pub fn progress_with_message(&self, value: impl Into<Progress>, message: impl Into<String>) {
         self.inner
             .sink
             .report(Some(value.into()), Some(message.into()));
     }
 
-    /// Reports progress without a message.
-    pub fn set_progress(&self, value: impl Into<Progress>) {
-        self.inner.sink.report(Some(value.into()), None);
-    }
-
-    /// Sets the run's message.
+    /// Sets the run's message (the `message` column only).
     pub fn message(&self, text: impl Into<String>) {
         self.inner.sink.report(None, Some(text.into()));
     }

@@ -167,7 +167,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// # async fn demo(tracker: tasktrail::Tracker<impl tasktrail::TrackingConfig>) -> Result<(), Box<dyn std::error::Error>> {
     /// let run = tracker
     ///     .spawn("import_books", &["dune.csv"], |ctx| async move {
-    ///         ctx.progress(50.0, "half way");
+    ///         ctx.progress_with_message(50.0, "half way");
     ///         Ok::<_, std::io::Error>(42)
     ///     })
     ///     .await?;
@@ -175,12 +175,15 @@ impl<M: TrackingConfig> Tracker<M> {
     /// let answer = run.await?;
     /// # Ok(()) }
     /// ```
-    pub async fn spawn<A, T, E, F, Fut>(
+    ///
+    /// `args` are serialised now, so the returned future does not borrow
+    /// them (it is `Send` even when they are not `Sync`).
+    pub fn spawn<A, T, E, F, Fut>(
         &self,
         name: impl Into<String>,
         args: &A,
         task: F,
-    ) -> Result<Spawned<T, E>, SpawnError>
+    ) -> impl Future<Output = Result<Spawned<T, E>, SpawnError>> + Send
     where
         A: Serialize + ?Sized,
         T: Serialize + Send + 'static,
@@ -188,7 +191,7 @@ impl<M: TrackingConfig> Tracker<M> {
         F: FnOnce(TaskContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.begin(name).args(args).spawn(task).await
+        self.begin(name).args(args).spawn(task)
     }
 }
 
