@@ -22,6 +22,7 @@
 
 mod event;
 mod handle;
+mod options;
 mod status;
 pub(crate) mod tracker;
 mod write;
