@@ -117,6 +117,7 @@ impl LogStorage for MemoryLogStorage {
             dropped: ring.dropped,
             pending: 0,
             written: ring.appended,
+            refused: 0,
         }
     }
 }
