@@ -597,3 +597,66 @@ async fn db_storage_settings_at_their_extremes(backend: Backend) {
 }
 
 backends!(db_storage_settings_at_their_extremes);
+
+// 13. A query over a large ring (non-ASCII text: every line is lowercased)
+// does not hold up the threads that append: appends keep starting and
+// completing while a query scans. Asserted on the order of events, not on
+// how long anything takes: each query's start and end, and each append's
+// start and end, are stamped; an append counts for a query when it began in
+// the second half of the query and ended before the query did. With the
+// scan under the ring's lock, the lock is held over the whole end of every
+// query (unless the querying thread was descheduled for half of it before
+// taking the lock), so no append can count; without it, every append of
+// that stretch does. The appender pauses between appends so that the
+// query takes the lock at once.
+#[test]
+fn appends_do_not_wait_for_a_query() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    let logs = Arc::new(MemoryLogStorage::new(100_000));
+    for n in 0..100_000 {
+        logs.append(LogRecord::new(
+            LogLevel::Info,
+            format!("Ligne {n} : ÉCHEC de la tâche « Übersicht » — ünïcödé"),
+        ));
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let appender = {
+        let (logs, done) = (logs.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut appends = Vec::new();
+            while !done.load(Ordering::Acquire) {
+                let began = Instant::now();
+                logs.append(LogRecord::new(LogLevel::Info, "ÉCHEC ünïcödé"));
+                appends.push((began, Instant::now()));
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            appends
+        })
+    };
+    let mut queries = Vec::new();
+    for _ in 0..10 {
+        let began = Instant::now();
+        let found = logs.select(&LogQuery::new().contains("жжж").limit(10));
+        queries.push((began, Instant::now()));
+        assert!(found.is_empty());
+    }
+    done.store(true, Ordering::Release);
+    let appends = appender.join().unwrap();
+    let inside: Vec<usize> = queries
+        .iter()
+        .map(|(began, ended)| {
+            let middle = *began + (*ended - *began) / 2;
+            appends
+                .iter()
+                .filter(|(a, b)| *a >= middle && b < ended)
+                .count()
+        })
+        .collect();
+    assert!(
+        inside.iter().any(|n| *n >= 20),
+        "appends that began and ended in the second half of each query: {inside:?} \
+         ({} appends in all)",
+        appends.len()
+    );
+}
