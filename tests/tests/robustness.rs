@@ -443,6 +443,40 @@ async fn a_huge_poll_interval_does_not_poll_in_a_loop() {
     );
 }
 
+// 8. The same settings out of range the other way, set in code (a
+// settings file is validated, a struct literal is not): a poll interval of
+// zero (pages and live streams polling in a loop) and a page size of zero
+// (empty pages).
+#[tokio::test]
+async fn zero_poll_interval_and_page_size_are_clamped() {
+    let (tracker, _g) = task_runs(Backend::SqliteMemory, quick()).await;
+    for n in 0..3 {
+        tracker
+            .lifecycle(Event::create(format!("run-{n}")).name("listed"))
+            .await
+            .unwrap();
+    }
+    let config = Ops {
+        poll_interval: Duration::ZERO,
+        page_size: 0,
+        ..Ops::default()
+    };
+    let app = Dashboard::new(config, tracker)
+        .auth(NoAuth::anyone())
+        .router();
+    let html = text_of(send(&app, Method::GET, "/ops/", "", None).await).await;
+    let marker = "data-poll-ms=\"";
+    let start = html.find(marker).expect("data-poll-ms") + marker.len();
+    let ms: u128 = html[start..start + html[start..].find('"').unwrap()]
+        .parse()
+        .unwrap();
+    assert!(ms >= 100, "the pages poll every {ms} ms");
+    let runs = send(&app, Method::GET, "/ops/api/runs", "", None).await;
+    assert_eq!(runs.status(), StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&text_of(runs).await).unwrap();
+    assert_eq!(json["runs"].as_array().map(Vec::len), Some(1), "{json}");
+}
+
 // 9. Statuses stored alike: `enum_run` stores Failed and Interrupted as
 // `error`; `shared_run` stores Cancelled as `queued` (with Pending) and
 // Interrupted as `running` (with InProgress).

@@ -51,9 +51,7 @@ impl Layout {
             header_title: s.header_title.clone(),
             description: s.description.clone(),
             prefix: links.0.clone(),
-            // A browser timer holds at most 2^31 - 1 ms; a longer one fires
-            // at once, in a loop.
-            poll_ms: s.poll_interval.as_millis().min(i32::MAX as u128),
+            poll_ms: s.poll_interval.as_millis(),
             key_field: C::Model::field(Role::Key).map_or("", |f| f.field),
             logs: shared.logs.is_some(),
             user: identity
