@@ -172,6 +172,41 @@ async fn maintenance_survives_a_retention_beyond_range() {
     run.await.expect("the run ends as it wants");
 }
 
+// 8. A lease row whose deadline wrapped (written by a build that added
+// `Duration::MAX` to the start time) does not make the recovery sweep
+// overflow: the sweep interrupts the run as overlong and carries on.
+#[tokio::test]
+async fn the_sweep_survives_a_wrapped_deadline() {
+    let (tracker, _g) = task_runs(Backend::SqliteFile, quick()).await;
+    tracker
+        .lifecycle(Event::create("wrapped").name("old"))
+        .await
+        .unwrap();
+    tracker.lifecycle(Event::start("wrapped")).await.unwrap();
+    let now = Utc::now().timestamp_millis();
+    lease::ActiveModel {
+        scope: Set("task_runs".to_owned()),
+        run_key: Set("wrapped".to_owned()),
+        task_name: Set("old".to_owned()),
+        instance: Set("an-older-build".to_owned()),
+        started_ms: Set(now),
+        heartbeat_ms: Set(now),
+        expires_ms: Set(now + 60_000),
+        deadline_ms: Set(Some(now.wrapping_add(i64::MAX))),
+    }
+    .insert(tracker.db())
+    .await
+    .unwrap();
+    let report = tracker.recover().await.expect("the sweep completes");
+    assert_eq!(report.overlong, ["wrapped"]);
+    let row = task_run::Entity::find()
+        .one(tracker.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, Status::Interrupted.as_str());
+}
+
 /// Spawns a run that reports progress and succeeds, under `options` and
 /// with `max_duration` on the run itself; answers its stored status.
 async fn spawn_one(options: TrackerOptions, max_duration: Option<Duration>) -> String {

@@ -265,7 +265,10 @@ impl<M: TrackingConfig> Tracker<M> {
             if lease.instance == runs.instance && active.contains(&lease.run_key) {
                 // A run of ours: alive. Its own timer enforces the deadline.
                 if overlong && let Some(control) = runs.active().get(&lease.run_key) {
-                    let limit = lease.deadline_ms.unwrap_or(now) - lease.started_ms;
+                    let limit = lease
+                        .deadline_ms
+                        .unwrap_or(now)
+                        .saturating_sub(lease.started_ms);
                     control.request_cancel(CancelReason::Deadline(Duration::from_millis(
                         std::cmp::max(limit, 0) as u64,
                     )));
@@ -273,7 +276,10 @@ impl<M: TrackingConfig> Tracker<M> {
                 continue;
             }
             let message = if overlong {
-                let limit = lease.deadline_ms.unwrap_or(now) - lease.started_ms;
+                let limit = lease
+                    .deadline_ms
+                    .unwrap_or(now)
+                    .saturating_sub(lease.started_ms);
                 format!(
                     "interrupted: ran longer than its maximum duration of {:?}",
                     Duration::from_millis(std::cmp::max(limit, 0) as u64)
