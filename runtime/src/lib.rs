@@ -60,6 +60,7 @@ mod db_error;
 pub mod fields;
 pub mod hooks;
 pub mod lifecycle;
+mod limits;
 pub mod logs;
 pub mod run;
 pub mod schema;

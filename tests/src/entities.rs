@@ -223,3 +223,63 @@ pub mod dense_attrs_run {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// A status mapping that stores an ended and a not-ended status alike:
+/// `Cancelled` as `queued` (with `Pending`) and `Interrupted` as `running`
+/// (with `InProgress`). Retention and the heartbeat must never take a
+/// pending or running run for an ended one.
+pub mod shared_run {
+    use sea_orm::entity::prelude::*;
+    use tasktrail::{Status, TrackingConfig};
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+    pub enum Phase {
+        #[sea_orm(string_value = "queued")]
+        Queued,
+        #[sea_orm(string_value = "running")]
+        Running,
+        #[sea_orm(string_value = "done")]
+        Done,
+        #[sea_orm(string_value = "error")]
+        Error,
+    }
+
+    impl tasktrail::TrackedStatus for Phase {
+        fn from_status(status: Status) -> Self {
+            match status {
+                Status::Pending | Status::Unknown | Status::Cancelled => Self::Queued,
+                Status::InProgress | Status::Interrupted => Self::Running,
+                Status::Success => Self::Done,
+                Status::Failed => Self::Error,
+            }
+        }
+        fn to_status(&self) -> Status {
+            match self {
+                Self::Queued => Status::Pending,
+                Self::Running => Status::InProgress,
+                Self::Done => Status::Success,
+                Self::Error => Status::Failed,
+            }
+        }
+    }
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, TrackingConfig)]
+    #[sea_orm(table_name = "shared_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        #[sea_orm(unique)]
+        pub task_key: String,
+        #[tracking(status)]
+        pub phase: Phase,
+        pub message: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -69,7 +70,7 @@ async fn logs_on_the_dashboard(backend: Backend) {
     );
     logs.append(LogRecord::new(LogLevel::Error, "disk full").in_run("run-1"));
     logs.append(LogRecord::new(LogLevel::Debug, "elsewhere").in_run("run-2"));
-    logs.flush().await;
+    assert!(logs.flush(Duration::from_secs(30)).await);
     let app = Dashboard::new(Ops::default(), tracker.clone())
         .log_storage(logs.clone())
         .router();
@@ -158,7 +159,7 @@ async fn logs_on_the_dashboard(backend: Backend) {
     // A new line arrives while connected; another run's does not.
     logs.append(LogRecord::new(LogLevel::Warn, "other run").in_run("run-2"));
     logs.append(LogRecord::new(LogLevel::Warn, format!("late {HOSTILE}")).in_run("run-1"));
-    logs.flush().await;
+    assert!(logs.flush(Duration::from_secs(30)).await);
     let events = sse_events(&mut body, 1).await;
     assert_eq!(events.len(), 1);
     assert!(

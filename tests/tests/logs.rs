@@ -281,7 +281,7 @@ async fn db_storage_round_trip_and_filters(backend: Backend) {
     for line in lines.clone() {
         logs.append(line);
     }
-    logs.flush().await;
+    assert!(logs.flush(Duration::from_secs(30)).await);
     let stats = logs.stats();
     assert_eq!((stats.appended, stats.written, stats.dropped), (11, 11, 0));
     check_filters(&logs, base).await;
@@ -311,7 +311,7 @@ async fn db_storage_flood(backend: Backend) {
     for n in 0..5_000 {
         logs.append(LogRecord::new(LogLevel::Info, format!("flood {n}")).in_run("flood"));
     }
-    logs.flush().await;
+    assert!(logs.flush(Duration::from_secs(30)).await);
     let stats = logs.stats();
     assert_eq!(stats.appended, 5_000);
     assert!(stats.dropped > 0, "{stats:?}");
@@ -341,7 +341,7 @@ async fn db_storage_retention(backend: Backend) {
     let now = Utc::now();
     logs.append(LogRecord::new(LogLevel::Info, "old").at(now - TimeDelta::hours(3)));
     logs.append(LogRecord::new(LogLevel::Info, "new").at(now));
-    logs.flush().await;
+    assert!(logs.flush(Duration::from_secs(30)).await);
     let mut left = Vec::new();
     for _ in 0..100 {
         left = logs.query(LogQuery::new()).await.unwrap();
@@ -378,11 +378,285 @@ async fn the_writer_does_not_log_itself() {
     let logs = Arc::new(DbLogStorage::new(db).await.unwrap());
     let _guard = capture(logs.clone(), |l| l.capture(Capture::All));
     tracing::info!("one line");
-    logs.flush().await;
+    assert!(logs.flush(Duration::from_secs(30)).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    logs.flush().await;
+    assert!(logs.flush(Duration::from_secs(30)).await);
     let lines = logs.query(LogQuery::new()).await.unwrap();
     let targets: Vec<&str> = lines.iter().map(|l| l.target.as_ref()).collect();
     assert_eq!(targets, ["logs"], "{lines:?}");
     assert_eq!(logs.stats().appended, 1);
+}
+
+/// Makes the log table refuse every line whose message holds `poison`: a
+/// constraint of the database's own (a trigger on SQLite, a check on
+/// PostgreSQL), for lines the database refuses whatever the writer does.
+async fn poison_lines(db: &sea_orm::DatabaseConnection, backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let sql = match backend {
+        Backend::Postgres => {
+            "ALTER TABLE tasktrail_logs ADD CONSTRAINT no_poison CHECK (message NOT LIKE '%poison%')"
+        }
+        _ => {
+            "CREATE TRIGGER no_poison BEFORE INSERT ON tasktrail_logs \
+             WHEN NEW.message LIKE '%poison%' \
+             BEGIN SELECT RAISE(ABORT, 'poisoned line'); END"
+        }
+    };
+    db.execute_unprepared(sql).await.unwrap();
+}
+
+// 11. A batch with a NUL line, a 3 KB run key (over PostgreSQL's btree
+// limit on the run-key index) and lines the database refuses, among good
+// lines: the NUL line and the long key are stored (made storable, the key
+// bounded), the refused lines are dropped and counted, every good line
+// lands, and flush returns.
+async fn db_storage_survives_refused_lines(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    let logs = DbLogStorage::with_options(db.clone(), DbLogOptions::new().batch_size(20))
+        .await
+        .unwrap();
+    poison_lines(&db, backend).await;
+    let long_key = format!("{}-tail", "k".repeat(3_000));
+    let nul_key = "bad\0key";
+    let poisoned = [33, 34, 71];
+    for n in 0..100 {
+        let line = if n == 17 {
+            LogRecord::new(LogLevel::Warn, "nul \0 inside")
+                .in_run(nul_key)
+                .target(String::from("app::nul\0target"))
+                .field("f\0", "v\0")
+        } else if n == 42 {
+            LogRecord::new(LogLevel::Info, "long key").in_run(&long_key)
+        } else if poisoned.contains(&n) {
+            LogRecord::new(LogLevel::Info, format!("poison {n}")).in_run("good")
+        } else {
+            LogRecord::new(LogLevel::Info, format!("good {n}")).in_run("good")
+        };
+        logs.append(line);
+    }
+    assert!(
+        logs.flush(Duration::from_secs(60)).await,
+        "flush returns once every line is written or refused"
+    );
+    let good = logs
+        .query(LogQuery::new().run("good").limit(1_000))
+        .await
+        .unwrap();
+    let mut messages: Vec<String> = good.into_iter().map(|l| l.message).collect();
+    messages.sort_by_key(|m| m[5..].parse::<u32>().unwrap());
+    let expected: Vec<String> = (0..100)
+        .filter(|n| ![17, 42].contains(n) && !poisoned.contains(n))
+        .map(|n| format!("good {n}"))
+        .collect();
+    assert_eq!(messages, expected, "every good line landed, once");
+
+    let nul = logs.query(LogQuery::new().run(nul_key)).await.unwrap();
+    assert_eq!(nul.len(), 1, "the NUL line is stored, and found by its key");
+    assert_eq!(nul[0].message, "nul \u{FFFD} inside");
+    assert_eq!(nul[0].target, "app::nul\u{FFFD}target");
+    assert_eq!(
+        nul[0].fields_json(),
+        serde_json::json!({"f\u{FFFD}": "v\u{FFFD}"})
+    );
+
+    let long = logs
+        .query(LogQuery::new().run(long_key.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(
+        long.len(),
+        1,
+        "the long-keyed line is stored, found by its key"
+    );
+    let stored_key = long[0].run_key.as_deref().unwrap();
+    assert!(stored_key.len() <= 1_024, "{} bytes", stored_key.len());
+    assert!(stored_key.starts_with("kkkk"));
+    // Another long key with the same first kilobyte is another run.
+    let twin = format!("{}-twin", "k".repeat(3_000));
+    assert!(
+        logs.query(LogQuery::new().run(twin))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let stats = logs.stats();
+    assert_eq!(stats.appended, 100);
+    assert_eq!(stats.refused, 3, "{stats:?}");
+    assert_eq!(stats.written, 97, "{stats:?}");
+    assert_eq!((stats.dropped, stats.pending), (0, 0), "{stats:?}");
+
+    // The writer carries on after the refusals.
+    logs.append(LogRecord::new(LogLevel::Info, "good 100").in_run("good"));
+    assert!(logs.flush(Duration::from_secs(30)).await);
+    assert_eq!(logs.stats().written, 98);
+}
+
+backends!(db_storage_survives_refused_lines);
+
+// 11. `flush` with a timeout never hangs: while the log table is locked by
+// another connection it gives up after its timeout and says so; once the
+// lock is gone it returns `true` with every line written.
+async fn flush_gives_up_after_its_timeout(backend: Backend) {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let (db, guard) = connect(backend).await;
+    let logs = DbLogStorage::new(db.clone()).await.unwrap();
+    let locker = tasktrail_tests::second_pool(&guard, 1).await;
+    let txn = locker.begin().await.unwrap();
+    match backend {
+        Backend::Postgres => txn
+            .execute_unprepared("LOCK TABLE tasktrail_logs IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap(),
+        // A write lock on the whole file.
+        _ => txn
+            .execute_unprepared("DELETE FROM tasktrail_logs")
+            .await
+            .unwrap(),
+    };
+    for n in 0..10 {
+        logs.append(LogRecord::new(LogLevel::Info, format!("line {n}")));
+    }
+    let started = std::time::Instant::now();
+    assert!(
+        !logs.flush(Duration::from_millis(300)).await,
+        "nothing can be written while the table is locked"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "flush returned after its timeout: {:?}",
+        started.elapsed()
+    );
+    txn.commit().await.unwrap();
+    assert!(logs.flush(Duration::from_secs(60)).await);
+    assert_eq!(logs.query(LogQuery::new()).await.unwrap().len(), 10);
+    assert_eq!(logs.stats().written, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_gives_up_after_its_timeout_sqlite_file() {
+    flush_gives_up_after_its_timeout(Backend::SqliteFile).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_gives_up_after_its_timeout_postgres() {
+    flush_gives_up_after_its_timeout(Backend::Postgres).await;
+}
+
+// 8. The log writer's settings at their extremes: a retention interval of
+// zero or `Duration::MAX`, ages beyond chrono's range, a batch size or a
+// queue of zero, a query limit of `usize::MAX` — lines are still written
+// and read.
+async fn db_storage_settings_at_their_extremes(backend: Backend) {
+    let year = Duration::from_secs(365 * 86_400);
+    let mut zero_batch = DbLogOptions::new();
+    zero_batch.batch_size = 0;
+    let mut zero_queue = DbLogOptions::new();
+    zero_queue.queue_capacity = 0;
+    let cases = [
+        (
+            "retention interval zero",
+            DbLogOptions::new().retention(year, Duration::ZERO),
+        ),
+        (
+            "retention MAX, MAX",
+            DbLogOptions::new().retention(Duration::MAX, Duration::MAX),
+        ),
+        (
+            "age beyond chrono",
+            DbLogOptions::new().retention(year * 300_000, Duration::from_millis(1)),
+        ),
+        ("batch size zero", zero_batch),
+        ("queue zero", zero_queue),
+    ];
+    for (what, options) in cases {
+        let (db, _g) = connect(backend).await;
+        let logs = DbLogStorage::with_options(db, options).await.unwrap();
+        for n in 0..3 {
+            logs.append(LogRecord::new(LogLevel::Info, format!("line {n}")));
+        }
+        // Let a retention tick or two pass.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(logs.flush(Duration::from_secs(30)).await, "{what}");
+        let mut query = LogQuery::new();
+        query.limit = usize::MAX;
+        let lines = logs
+            .query(query)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let stats = logs.stats();
+        assert_eq!(lines.len() as u64, stats.written, "{what}");
+        if what == "queue zero" {
+            // A queue of one line: what did not fit is dropped, and counted.
+            assert!(stats.written >= 1, "{what}: {stats:?}");
+            assert_eq!(stats.written + stats.dropped, 3, "{what}: {stats:?}");
+        } else {
+            assert_eq!(lines.len(), 3, "{what}");
+        }
+    }
+}
+
+backends!(db_storage_settings_at_their_extremes);
+
+// 13. A query over a large ring (non-ASCII text: every line is lowercased)
+// does not hold up the threads that append: appends keep starting and
+// completing while a query scans. Asserted on the order of events, not on
+// how long anything takes: each query's start and end, and each append's
+// start and end, are stamped; an append counts for a query when it began in
+// the second half of the query and ended before the query did. With the
+// scan under the ring's lock, the lock is held over the whole end of every
+// query (unless the querying thread was descheduled for half of it before
+// taking the lock), so no append can count; without it, every append of
+// that stretch does. The appender pauses between appends so that the
+// query takes the lock at once.
+#[test]
+fn appends_do_not_wait_for_a_query() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    let logs = Arc::new(MemoryLogStorage::new(100_000));
+    for n in 0..100_000 {
+        logs.append(LogRecord::new(
+            LogLevel::Info,
+            format!("Ligne {n} : ÉCHEC de la tâche « Übersicht » — ünïcödé"),
+        ));
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let appender = {
+        let (logs, done) = (logs.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut appends = Vec::new();
+            while !done.load(Ordering::Acquire) {
+                let began = Instant::now();
+                logs.append(LogRecord::new(LogLevel::Info, "ÉCHEC ünïcödé"));
+                appends.push((began, Instant::now()));
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            appends
+        })
+    };
+    let mut queries = Vec::new();
+    for _ in 0..10 {
+        let began = Instant::now();
+        let found = logs.select(&LogQuery::new().contains("жжж").limit(10));
+        queries.push((began, Instant::now()));
+        assert!(found.is_empty());
+    }
+    done.store(true, Ordering::Release);
+    let appends = appender.join().unwrap();
+    let inside: Vec<usize> = queries
+        .iter()
+        .map(|(began, ended)| {
+            let middle = *began + (*ended - *began) / 2;
+            appends
+                .iter()
+                .filter(|(a, b)| *a >= middle && b < ended)
+                .count()
+        })
+        .collect();
+    assert!(
+        inside.iter().any(|n| *n >= 20),
+        "appends that began and ended in the second half of each query: {inside:?} \
+         ({} appends in all)",
+        appends.len()
+    );
 }

@@ -237,7 +237,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", first.task_args.unwrap_or_default());
     }
     if once {
-        logs.flush().await;
+        logs.flush(Duration::from_secs(5)).await;
         return Ok(());
     }
 

@@ -265,6 +265,7 @@ pub(crate) async fn api<C: DashboardConfig>(
             "dropped": stats.dropped,
             "pending": stats.pending,
             "written": stats.written,
+            "refused": stats.refused,
         },
     })))
 }

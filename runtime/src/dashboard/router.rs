@@ -62,6 +62,20 @@ pub struct Dashboard<C: DashboardConfig> {
     session_ttl: std::time::Duration,
 }
 
+/// `settings` with the sizes and intervals that a struct literal can set
+/// out of range (a settings file is validated) brought within it: a page of
+/// 1 to 1,000 runs; a poll interval of at least 100 ms (zero made pages and
+/// live streams poll in a loop) and at most 2^31 - 1 ms (a longer browser
+/// timer fires at once, in a loop).
+fn in_range(mut settings: crate::DashboardSettings) -> crate::DashboardSettings {
+    settings.page_size = settings.page_size.clamp(1, 1_000);
+    settings.poll_interval = settings.poll_interval.clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_millis(i32::MAX as u64),
+    );
+    settings
+}
+
 impl<C: DashboardConfig> Dashboard<C> {
     /// A dashboard showing `tracker`'s runs with `config`.
     pub fn new(config: C, tracker: Tracker<C::Model>) -> Self {
@@ -114,9 +128,11 @@ impl<C: DashboardConfig> Dashboard<C> {
         self
     }
 
-    /// How long a login lasts: 12 hours by default.
+    /// How long a login lasts: 12 hours by default. Taken as at most 400
+    /// days (what browsers keep a cookie for), so `Duration::MAX` is the
+    /// longest login, never one born expired.
     pub fn session_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.session_ttl = ttl;
+        self.session_ttl = ttl.min(std::time::Duration::from_secs(400 * 86_400));
         self
     }
 
@@ -172,7 +188,7 @@ impl<C: DashboardConfig> Dashboard<C> {
 
     fn build(self, base: &str) -> Router {
         let shared: Shared<C> = Arc::new(SharedInner {
-            settings: self.config.settings(),
+            settings: in_range(self.config.settings()),
             tracker: self.tracker,
             stats: stats::StatsCache::new(self.stats_max_age),
             logs: self.logs,

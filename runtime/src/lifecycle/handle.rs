@@ -93,9 +93,10 @@ impl<M: TrackingConfig> RunBuilder<M> {
 
     /// A maximum duration for a spawned run, overriding the tracker's
     /// `max_duration`: past it the run is asked to stop and is recorded as
-    /// `interrupted`.
+    /// `interrupted`. `Duration::MAX` (anything over about 30 years) means
+    /// no limit.
     pub fn max_duration(mut self, limit: std::time::Duration) -> Self {
-        self.max_duration = Some(limit);
+        self.max_duration = Some(crate::limits::at_most_never(limit));
         self
     }
 

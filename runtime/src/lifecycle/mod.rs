@@ -26,6 +26,7 @@
 
 pub(crate) mod event;
 mod handle;
+mod options;
 mod status;
 pub(crate) mod tracker;
 mod write;

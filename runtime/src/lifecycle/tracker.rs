@@ -129,6 +129,15 @@ fn bump(counter: &AtomicU64) {
 }
 
 /// Settings of a [`Tracker`].
+///
+/// No value makes the tracker panic, wrap or spin; the tracker clamps them
+/// when it is built ([`Tracker::options`] shows what it uses): a duration
+/// over about 30 years, up to `Duration::MAX`, means never and is taken as
+/// 30 years; a zero `lease_ttl`, `heartbeat_interval` or backoff is 1 ms;
+/// `heartbeat_interval` is at most half of `lease_ttl` (else leases of live
+/// runs would lapse between two heartbeats); `max_backoff` is at least
+/// `min_backoff`; `max_concurrent` is at least 1. A value changed other
+/// than to "never" is logged as a warning.
 #[derive(Clone, Debug)]
 pub struct TrackerOptions {
     /// How many events may wait for an unreachable database (default 10,000).
@@ -262,6 +271,7 @@ impl<M: TrackingConfig> Tracker<M> {
 
     /// A tracker writing through `db`.
     pub fn with_options(db: DatabaseConnection, options: TrackerOptions) -> Self {
+        let options = options.normalized();
         let runs = crate::run::Runs::new(options.max_concurrent);
         let changed = Arc::new(Notify::new());
         let writer = Writer::new(
@@ -312,7 +322,8 @@ impl<M: TrackingConfig> Tracker<M> {
         }
     }
 
-    /// The tracker's options.
+    /// The tracker's options, as it uses them (clamped: see
+    /// [`TrackerOptions`]).
     pub fn options(&self) -> &TrackerOptions {
         &self.inner.options
     }

@@ -12,7 +12,9 @@ use sea_orm::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::logs::{LogLevel, LogQuery, LogRecord, LogStats, LogStorage, LogStorageError};
+use crate::logs::{
+    LogLevel, LogQuery, LogRecord, LogStats, LogStorage, LogStorageError, MAX_QUERY_LIMIT,
+};
 
 /// The log table, `tasktrail_logs`.
 pub mod entry {
@@ -72,20 +74,34 @@ pub async fn create_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
 }
 
 /// How [`DbLogStorage`] queues, writes and forgets.
+///
+/// No value makes the writer panic or stop: sizes and intervals are clamped
+/// as each field says, and an age beyond what a date can hold deletes
+/// nothing.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct DbLogOptions {
     /// Lines waiting to be written at most; more are dropped (and counted).
-    /// Default 10,000.
+    /// Default 10,000; at least 1 (and at most tokio's largest channel).
     pub queue_capacity: usize,
-    /// Lines per `INSERT`. Default 500.
+    /// Lines per `INSERT`. Default 500; between 1 and 2,000.
     pub batch_size: usize,
     /// Delete lines older than this, checked every `retention_interval`.
     /// Default: keep everything.
     pub retention: Option<Duration>,
-    /// How often retention runs. Default 1 hour.
+    /// How often retention runs. Default 1 hour; between 1 ms and about 30
+    /// years (`Duration::MAX`: never).
     pub retention_interval: Duration,
 }
+
+/// The most lines one `INSERT` takes.
+const MAX_BATCH: usize = 2_000;
+
+/// The longest run key the log table stores as it is, in bytes. A longer
+/// key is stored as its first bytes, `…` and a hash of the whole key (see
+/// [`stored_run_key`]): PostgreSQL refuses an index entry over about 2.7 KB,
+/// and the table is indexed by run key.
+pub const MAX_STORED_RUN_KEY: usize = 1_024;
 
 impl Default for DbLogOptions {
     fn default() -> Self {
@@ -110,9 +126,9 @@ impl DbLogOptions {
         self
     }
 
-    /// `lines` per `INSERT`.
+    /// `lines` per `INSERT` (1 to 2,000).
     pub fn batch_size(mut self, lines: usize) -> Self {
-        self.batch_size = lines.clamp(1, 2_000);
+        self.batch_size = lines.clamp(1, MAX_BATCH);
         self
     }
 
@@ -134,6 +150,7 @@ struct Counters {
     appended: AtomicU64,
     dropped: AtomicU64,
     written: AtomicU64,
+    refused: AtomicU64,
     write_errors: AtomicU64,
 }
 
@@ -142,7 +159,12 @@ struct Counters {
 ///
 /// `append` only queues (a bounded queue; a line that does not fit is
 /// dropped and counted); a background task writes the queue in batches,
-/// retrying with backoff while the database is unavailable. Call
+/// retrying with backoff while the database is unavailable (a transient
+/// error). A batch the database refuses for good is split until the lines
+/// it refuses are found: those are dropped, counted
+/// ([`LogStats::refused`]) and logged, and every other line is written.
+/// Every text is made storable first (a NUL becomes U+FFFD) and an
+/// over-long run key is bounded (see [`stored_run_key`]). Call
 /// [`flush`](Self::flush) before exiting to write what is queued.
 ///
 /// ```no_run
@@ -159,7 +181,7 @@ struct Counters {
 /// );
 /// let layer = TaskLogLayer::new(logs.clone());
 /// // … install the layer; at shutdown:
-/// logs.flush().await;
+/// logs.flush(Duration::from_secs(5)).await;
 /// # Ok(()) }
 /// ```
 pub struct DbLogStorage {
@@ -189,7 +211,11 @@ impl DbLogStorage {
         options: DbLogOptions,
     ) -> Result<Self, DbErr> {
         create_table(&db).await?;
-        let (queue, receiver) = mpsc::channel(options.queue_capacity.max(1));
+        // tokio's bounded channel takes 1 to `MAX_PERMITS` slots.
+        let capacity = options
+            .queue_capacity
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let (queue, receiver) = mpsc::channel(capacity);
         let counters = Arc::new(Counters::default());
         tokio::spawn(writer(db.clone(), receiver, counters.clone(), options));
         Ok(DbLogStorage {
@@ -199,13 +225,16 @@ impl DbLogStorage {
         })
     }
 
-    /// Waits until every line appended before the call is written (or, if
-    /// the database stays unavailable, until it is back).
-    pub async fn flush(&self) {
-        let (done, written) = oneshot::channel();
-        if self.queue.send(Message::Flush(done)).await.is_ok() {
-            let _ = written.await;
-        }
+    /// Waits until every line appended before the call is written (or
+    /// refused by the database), at most `timeout`; answers whether it is.
+    /// While the database is unavailable nothing can be written: the wait
+    /// ends at the timeout, and the lines stay queued.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let wait = async {
+            let (done, written) = oneshot::channel();
+            self.queue.send(Message::Flush(done)).await.is_ok() && written.await.is_ok()
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 
     /// Deletes the lines emitted before `cutoff`; returns how many.
@@ -225,21 +254,61 @@ async fn purge(
     Ok(result.rows_affected)
 }
 
+/// How the log table stores run key `key`: made storable (a NUL becomes
+/// U+FFFD) and, when longer than [`MAX_STORED_RUN_KEY`] bytes, cut to its
+/// first bytes (on a character boundary) followed by `…` and 16 hex digits
+/// of the BLAKE2s hash of the whole key — short enough for any index, and
+/// distinct for keys that only differ after the cut. Queries by run key
+/// look the key up the same way, so a line is found by the key it was
+/// logged with.
+///
+/// ```
+/// use tasktrail::logs::{MAX_STORED_RUN_KEY, stored_run_key};
+/// assert_eq!(stored_run_key("run-1"), "run-1");
+/// let long = "k".repeat(3_000);
+/// let stored = stored_run_key(&long);
+/// assert!(stored.len() <= MAX_STORED_RUN_KEY && stored.starts_with("kkk"));
+/// assert_ne!(stored, stored_run_key(&format!("{long}-2")));
+/// ```
+pub fn stored_run_key(key: &str) -> Cow<'_, str> {
+    use blake2::Digest;
+    use std::fmt::Write as _;
+    let key = crate::storable::text(key);
+    if key.len() <= MAX_STORED_RUN_KEY {
+        return key;
+    }
+    const MARK: &str = "…";
+    const HASH_HEX: usize = 16;
+    let cut = key.floor_char_boundary(MAX_STORED_RUN_KEY - MARK.len() - HASH_HEX);
+    let digest = blake2::Blake2s256::digest(key.as_bytes());
+    let mut stored = String::with_capacity(MAX_STORED_RUN_KEY);
+    stored.push_str(&key[..cut]);
+    stored.push_str(MARK);
+    for byte in &digest[..HASH_HEX / 2] {
+        let _ = write!(stored, "{byte:02x}");
+    }
+    Cow::Owned(stored)
+}
+
 fn row_of(record: LogRecord) -> entry::ActiveModel {
+    let mut message = record.message;
+    crate::storable::text_in_place(&mut message);
     entry::ActiveModel {
         id: sea_orm::NotSet,
         at_ms: Set(record.at.timestamp_millis()),
         level: Set(record.level.severity()),
-        target: Set(record.target.into_owned()),
-        message: Set(record.message),
-        run_key: Set(record.run_key.map(|k| k.to_string())),
+        target: Set(crate::storable::text(&record.target).into_owned()),
+        message: Set(message),
+        run_key: Set(record.run_key.map(|k| stored_run_key(&k).into_owned())),
         fields: Set((!record.fields.is_empty()).then(|| {
             let object: serde_json::Map<String, serde_json::Value> = record
                 .fields
                 .into_iter()
                 .map(|(k, v)| (k.into_owned(), v))
                 .collect();
-            serde_json::Value::Object(object).to_string()
+            let mut fields = serde_json::Value::Object(object);
+            crate::storable::json_in_place(&mut fields);
+            fields.to_string()
         })),
     }
 }
@@ -268,15 +337,22 @@ async fn writer(
     counters: Arc<Counters>,
     options: DbLogOptions,
 ) {
-    let mut batch = Vec::with_capacity(options.batch_size);
-    let mut retention = tokio::time::interval(options.retention_interval);
+    // A batch of zero would read nothing and end the writer; an interval of
+    // zero panics in tokio, one past an `Instant` overflows.
+    let batch_size = options.batch_size.clamp(1, MAX_BATCH);
+    let mut batch = Vec::with_capacity(batch_size);
+    let mut retention = tokio::time::interval(crate::limits::pause(options.retention_interval));
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let received = tokio::select! {
-            n = receiver.recv_many(&mut batch, options.batch_size) => n,
+            n = receiver.recv_many(&mut batch, batch_size) => n,
             _ = retention.tick(), if options.retention.is_some() => {
-                if let Some(age) = options.retention.and_then(|a| chrono::Duration::from_std(a).ok()) {
-                    match internal(purge(&db, chrono::Utc::now() - age)).await {
+                // No line is older than a date can be.
+                let cutoff = options
+                    .retention
+                    .and_then(|age| crate::limits::cutoff(chrono::Utc::now(), age));
+                if let Some(cutoff) = cutoff {
+                    match internal(purge(&db, cutoff)).await {
                         Ok(n) if n > 0 => tracing::info!(deleted = n, "tasktrail: log retention deleted old lines"),
                         Ok(_) => {}
                         Err(err) => tracing::warn!(error = %err, "tasktrail: log retention failed"),
@@ -316,25 +392,52 @@ fn internal<F: std::future::Future>(work: F) -> tracing::instrument::Instrumente
     )
 }
 
-/// Writes `lines`, retrying with backoff until the database takes them.
+/// Writes `lines`, in order. A transient error (the database is
+/// unreachable or busy) is retried with backoff until the database takes the
+/// batch; a batch the database refuses for good is split in halves, down to
+/// the single lines it refuses, which are dropped, counted and logged.
 async fn write(db: &DatabaseConnection, lines: Vec<entry::ActiveModel>, counters: &Counters) {
-    let n = lines.len() as u64;
     let mut backoff = Duration::from_millis(50);
-    loop {
-        match entry::Entity::insert_many(lines.clone()).exec(db).await {
+    let mut refused = 0_u64;
+    let mut first_refusal: Option<DbErr> = None;
+    // The batches left, the next one last.
+    let mut todo = vec![lines];
+    while let Some(mut batch) = todo.pop() {
+        let n = batch.len();
+        match entry::Entity::insert_many(batch.clone()).exec(db).await {
             Ok(_) => {
-                counters.written.fetch_add(n, Ordering::Relaxed);
-                return;
+                counters.written.fetch_add(n as u64, Ordering::Relaxed);
+                backoff = Duration::from_millis(50);
             }
-            Err(err) => {
+            Err(err) if crate::db_error::is_transient(&err) => {
                 let failures = counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 if failures.is_power_of_two() {
                     tracing::warn!(error = %err, lines = n, "tasktrail: writing log lines failed; retrying");
                 }
+                todo.push(batch);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+            Err(err) if n <= 1 => {
+                counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                counters.refused.fetch_add(n as u64, Ordering::Relaxed);
+                refused += n as u64;
+                first_refusal.get_or_insert(err);
+            }
+            Err(_) => {
+                counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                let second = batch.split_off(n / 2);
+                todo.push(second);
+                todo.push(batch);
+            }
         }
+    }
+    if let Some(err) = first_refusal {
+        tracing::error!(
+            lines = refused,
+            error = %err,
+            "tasktrail: the database refused log lines; they were dropped, the others written"
+        );
     }
 }
 
@@ -353,7 +456,7 @@ impl LogStorage for DbLogStorage {
         Box::pin(async move {
             let mut select = entry::Entity::find();
             if let Some(key) = &query.run_key {
-                select = select.filter(entry::Column::RunKey.eq(key.as_str()));
+                select = select.filter(entry::Column::RunKey.eq(stored_run_key(key).as_ref()));
             }
             if let Some(level) = query.min_level {
                 select = select.filter(entry::Column::Level.gte(level.severity()));
@@ -384,7 +487,7 @@ impl LogStorage for DbLogStorage {
             }
             let rows = select
                 .order_by_desc(entry::Column::Id)
-                .limit(query.limit as u64)
+                .limit(query.limit.min(MAX_QUERY_LIMIT) as u64)
                 .all(&self.db)
                 .await?;
             Ok(rows.into_iter().map(record_of).collect())
@@ -399,6 +502,7 @@ impl LogStorage for DbLogStorage {
             dropped: self.counters.dropped.load(Ordering::Relaxed),
             pending,
             written: self.counters.written.load(Ordering::Relaxed),
+            refused: self.counters.refused.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! A bounded ring buffer of log lines.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::logs::{LogQuery, LogRecord, LogStats, LogStorage, LogStorageError};
 
@@ -24,9 +24,12 @@ pub struct MemoryLogStorage {
     ring: Mutex<Ring>,
 }
 
+/// The lines, each behind an `Arc`: a query copies the pointers it needs
+/// under the lock and reads the lines outside it, so that no append waits
+/// for a query's filtering.
 #[derive(Debug, Default)]
 struct Ring {
-    lines: VecDeque<LogRecord>,
+    lines: VecDeque<Arc<LogRecord>>,
     next_id: u64,
     appended: u64,
     dropped: u64,
@@ -58,20 +61,35 @@ impl MemoryLogStorage {
 
     /// The lines `query` selects, newest first (what
     /// [`LogStorage::query`] answers, without the future).
+    ///
+    /// The lock that appends take is held only to copy the pointers to the
+    /// lines after the query's cursor; the filtering (lower-casing every
+    /// line for a text search) runs outside it.
     pub fn select(&self, query: &LogQuery) -> Vec<LogRecord> {
-        let contains = query.contains.as_deref().map(str::to_lowercase);
-        let ring = self.ring();
-        let mut out = Vec::new();
         if query.limit == 0 {
-            return out;
+            return Vec::new();
         }
-        for record in ring.lines.iter().rev() {
+        let candidates: Vec<Arc<LogRecord>> = {
+            let ring = self.ring();
+            // Ids are consecutive in the ring: the lines after the cursor
+            // are a tail of it.
+            let skip = match (query.after_id, ring.lines.front()) {
+                (Some(after), Some(first)) => usize::try_from(after.saturating_sub(first.id - 1))
+                    .unwrap_or(usize::MAX)
+                    .min(ring.lines.len()),
+                _ => 0,
+            };
+            ring.lines.range(skip..).cloned().collect()
+        };
+        let contains = query.contains.as_deref().map(str::to_lowercase);
+        let mut out = Vec::new();
+        for record in candidates.iter().rev() {
             if query.after_id.is_some_and(|id| record.id <= id) {
                 // Ids only grow: nothing older can be after the cursor.
                 break;
             }
             if query.matches(record, contains.as_deref()) {
-                out.push(record.clone());
+                out.push(LogRecord::clone(record));
                 if out.len() >= query.limit {
                     break;
                 }
@@ -89,16 +107,27 @@ impl Default for MemoryLogStorage {
 }
 
 impl LogStorage for MemoryLogStorage {
-    fn append(&self, mut record: LogRecord) {
-        let mut ring = self.ring();
-        ring.next_id += 1;
-        ring.appended += 1;
-        record.id = ring.next_id;
-        if ring.lines.len() >= self.capacity {
-            ring.lines.pop_front();
-            ring.dropped += 1;
-        }
-        ring.lines.push_back(record);
+    fn append(&self, record: LogRecord) {
+        // Allocated before the lock is taken, and the line it pushes out
+        // freed after it is released.
+        let mut record = Arc::new(record);
+        let oldest = {
+            let mut ring = self.ring();
+            ring.next_id += 1;
+            ring.appended += 1;
+            if let Some(fresh) = Arc::get_mut(&mut record) {
+                fresh.id = ring.next_id;
+            }
+            let oldest = if ring.lines.len() >= self.capacity {
+                ring.dropped += 1;
+                ring.lines.pop_front()
+            } else {
+                None
+            };
+            ring.lines.push_back(record);
+            oldest
+        };
+        drop(oldest);
     }
 
     fn query(
@@ -117,6 +146,31 @@ impl LogStorage for MemoryLogStorage {
             dropped: ring.dropped,
             pending: 0,
             written: ring.appended,
+            refused: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::LogLevel;
+
+    #[test]
+    fn the_cursor_skips_to_the_tail() {
+        let logs = MemoryLogStorage::new(5);
+        for n in 0..12 {
+            logs.append(LogRecord::new(LogLevel::Info, format!("line {n}")));
+        }
+        // The ring holds ids 8..=12.
+        let ids = |q: LogQuery| logs.select(&q).iter().map(|l| l.id).collect::<Vec<_>>();
+        assert_eq!(ids(LogQuery::new()), [12, 11, 10, 9, 8]);
+        assert_eq!(ids(LogQuery::new().after(10)), [12, 11]);
+        assert_eq!(ids(LogQuery::new().after(3)), [12, 11, 10, 9, 8]);
+        assert_eq!(ids(LogQuery::new().after(12)), Vec::<u64>::new());
+        assert_eq!(ids(LogQuery::new().after(u64::MAX)), Vec::<u64>::new());
+        assert_eq!(ids(LogQuery::new().after(0)), [12, 11, 10, 9, 8]);
+        assert_eq!(ids(LogQuery::new().after(9).limit(1)), [12]);
+        assert!(logs.select(&LogQuery::new().limit(0)).is_empty());
     }
 }

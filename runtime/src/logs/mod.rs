@@ -26,7 +26,7 @@ mod layer;
 mod memory;
 mod record;
 
-pub use db::{DbLogOptions, DbLogStorage, create_table, entry};
+pub use db::{DbLogOptions, DbLogStorage, MAX_STORED_RUN_KEY, create_table, entry, stored_run_key};
 pub use layer::{Capture, RUN_KEY_FIELD, TaskLogLayer};
 pub use memory::MemoryLogStorage;
 pub use record::{

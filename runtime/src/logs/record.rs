@@ -325,6 +325,10 @@ pub struct LogStats {
     pub pending: u64,
     /// Lines written to their final place.
     pub written: u64,
+    /// Lines the database refused for good (and that were dropped, each
+    /// logged): a constraint of the table's, say. The other lines of their
+    /// batch are written.
+    pub refused: u64,
 }
 
 /// A storage could not answer a query.

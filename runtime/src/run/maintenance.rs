@@ -2,15 +2,18 @@
 //! cancellation by key, and shutdown.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures::FutureExt;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use tokio::time::Instant;
 
 use crate::config::{Encode, Role, TrackingConfig, column_value, find_all, find_one, value_text};
+use crate::lifecycle::tracker::panic_message;
 use crate::lifecycle::{Event, Status, TrackError, Tracker};
 use crate::run::{CancelReason, now_ms, store};
 
@@ -54,6 +57,39 @@ pub struct ShutdownReport {
     pub unflushed: u64,
 }
 
+/// Runs `work`, catching a panic in it (logged); answers whether it
+/// completed.
+async fn guarded(work: impl std::future::Future<Output = ()>) -> bool {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(()) => true,
+        Err(panic) => {
+            tracing::error!(
+                panic = %panic_message(&*panic),
+                "tasktrail: a maintenance round panicked; the next one runs as usual"
+            );
+            false
+        }
+    }
+}
+
+/// The stored status values only ended statuses are stored as: a value a
+/// status that has not ended shares (a status mapping may store `Cancelled`
+/// like `Pending`) never tells that a run ended.
+pub(crate) fn ended_values(encode: fn(Status) -> sea_orm::Value) -> Vec<sea_orm::Value> {
+    let unended: Vec<sea_orm::Value> = Status::ALL
+        .into_iter()
+        .filter(|s| !s.is_terminal())
+        .map(encode)
+        .collect();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    for value in Status::TERMINAL.map(encode) {
+        if !unended.contains(&value) && !values.contains(&value) {
+            values.push(value);
+        }
+    }
+    values
+}
+
 impl<M: TrackingConfig> Tracker<M> {
     /// Starts the background maintenance of this tracker, if not started:
     /// a recovery sweep now and every `sweep_interval`, the heartbeat of
@@ -80,7 +116,8 @@ impl<M: TrackingConfig> Tracker<M> {
                 {
                     let Some(inner) = weak.upgrade() else { return };
                     let tracker = Tracker::<M>::from_inner(inner);
-                    tracker.tick(&mut last_sweep, &mut last_retention).await;
+                    // One bad tick never ends the maintenance.
+                    guarded(tracker.tick(&mut last_sweep, &mut last_retention)).await;
                 }
                 tokio::select! {
                     () = tokio::time::sleep(beat) => {}
@@ -176,10 +213,13 @@ impl<M: TrackingConfig> Tracker<M> {
         else {
             unreachable!("the derive guarantees a status column")
         };
-        let ended: Vec<Expr> = Status::TERMINAL
-            .iter()
-            .map(|s| status_col.save_as(Expr::val(encode_status(*s))))
+        let ended: Vec<Expr> = ended_values(encode_status)
+            .into_iter()
+            .map(|v| status_col.save_as(Expr::val(v)))
             .collect();
+        if ended.is_empty() {
+            return Ok(());
+        }
         for chunk in active.chunks(500) {
             let select = M::Entity::find()
                 .filter(
@@ -193,7 +233,8 @@ impl<M: TrackingConfig> Tracker<M> {
                 let key = value_text(column_value::<M::Entity>(&row, key_binding.column));
                 let status = M::decode_status(column_value::<M::Entity>(&row, status_col))
                     .unwrap_or(Status::Unknown);
-                if let Some(key) = key
+                if status.is_terminal()
+                    && let Some(key) = key
                     && let Some((_, control)) = chunk.iter().find(|(k, _)| *k == key)
                     && control.request_cancel(CancelReason::Remote(status))
                 {
@@ -224,7 +265,10 @@ impl<M: TrackingConfig> Tracker<M> {
             if lease.instance == runs.instance && active.contains(&lease.run_key) {
                 // A run of ours: alive. Its own timer enforces the deadline.
                 if overlong && let Some(control) = runs.active().get(&lease.run_key) {
-                    let limit = lease.deadline_ms.unwrap_or(now) - lease.started_ms;
+                    let limit = lease
+                        .deadline_ms
+                        .unwrap_or(now)
+                        .saturating_sub(lease.started_ms);
                     control.request_cancel(CancelReason::Deadline(Duration::from_millis(
                         std::cmp::max(limit, 0) as u64,
                     )));
@@ -232,7 +276,10 @@ impl<M: TrackingConfig> Tracker<M> {
                 continue;
             }
             let message = if overlong {
-                let limit = lease.deadline_ms.unwrap_or(now) - lease.started_ms;
+                let limit = lease
+                    .deadline_ms
+                    .unwrap_or(now)
+                    .saturating_sub(lease.started_ms);
                 format!(
                     "interrupted: ran longer than its maximum duration of {:?}",
                     Duration::from_millis(std::cmp::max(limit, 0) as u64)
@@ -340,5 +387,36 @@ impl<M: TrackingConfig> Tracker<M> {
             );
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_round_is_caught() {
+        assert!(guarded(async {}).await);
+        let round = async {
+            tokio::task::yield_now().await;
+            panic!("a bad round");
+        };
+        assert!(!guarded(round).await);
+    }
+
+    #[test]
+    fn ended_values_leave_out_values_unended_statuses_share() {
+        fn shared(s: Status) -> sea_orm::Value {
+            match s {
+                Status::Pending | Status::Unknown | Status::Cancelled => "queued",
+                Status::InProgress | Status::Interrupted => "running",
+                Status::Success => "done",
+                Status::Failed => "error",
+            }
+            .into()
+        }
+        assert_eq!(ended_values(shared), ["done".into(), "error".into()]);
+        let plain = ended_values(|s| s.as_str().into());
+        assert_eq!(plain.len(), 4);
     }
 }

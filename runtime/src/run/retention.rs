@@ -3,14 +3,23 @@
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityName};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityName, Value};
 
-use crate::config::{Encode, Role, TrackingConfig};
+use crate::config::{Encode, Role, TrackingConfig, value_text};
 use crate::lifecycle::{Status, Tracker};
 
 /// Which ended runs to delete: those whose last write (`updated_at`, or
 /// `created_at` when `updated_at` is not mapped) is older than a cut-off,
 /// optionally per status.
+///
+/// An age beyond what a date can hold (`Duration::MAX`, `days(u64::MAX)`)
+/// deletes nothing. When the status mapping stores several statuses alike
+/// (a [`TrackedStatus`](crate::TrackedStatus) mapping `Failed` and
+/// `Interrupted` to one variant, say), the rows stored so are deleted after
+/// the longest age of those statuses, and not at all if one of them is
+/// kept; a value a status that has not ended is also stored as (pending,
+/// in progress, unknown) is never deleted. Such a rule is logged as a
+/// warning at each purge.
 ///
 /// ```
 /// use std::time::Duration;
@@ -24,11 +33,15 @@ use crate::lifecycle::{Status, Tracker};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Retention {
     rules: Vec<(Status, Duration)>,
-    /// Rows deleted per statement (default 1,000).
+    /// Rows deleted per statement (default 1,000; taken as at least 1 and
+    /// at most [`MAX_BATCH_SIZE`](Self::MAX_BATCH_SIZE)).
     pub batch_size: u64,
 }
 
 impl Retention {
+    /// The most rows one delete statement takes.
+    pub const MAX_BATCH_SIZE: u64 = 100_000;
+
     /// Every ended status (success, failed, cancelled, interrupted) after
     /// `age`.
     pub fn older_than(age: Duration) -> Self {
@@ -40,7 +53,7 @@ impl Retention {
 
     /// Every ended status after `days` days.
     pub fn days(days: u64) -> Self {
-        Self::older_than(Duration::from_secs(days * 86_400))
+        Self::older_than(Duration::from_secs(days.saturating_mul(86_400)))
     }
 
     /// Runs in `status` after `age` instead. `status` must be an ended
@@ -57,9 +70,10 @@ impl Retention {
         self
     }
 
-    /// Rows per delete statement.
+    /// Rows per delete statement (1 to
+    /// [`MAX_BATCH_SIZE`](Self::MAX_BATCH_SIZE)).
     pub fn batch_size(mut self, rows: u64) -> Self {
-        self.batch_size = std::cmp::max(rows, 1);
+        self.batch_size = rows.clamp(1, Self::MAX_BATCH_SIZE);
         self
     }
 
@@ -74,7 +88,9 @@ impl Retention {
 pub struct PurgeReport {
     /// Rows deleted in all.
     pub deleted: u64,
-    /// Rows deleted per status, in the retention's order.
+    /// Rows deleted per status, in the retention's order. Rows of a stored
+    /// value several statuses share are counted under the status the value
+    /// reads back as.
     pub by_status: Vec<(Status, u64)>,
 }
 
@@ -109,6 +125,75 @@ pub enum RetentionError {
     },
 }
 
+/// What a purge deletes for one stored status value.
+#[derive(Debug, PartialEq)]
+struct Target {
+    /// The stored value.
+    value: Value,
+    /// The status its rows count under in the report.
+    status: Status,
+    /// Rows older than this go; `None`: never (a status stored alike is
+    /// kept, or has not ended).
+    age: Option<Duration>,
+}
+
+/// Resolves `rules` against the stored values of the mapping: one target
+/// per stored value the rules name, in the rules' order, deleted after the
+/// longest age of the statuses stored as it — never if one of them has no
+/// rule (it is kept, or it has not ended). Logs the rules this changes.
+fn targets(
+    rules: &[(Status, Duration)],
+    encode: fn(Status) -> Value,
+    decode: fn(Value) -> Option<Status>,
+) -> Vec<Target> {
+    let rule_of = |status: Status| rules.iter().find(|(s, _)| *s == status).map(|(_, a)| *a);
+    let mut targets: Vec<Target> = Vec::new();
+    for (status, age) in rules {
+        let value = encode(*status);
+        if targets.iter().any(|t| t.value == value) {
+            continue;
+        }
+        let alike: Vec<Status> = Status::ALL
+            .into_iter()
+            .filter(|s| s != status && encode(*s) == value)
+            .collect();
+        let mut resolved = Some(*age);
+        for other in &alike {
+            resolved = match (resolved, rule_of(*other).filter(|_| other.is_terminal())) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+        if resolved != Some(*age) {
+            let shared = alike
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let stored = value_text(value.clone()).unwrap_or_default();
+            match resolved {
+                Some(age) => tracing::warn!(
+                    status = %status, stored, shared, ?age,
+                    "tasktrail: retention: these statuses are stored alike, so their runs are deleted after the longest of their ages"
+                ),
+                None => tracing::warn!(
+                    status = %status, stored, shared,
+                    "tasktrail: retention: this status is stored like a status that is kept or has not ended; its runs are never deleted"
+                ),
+            }
+        }
+        let reads_as = decode(value.clone())
+            .filter(|s| s.is_terminal())
+            .unwrap_or(*status);
+        targets.push(Target {
+            value,
+            status: reads_as,
+            age: resolved,
+        });
+    }
+    targets
+}
+
 impl<M: TrackingConfig> Tracker<M> {
     /// Deletes the ended runs `retention` selects, in batches; returns the
     /// counts. Runs in progress are never touched.
@@ -122,7 +207,8 @@ impl<M: TrackingConfig> Tracker<M> {
         let Encode::Time(encode_time) = age_binding.encode else {
             unreachable!("timestamp roles have a time encoder")
         };
-        let Some(Encode::Status(encode_status, _)) = M::binding(Role::Status).map(|b| b.encode)
+        let Some(Encode::Status(encode_status, decode_status)) =
+            M::binding(Role::Status).map(|b| b.encode)
         else {
             unreachable!("the derive guarantees a status column")
         };
@@ -133,23 +219,25 @@ impl<M: TrackingConfig> Tracker<M> {
         let table = M::Entity::default().table_ref();
         let db = self.db();
         let backend = db.get_database_backend();
+        let batch_size = retention.batch_size.clamp(1, Retention::MAX_BATCH_SIZE);
 
         let mut report = PurgeReport::default();
         let now = chrono::Utc::now();
-        for (status, age) in &retention.rules {
-            let cutoff = now - chrono::Duration::from_std(*age).unwrap_or(chrono::TimeDelta::MAX);
+        for target in targets(&retention.rules, encode_status, decode_status) {
             let mut deleted_for_status = 0;
-            loop {
+            // Nothing is older than a date can be.
+            let cutoff = target.age.and_then(|age| crate::limits::cutoff(now, age));
+            while let Some(cutoff) = cutoff {
                 let mut batch = Query::select();
                 batch
                     .column(key)
                     .from(table.clone())
                     .and_where(
                         Expr::col(status_col)
-                            .eq(status_col.save_as(Expr::val(encode_status(*status)))),
+                            .eq(status_col.save_as(Expr::val(target.value.clone()))),
                     )
                     .and_where(Expr::col(age_binding.column).lt(Expr::val(encode_time(cutoff))))
-                    .limit(retention.batch_size);
+                    .limit(batch_size);
                 let mut delete = Query::delete();
                 delete
                     .from_table(table.clone())
@@ -157,17 +245,17 @@ impl<M: TrackingConfig> Tracker<M> {
                 let deleted = match db.execute_raw(backend.build(&delete)).await {
                     Ok(res) => res.rows_affected(),
                     Err(source) => {
-                        report.by_status.push((*status, deleted_for_status));
+                        report.by_status.push((target.status, deleted_for_status));
                         report.deleted += deleted_for_status;
                         return Err(RetentionError::Db { report, source });
                     }
                 };
                 deleted_for_status += deleted;
-                if deleted < retention.batch_size {
+                if deleted < batch_size {
                     break;
                 }
             }
-            report.by_status.push((*status, deleted_for_status));
+            report.by_status.push((target.status, deleted_for_status));
             report.deleted += deleted_for_status;
         }
         if report.deleted > 0 {
@@ -177,5 +265,83 @@ impl<M: TrackingConfig> Tracker<M> {
             );
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(s: Status) -> Value {
+        Value::from(match s {
+            Status::Failed | Status::Interrupted => "error",
+            Status::Cancelled | Status::Pending => "queued",
+            other => other.as_str(),
+        })
+    }
+
+    fn read(v: Value) -> Option<Status> {
+        match value_text(v)?.as_str() {
+            "error" => Some(Status::Failed),
+            "queued" => Some(Status::Pending),
+            other => other.parse().ok(),
+        }
+    }
+
+    #[test]
+    fn shared_values_take_the_longest_age_and_never_an_unended_one() {
+        let day = Duration::from_secs(86_400);
+        let r = Retention::older_than(day * 30).status(Status::Interrupted, day);
+        let t = targets(r.rules(), stored, read);
+        assert_eq!(
+            t,
+            [
+                Target {
+                    value: "success".into(),
+                    status: Status::Success,
+                    age: Some(day * 30)
+                },
+                Target {
+                    value: "error".into(),
+                    status: Status::Failed,
+                    age: Some(day * 30)
+                },
+                Target {
+                    value: "queued".into(),
+                    status: Status::Cancelled,
+                    age: None
+                },
+            ]
+        );
+        let kept = targets(
+            Retention::days(1).keep(Status::Failed).rules(),
+            stored,
+            read,
+        );
+        let error = kept
+            .iter()
+            .find(|t| t.value == Value::from("error"))
+            .unwrap();
+        assert_eq!(
+            error.age, None,
+            "keep(Failed) keeps what Interrupted shares"
+        );
+        // Distinct values: each rule as it is.
+        let plain = targets(Retention::days(1).rules(), |s| s.as_str().into(), read);
+        assert_eq!(plain.len(), 4);
+        assert!(plain.iter().all(|t| t.age == Some(day)));
+    }
+
+    #[test]
+    fn extreme_arguments_saturate() {
+        assert_eq!(
+            Retention::days(u64::MAX).rules()[0].1,
+            Duration::from_secs(u64::MAX)
+        );
+        assert_eq!(Retention::days(1).batch_size(0).batch_size, 1);
+        assert_eq!(
+            Retention::days(1).batch_size(u64::MAX).batch_size,
+            Retention::MAX_BATCH_SIZE
+        );
     }
 }
