@@ -79,8 +79,12 @@ pub(crate) async fn events<C: DashboardConfig>(
 async fn newest<C: DashboardConfig>(shared: &Shared<C>) -> Result<Option<Cursor>, ApiError> {
     let updated = C::Model::binding(Role::UpdatedAt).expect("checked").column;
     let key = C::Model::binding(Role::Key).expect("a key").column;
-    let select = <C::Model as TrackingConfig>::Entity::find()
-        .filter(Expr::col(updated).is_not_null())
+    let mut select = <C::Model as TrackingConfig>::Entity::find();
+    if updated.def().is_null() {
+        // PostgreSQL sorts NULLs first in `DESC`.
+        select = select.filter(Expr::col(updated).is_not_null());
+    }
+    let select = select
         .order_by(updated, Order::Desc)
         .order_by(key, Order::Desc)
         .limit(1);
@@ -159,8 +163,11 @@ async fn changed_since<C: DashboardConfig>(
         unreachable!("the key has a key encoder")
     };
     let key = key_binding.column;
-    let mut select =
-        <C::Model as TrackingConfig>::Entity::find().filter(Expr::col(updated).is_not_null());
+    let mut select = <C::Model as TrackingConfig>::Entity::find();
+    // Past a cursor the comparison leaves rows without a time out by itself.
+    if cursor.is_none() && updated.def().is_null() {
+        select = select.filter(Expr::col(updated).is_not_null());
+    }
     if let Some(cursor) = cursor {
         let value = updated.save_as(Expr::val(cursor.value.clone()));
         select = select.filter(

@@ -75,14 +75,13 @@ pub(crate) fn start<C: DashboardConfig>(shared: &Shared<C>, policy: Policy) {
 
 /// One pass: the runs, then the audit entries.
 async fn tick<C: DashboardConfig>(shared: &Shared<C>, policy: &Policy) {
-    if let Some(days) = policy.runs_days {
-        if let Err(err) = shared
+    if let Some(days) = policy.runs_days
+        && let Err(err) = shared
             .tracker
             .purge(&Retention::days(u64::from(days)))
             .await
-        {
-            tracing::warn!(error = %err, "tasktrail dashboard: `retention_days` could not delete old runs; trying again at the next tick");
-        }
+    {
+        tracing::warn!(error = %err, "tasktrail dashboard: `retention_days` could not delete old runs; trying again at the next tick");
     }
     if let Some(age) = policy.audit {
         match crate::auth::audit::purge(shared.tracker.db(), age).await {
