@@ -138,7 +138,9 @@ pub enum RetryError {
         message: String,
     },
     /// The run has not ended: running it again now would run its task twice.
-    #[error("run `{key}` has not ended ({status}); only a run that has ended can be retried")]
+    #[error(
+        "run `{key}` has not ended ({status}); only a run that has ended can be retried (cancel it first)"
+    )]
     NotEnded {
         /// The run's key.
         key: String,
