@@ -1,6 +1,17 @@
 //! The audit trail: every action taken on the dashboard — who, when, on
 //! what, and how it ended — in the `tasktrail_audit` table and as a
 //! `tasktrail::audit` tracing event.
+//!
+//! The table stays bounded whatever a client sends: a refusal about a run
+//! that does not exist is only traced (a loop of requests for made-up keys
+//! writes no row), every text is cut to a fixed length (a key longer than
+//! [`MAX_TARGET_BYTES`] is stored as its beginning and a hash, which
+//! [`for_target`] computes alike), NUL characters are stored as U+FFFD, and
+//! entries older than the dashboard's audit retention
+//! ([`DEFAULT_RETENTION`] unless set) are deleted by its background task.
+
+use std::borrow::Cow;
+use std::time::Duration;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -8,6 +19,23 @@ use sea_orm::{
 };
 
 use crate::auth::Identity;
+
+/// The longest target stored, in bytes: a longer run key is stored as its
+/// beginning, `…` and a hash of the whole key (so it stays well below
+/// PostgreSQL's limit for an index entry, and two long keys never share a
+/// target).
+pub const MAX_TARGET_BYTES: usize = 200;
+
+/// The longest user id or user name stored, in characters.
+const MAX_NAME_CHARS: usize = 200;
+
+/// The longest detail stored, in characters.
+const MAX_DETAIL_CHARS: usize = 2_000;
+
+/// How long entries are kept unless the dashboard says otherwise
+/// ([`Dashboard::audit_retention`](crate::Dashboard::audit_retention)):
+/// 365 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(365 * 86_400);
 
 /// The audit table, `tasktrail_audit`.
 pub mod entry {
@@ -81,8 +109,45 @@ impl Outcome {
     }
 }
 
-/// Records one action: a tracing event always, a row when the database
-/// takes it (a failure to write is logged, never the action's failure).
+/// Whether an action's entry is kept in the table or only traced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// A row and a tracing event.
+    Row,
+    /// A tracing event only: a refusal about a run that does not exist.
+    TraceOnly,
+}
+
+/// `text` with NUL made storable and cut to `max` characters.
+fn bounded(text: &str, max: usize) -> String {
+    crate::storable::text(text).chars().take(max).collect()
+}
+
+/// The target stored for `key`: the key itself (NUL as U+FFFD) up to
+/// [`MAX_TARGET_BYTES`]; a longer one as its beginning, `…` and a hash of
+/// the whole key.
+pub fn stored_target(key: &str) -> Cow<'_, str> {
+    let key = crate::storable::text(key);
+    if key.len() <= MAX_TARGET_BYTES {
+        return key;
+    }
+    use blake2::Digest as _;
+    let hash = blake2::Blake2s256::digest(key.as_bytes());
+    let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    // Room for `…` (3 bytes) and the hash.
+    let mut cut = MAX_TARGET_BYTES - 3 - hex.len();
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!("{}…{hex}", &key[..cut]))
+}
+
+/// How many times a transient failure to write a row is tried again.
+const WRITE_ATTEMPTS: u32 = 3;
+
+/// Records one action: a tracing event always, a row unless `keep` says
+/// otherwise and the database takes it. A failure to write is logged (and a
+/// transient one tried again, briefly), never the action's failure.
 pub(crate) async fn record(
     db: &DatabaseConnection,
     identity: &Identity,
@@ -90,44 +155,78 @@ pub(crate) async fn record(
     target: &str,
     outcome: Outcome,
     detail: &str,
+    keep: Keep,
 ) {
     let (user_id, user_name) = match &identity.user {
         Some(user) => (user.id.as_str(), user.name.as_str()),
         None => ("local", "loopback client"),
     };
+    let target = stored_target(target);
+    let detail = bounded(detail, MAX_DETAIL_CHARS);
     tracing::info!(
         target: "tasktrail::audit",
-        user = user_id,
+        user = %bounded(user_id, MAX_NAME_CHARS),
         action,
-        run = target,
+        run = %target,
         outcome = outcome.as_str(),
-        detail,
+        detail = %detail,
+        kept = keep == Keep::Row,
         "dashboard action"
     );
+    if keep == Keep::TraceOnly {
+        return;
+    }
     let row = entry::ActiveModel {
         id: sea_orm::NotSet,
         at_ms: Set(chrono::Utc::now().timestamp_millis()),
-        user_id: Set(user_id.to_owned()),
-        user_name: Set(user_name.to_owned()),
-        action: Set(action.to_owned()),
-        target: Set(target.to_owned()),
+        user_id: Set(bounded(user_id, MAX_NAME_CHARS)),
+        user_name: Set(bounded(user_name, MAX_NAME_CHARS)),
+        action: Set(bounded(action, MAX_NAME_CHARS)),
+        target: Set(target.clone().into_owned()),
         outcome: Set(outcome.as_str().to_owned()),
-        detail: Set(detail.chars().take(2_000).collect()),
+        detail: Set(detail),
     };
-    let written: Result<_, DbErr> = Box::pin(entry::Entity::insert(row).exec(db)).await;
-    if let Err(err) = written {
-        tracing::error!(error = %err, action, run = target, "tasktrail: the audit row was not written");
+    let mut attempt = 1;
+    loop {
+        let written: Result<_, DbErr> = Box::pin(entry::Entity::insert(row.clone()).exec(db)).await;
+        let Err(err) = written else { return };
+        let transient = crate::db_error::is_transient(&err);
+        if transient && attempt < WRITE_ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            attempt += 1;
+            continue;
+        }
+        if transient {
+            tracing::error!(error = %err, action, run = %target, attempts = attempt, "tasktrail: the audit row was not written: the database did not answer");
+        } else {
+            tracing::error!(error = %err, action, run = %target, "tasktrail: the audit row was not written: the database refused it");
+        }
+        return;
     }
 }
 
-/// The newest `limit` entries about `target`.
+/// Deletes the entries older than `age`; answers how many.
+pub async fn purge(db: &DatabaseConnection, age: Duration) -> Result<u64, DbErr> {
+    let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = chrono::Utc::now().timestamp_millis().saturating_sub(age_ms);
+    let deleted: Result<sea_orm::DeleteResult, DbErr> = Box::pin(
+        entry::Entity::delete_many()
+            .filter(entry::Column::AtMs.lt(cutoff))
+            .exec(db),
+    )
+    .await;
+    Ok(deleted?.rows_affected)
+}
+
+/// The newest `limit` entries about `target` (a run's key; a long one is
+/// looked up as it is stored, see [`stored_target`]).
 pub async fn for_target(
     db: &DatabaseConnection,
     target: &str,
     limit: u64,
 ) -> Result<Vec<entry::Model>, DbErr> {
     entry::Entity::find()
-        .filter(entry::Column::Target.eq(target))
+        .filter(entry::Column::Target.eq(stored_target(target).as_ref()))
         .order_by_desc(entry::Column::Id)
         .limit(limit)
         .all(db)

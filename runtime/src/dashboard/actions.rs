@@ -31,6 +31,11 @@ pub const ACTION_HEADER_VALUE: &str = "tasktrail";
 /// refused with a message asking to narrow it.
 pub const BULK_LIMIT: usize = 10_000;
 
+/// How many runs of bulk retries run at once in a tracker without
+/// `max_concurrent` (with it, its limit applies); the others wait as
+/// `pending`.
+pub const BULK_RETRY_CONCURRENCY: usize = crate::run::BULK_RETRY_CONCURRENCY;
+
 pub(crate) fn check_request(headers: &HeaderMap) -> Result<(), ApiError> {
     let marked = headers
         .get(ACTION_HEADER)
@@ -165,10 +170,32 @@ pub(crate) async fn act<C: DashboardConfig>(
     key: &str,
     via: &str,
 ) -> Result<Done, ApiError> {
-    use crate::auth::audit::{Outcome, record};
-    let result = match action.allowed(shared, identity) {
-        Ok(()) => apply(shared, action, key).await,
-        Err(err) => Err(err),
+    act_as(shared, identity, action, key, via, false).await
+}
+
+/// [`act`]; `in_bulk` runs a retry through the bulk retries' limit.
+async fn act_as<C: DashboardConfig>(
+    shared: &Shared<C>,
+    identity: &crate::auth::Identity,
+    action: Action,
+    key: &str,
+    via: &str,
+    in_bulk: bool,
+) -> Result<Done, ApiError> {
+    use crate::auth::audit::{Keep, Outcome, record};
+    let (result, keep) = match action.allowed(shared, identity) {
+        Ok(()) => {
+            let result = apply(shared, action, key, in_bulk).await;
+            // A 404 is about a run that does not exist: nothing to keep.
+            let keep = match &result {
+                Err(err) if err.status() == StatusCode::NOT_FOUND => Keep::TraceOnly,
+                _ => Keep::Row,
+            };
+            (result, keep)
+        }
+        // A refusal is kept only about a run that exists, so that requests
+        // for made-up keys cannot fill the table.
+        Err(err) => (Err(err), run_exists(shared, key).await),
     };
     let (outcome, detail) = match &result {
         Ok(Done::Retried { new_key }) => (Outcome::Done, format!("{via}: new run {new_key}")),
@@ -186,31 +213,68 @@ pub(crate) async fn act<C: DashboardConfig>(
         key,
         outcome,
         &detail,
+        keep,
     )
     .await;
     result
 }
 
+/// Whether a refusal about run `key` goes in the table: only when the run
+/// exists (a failed lookup keeps nothing either; it is traced).
+async fn run_exists<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> crate::auth::audit::Keep {
+    use crate::auth::audit::Keep;
+    let (key_col, encode_key) = crate::config::key_encoder::<C::Model>();
+    let select = <C::Model as TrackingConfig>::Entity::find().filter(key_col.eq(encode_key(key)));
+    match crate::config::find_one(select, shared.tracker.db()).await {
+        Ok(Some(_)) => Keep::Row,
+        Ok(None) => Keep::TraceOnly,
+        Err(err) => {
+            tracing::warn!(error = %err, "tasktrail dashboard: could not tell whether a refused action's run exists");
+            Keep::TraceOnly
+        }
+    }
+}
+
 /// Applies `action` to the run `key`: 404 for an unknown run, 409 when the
 /// run's state does not allow it, 422 when a retry cannot rebuild the task.
+/// Database errors go through `ApiError`'s conversion: logged, never sent.
 pub(crate) async fn apply<C: DashboardConfig>(
     shared: &Shared<C>,
     action: Action,
     key: &str,
+    in_bulk: bool,
 ) -> Result<Done, ApiError> {
     match action {
         Action::Cancel => cancel_run(shared, key).await,
-        Action::Retry => retry_run(shared, key).await,
+        Action::Retry => retry_run(shared, key, in_bulk).await,
         Action::Delete => delete_run(shared, key).await,
     }
 }
 
 async fn cancel_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result<Done, ApiError> {
-    let outcome = shared
+    use crate::lifecycle::TrackError;
+    let outcome = match shared
         .tracker
         .cancel(key, Some("from the dashboard".into()))
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    {
+        Ok(outcome) => outcome,
+        Err(TrackError::Refused { source, .. }) => return Err(source.into()),
+        Err(err @ TrackError::QueueFull { .. }) => {
+            tracing::error!(error = %err, "tasktrail dashboard: a cancel could not be recorded");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the runs database did not answer and the tracker's queue is full; try again",
+            ));
+        }
+        Err(err @ (TrackError::EmptyKey | TrackError::UnknownExtra { .. })) => {
+            tracing::error!(error = %err, "tasktrail dashboard: a cancel could not be recorded");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the cancel could not be recorded",
+            ));
+        }
+    };
     match outcome {
         CancelOutcome::Signalled => Ok(Done::Cancelled { signalled: true }),
         CancelOutcome::Recorded => Ok(Done::Cancelled { signalled: false }),
@@ -225,24 +289,45 @@ async fn cancel_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result
     }
 }
 
-async fn retry_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result<Done, ApiError> {
-    match shared.tracker.retry(key).await {
+/// Retries run `key`: 409 for a run that has not ended or whose earlier
+/// retry is still pending or running (see [`Tracker::retry`]).
+///
+/// [`Tracker::retry`]: crate::Tracker::retry
+async fn retry_run<C: DashboardConfig>(
+    shared: &Shared<C>,
+    key: &str,
+    in_bulk: bool,
+) -> Result<Done, ApiError> {
+    let retried = if in_bulk {
+        shared.tracker.retry_in_bulk(key).await
+    } else {
+        shared.tracker.retry(key).await
+    };
+    let refused = |status: StatusCode, err: RetryError| Err(ApiError::new(status, err.to_string()));
+    match retried {
         Ok(spawned) => Ok(Done::Retried {
             new_key: spawned.key().to_owned(),
         }),
-        Err(RetryError::NotFound(_)) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no run has the key `{key}`"),
-        )),
-        Err(RetryError::Spawn(SpawnError::Conflict(c))) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            SpawnError::Conflict(c).to_string(),
-        )),
-        Err(RetryError::Db { source, .. }) => Err(source.into()),
-        Err(err) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            err.to_string(),
-        )),
+        Err(err @ RetryError::NotFound(_)) => refused(StatusCode::NOT_FOUND, err),
+        Err(
+            err @ (RetryError::NotEnded { .. }
+            | RetryError::AlreadyRetrying { .. }
+            | RetryError::Spawn(SpawnError::Conflict(_) | SpawnError::AlreadyRunning(_))),
+        ) => refused(StatusCode::CONFLICT, err),
+        Err(
+            err @ (RetryError::Unmapped(_)
+            | RetryError::UnknownKind { .. }
+            | RetryError::BadArgs { .. }
+            | RetryError::Spawn(
+                SpawnError::UnknownKind(_) | SpawnError::BadArgs { .. } | SpawnError::EmptyKey,
+            )),
+        ) => refused(StatusCode::UNPROCESSABLE_ENTITY, err),
+        Err(err @ RetryError::Spawn(SpawnError::ShuttingDown)) => {
+            refused(StatusCode::SERVICE_UNAVAILABLE, err)
+        }
+        Err(
+            RetryError::Db { source, .. } | RetryError::Spawn(SpawnError::Locks { source, .. }),
+        ) => Err(source.into()),
     }
 }
 
@@ -384,6 +469,8 @@ pub(crate) async fn bulk<C: DashboardConfig>(
             &format!("bulk of {} runs", keys.len()),
             crate::auth::audit::Outcome::Refused,
             err.message(),
+            // Not about one run: traced, not kept.
+            crate::auth::audit::Keep::TraceOnly,
         )
         .await;
         return Err(err);
@@ -404,7 +491,7 @@ pub(crate) async fn bulk<C: DashboardConfig>(
         if !seen.insert(key.clone()) {
             continue;
         }
-        match act(shared, identity, action, &key, "bulk").await {
+        match act_as(shared, identity, action, &key, "bulk", true).await {
             Ok(done) => outcome.done.push((key, done)),
             Err(err) if err.status().is_server_error() => return Err(err),
             Err(err) => outcome.skipped.push((key, err.message().to_owned())),

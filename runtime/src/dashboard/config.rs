@@ -57,7 +57,12 @@ pub struct DashboardSettings {
     pub sort: SortOrder,
     /// The actions offered.
     pub actions: Actions,
-    /// Ended runs older than this many days are deleted (none: kept).
+    /// Ended runs (success, failed, cancelled, interrupted) whose last write
+    /// is older than this many days are deleted by the dashboard's
+    /// background task, through the tracker's [`Retention`]; none keeps
+    /// them for ever. At least 1.
+    ///
+    /// [`Retention`]: crate::Retention
     pub retention_days: Option<u32>,
     /// `UTC`, `local`, or a fixed offset such as `+02:00`, for shown times.
     pub time_zone: String,
@@ -157,6 +162,13 @@ impl DashboardSettings {
         }
         if let Err(message) = check_time_zone(&self.time_zone) {
             bad("time_zone", message);
+        }
+        if self.retention_days == Some(0) {
+            bad(
+                "retention_days",
+                "0 would delete every ended run; it must be at least 1 (leave it out to keep runs for ever)"
+                    .to_owned(),
+            );
         }
         let names: Vec<&str> = M::FIELDS.iter().map(|f| f.field).collect();
         let mut unknown = |key: &'static str, field: &str| {

@@ -6,6 +6,11 @@
 //! a client that reconnects with `Last-Event-ID` resumes exactly where it
 //! left off. A local write wakes it at once; otherwise it looks every
 //! `poll_interval` (at most every second).
+//!
+//! A row whose `updated_at` is NULL (written by another tool, or from
+//! before the column existed) has no place in that order: the stream skips
+//! it until a write gives it a time. It never becomes the stream's cursor,
+//! which a NULL would make match nothing ever again.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -41,6 +46,14 @@ pub(crate) async fn events<C: DashboardConfig>(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty());
     let cursor = match resume {
+        // A cursor without a time (sent by an older version) resumes from
+        // now, like a new subscriber.
+        Some(token) if Cursor::decode(token).is_some_and(|c| c.is_null()) => {
+            match newest::<C>(&shared).await {
+                Ok(cursor) => cursor,
+                Err(err) => return err.into_response(),
+            }
+        }
         Some(token) => match Cursor::decode(token) {
             Some(cursor) => Some(cursor),
             None => {
@@ -66,7 +79,12 @@ pub(crate) async fn events<C: DashboardConfig>(
 async fn newest<C: DashboardConfig>(shared: &Shared<C>) -> Result<Option<Cursor>, ApiError> {
     let updated = C::Model::binding(Role::UpdatedAt).expect("checked").column;
     let key = C::Model::binding(Role::Key).expect("a key").column;
-    let select = <C::Model as TrackingConfig>::Entity::find()
+    let mut select = <C::Model as TrackingConfig>::Entity::find();
+    if updated.def().is_null() {
+        // PostgreSQL sorts NULLs first in `DESC`.
+        select = select.filter(Expr::col(updated).is_not_null());
+    }
+    let select = select
         .order_by(updated, Order::Desc)
         .order_by(key, Order::Desc)
         .limit(1);
@@ -74,6 +92,7 @@ async fn newest<C: DashboardConfig>(shared: &Shared<C>) -> Result<Option<Cursor>
     Ok(rows.first().and_then(cursor_of::<C::Model>))
 }
 
+/// The row's place in the stream; none for a row without `updated_at`.
 fn cursor_of<M: TrackingConfig>(row: &M) -> Option<Cursor> {
     let updated = M::binding(Role::UpdatedAt)?.column;
     let key = M::binding(Role::Key)?.column;
@@ -81,6 +100,7 @@ fn cursor_of<M: TrackingConfig>(row: &M) -> Option<Cursor> {
         value: column_value::<M::Entity>(row, updated),
         key: value_text(column_value::<M::Entity>(row, key))?,
     })
+    .filter(|cursor| !cursor.is_null())
 }
 
 struct LiveState<C: DashboardConfig> {
@@ -104,9 +124,11 @@ fn stream<C: DashboardConfig>(
     futures::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(row) = st.pending.pop_front() {
-                let cursor = cursor_of::<C::Model>(&row);
-                let id = cursor.as_ref().and_then(Cursor::encode).unwrap_or_default();
-                st.cursor = cursor;
+                let Some(cursor) = cursor_of::<C::Model>(&row) else {
+                    continue;
+                };
+                let id = cursor.encode().unwrap_or_default();
+                st.cursor = Some(cursor);
                 let data = crate::dashboard::api::safe_json_text(&run_json::<C::Model>(&row));
                 let event = Event::default().event("run").id(id).data(data);
                 return Some((Ok(event), st));
@@ -142,6 +164,10 @@ async fn changed_since<C: DashboardConfig>(
     };
     let key = key_binding.column;
     let mut select = <C::Model as TrackingConfig>::Entity::find();
+    // Past a cursor the comparison leaves rows without a time out by itself.
+    if cursor.is_none() && updated.def().is_null() {
+        select = select.filter(Expr::col(updated).is_not_null());
+    }
     if let Some(cursor) = cursor {
         let value = updated.save_as(Expr::val(cursor.value.clone()));
         select = select.filter(

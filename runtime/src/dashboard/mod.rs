@@ -12,6 +12,7 @@ mod log_pages;
 mod openapi;
 pub(crate) mod pages;
 pub mod query;
+mod retention;
 mod router;
 mod stats;
 

@@ -284,11 +284,17 @@ fn filter_value<M: TrackingConfig>(field_name: &str, text: &str) -> Result<Value
 /// Where a page starts: the sort value and the key of the row before it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Cursor {
+    /// The row's sort value; a NULL one (of any type) when it had none.
     pub value: Value,
     pub key: String,
 }
 
 impl Cursor {
+    /// Whether the row before the page had no sort value.
+    pub(crate) fn is_null(&self) -> bool {
+        self.value == self.value.as_null()
+    }
+
     pub(crate) fn encode(&self) -> Option<String> {
         let (tag, json) = match &self.value {
             Value::String(Some(s)) => ("s", serde_json::json!(s)),
@@ -302,7 +308,15 @@ impl Cursor {
             Value::ChronoDateTimeUtc(Some(t)) => ("tu", serde_json::json!(t.to_rfc3339())),
             Value::ChronoDateTimeWithTimeZone(Some(t)) => ("tz", serde_json::json!(t.to_rfc3339())),
             Value::ChronoDateTime(Some(t)) => ("tn", serde_json::json!(t)),
-            _ => ("n", serde_json::Value::Null),
+            Value::ChronoDateTimeLocal(Some(t)) => ("tz", serde_json::json!(t.to_rfc3339())),
+            Value::TinyUnsigned(Some(n)) => ("u", serde_json::json!(n)),
+            Value::SmallUnsigned(Some(n)) => ("u", serde_json::json!(n)),
+            Value::Unsigned(Some(n)) => ("u", serde_json::json!(n)),
+            Value::BigUnsigned(Some(n)) => ("u", serde_json::json!(n)),
+            // The row has no value: the page ends among the NULLs.
+            value if *value == value.as_null() => ("n", serde_json::Value::Null),
+            // A type no sortable column holds.
+            _ => return None,
         };
         let text = serde_json::to_string(&(tag, json, &self.key)).ok()?;
         Some(URL_SAFE_NO_PAD.encode(text))
@@ -316,6 +330,7 @@ impl Cursor {
             "s" => Value::String(Some(json.as_str()?.to_owned())),
             "b" => Value::Bool(Some(json.as_bool()?)),
             "i" => Value::BigInt(Some(json.as_i64()?)),
+            "u" => Value::BigUnsigned(Some(json.as_u64()?)),
             "f" => Value::Double(Some(json.as_f64()?)),
             "tu" => Value::ChronoDateTimeUtc(Some(
                 chrono::DateTime::parse_from_rfc3339(json.as_str()?)
@@ -344,7 +359,23 @@ pub struct Page<M> {
 
 /// Runs `query`: one `SELECT` with the filters, the search, the keyset
 /// condition, the order and `limit + 1` rows (to know whether a next page
-/// exists).
+/// exists) — and, for a column that may be NULL, a second one for the rows
+/// without a value, which come last in both directions.
+///
+/// The keyset predicate for the rows with a value is a row-value
+/// comparison, `(sort, key) < (value, key)` (`>` ascending), which SQLite
+/// (3.15+) and PostgreSQL turn into a range scan of an index on `sort` that
+/// stops after the page's rows; the equivalent `sort < value OR (sort =
+/// value AND key < key)` is planned as two index scans whose union is
+/// sorted: every row past the cursor read and sorted for each page. A NULL
+/// makes that comparison NULL, so those rows are never in that range: they
+/// are read by `sort IS NULL`, ordered by the key alone (`key < key` past a
+/// cursor among them), once the rows with a value are exhausted. A column
+/// declared `NOT NULL` sends exactly the row-value statement and nothing
+/// else; the first page of a nullable one adds `sort IS NOT NULL`, which an
+/// index on `sort` serves as a range too. Backends disagree on where NULLs
+/// sort (SQLite first in `ASC`, PostgreSQL first in `DESC`); with them
+/// kept out of the ordered statement the order is the same everywhere.
 pub async fn list<M: TrackingConfig>(
     db: &DatabaseConnection,
     settings: &DashboardSettings,
@@ -352,44 +383,74 @@ pub async fn list<M: TrackingConfig>(
 ) -> Result<Page<M>, DbErr> {
     let (key_col, encode_key) = crate::config::key_encoder::<M>();
     let sort_col = field::<M>(query.sort).expect("checked by parse").column;
-    let mut select = M::Entity::find().filter(conditions::<M>(settings, query));
-    if let Some(cursor) = query.after.as_deref().and_then(Cursor::decode) {
-        // `(sort, key) < (value, key)` (`>` ascending): a row-value
-        // comparison, which SQLite (3.15+) and PostgreSQL turn into a range
-        // scan of the `(sort, key)` order. The equivalent
-        // `sort < value OR (sort = value AND key < key)` is planned as two
-        // index scans whose union is sorted: every row past the cursor read
-        // and sorted for each page.
-        let row = Expr::tuple([Expr::col(sort_col), Expr::col(key_col)]);
-        let at = Expr::tuple([
-            sort_col.save_as(Expr::val(cursor.value)),
-            Expr::val(encode_key(&cursor.key)),
-        ]);
-        select = select.filter(if query.descending {
-            row.lt(at)
-        } else {
-            row.gt(at)
-        });
-    }
+    let nullable = sort_col.def().is_null();
+    let cursor = query.after.as_deref().and_then(Cursor::decode);
+    let among_nulls = cursor.as_ref().is_some_and(Cursor::is_null);
     let order = if query.descending {
         Order::Desc
     } else {
         Order::Asc
     };
-    let select = select
-        .order_by(sort_col, order.clone())
-        .order_by(key_col, order)
-        .limit(query.limit + 1);
-    let mut rows = find_all(select, db).await?;
+    let want = query.limit + 1;
+    let base = M::Entity::find().filter(conditions::<M>(settings, query));
+
+    let mut rows = Vec::new();
+    if !among_nulls {
+        let mut select = base.clone();
+        match &cursor {
+            Some(cursor) => {
+                let row = Expr::tuple([Expr::col(sort_col), Expr::col(key_col)]);
+                let at = Expr::tuple([
+                    sort_col.save_as(Expr::val(cursor.value.clone())),
+                    Expr::val(encode_key(&cursor.key)),
+                ]);
+                select = select.filter(if query.descending {
+                    row.lt(at)
+                } else {
+                    row.gt(at)
+                });
+            }
+            None if nullable => select = select.filter(Expr::col(sort_col).is_not_null()),
+            None => {}
+        }
+        let select = select
+            .order_by(sort_col, order.clone())
+            .order_by(key_col, order.clone())
+            .limit(want);
+        rows = find_all(select, db).await?;
+    }
+    if nullable && (rows.len() as u64) < want {
+        let mut select = base.filter(Expr::col(sort_col).is_null());
+        if let Some(cursor) = cursor.as_ref().filter(|c| c.is_null()) {
+            let key = Expr::val(encode_key(&cursor.key));
+            select = select.filter(if query.descending {
+                Expr::col(key_col).lt(key)
+            } else {
+                Expr::col(key_col).gt(key)
+            });
+        }
+        let select = select
+            .order_by(key_col, order)
+            .limit(want - rows.len() as u64);
+        rows.extend(find_all(select, db).await?);
+    }
+
     let next = if rows.len() as u64 > query.limit {
         rows.truncate(query.limit as usize);
         rows.last().and_then(|last| {
             let key = crate::config::value_text(column_value::<M::Entity>(last, key_col))?;
-            Cursor {
+            let cursor = Cursor {
                 value: column_value::<M::Entity>(last, sort_col),
                 key,
+            };
+            let token = cursor.encode();
+            if token.is_none() {
+                tracing::warn!(
+                    field = query.sort,
+                    "tasktrail dashboard: this field's values cannot make a page cursor; the list stops here"
+                );
             }
-            .encode()
+            token
         })
     } else {
         None
@@ -450,6 +511,8 @@ mod tests {
             Value::Double(Some(2.5)),
             Value::Bool(Some(true)),
             Value::ChronoDateTimeUtc(Some(t)),
+            Value::BigUnsigned(Some(u64::MAX)),
+            Value::String(None),
         ] {
             let cursor = Cursor {
                 value,
@@ -457,6 +520,27 @@ mod tests {
             };
             assert_eq!(Cursor::decode(&cursor.encode().unwrap()), Some(cursor));
         }
+        // A row without a value, whatever the column's type.
+        for null in [
+            Value::ChronoDateTimeUtc(None),
+            Value::Double(None),
+            Value::Bool(None),
+        ] {
+            let cursor = Cursor {
+                value: null,
+                key: "k-2".into(),
+            };
+            assert!(cursor.is_null());
+            let back = Cursor::decode(&cursor.encode().unwrap()).unwrap();
+            assert!(back.is_null());
+            assert_eq!(back.key, "k-2");
+        }
+        // A value no sortable column holds makes no cursor.
+        let cursor = Cursor {
+            value: Value::Bytes(Some(vec![1, 2])),
+            key: "k-3".into(),
+        };
+        assert_eq!(cursor.encode(), None);
         for junk in [
             "",
             "%%%",

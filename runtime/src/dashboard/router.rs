@@ -60,6 +60,7 @@ pub struct Dashboard<C: DashboardConfig> {
     session_key: Option<crate::auth::SessionKey>,
     secure_cookies: bool,
     session_ttl: std::time::Duration,
+    audit_retention: Option<std::time::Duration>,
 }
 
 /// `settings` with the sizes and intervals that a struct literal can set
@@ -90,6 +91,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             session_key: None,
             secure_cookies: false,
             session_ttl: std::time::Duration::from_secs(12 * 3_600),
+            audit_retention: Some(crate::auth::audit::DEFAULT_RETENTION),
         }
     }
 
@@ -156,6 +158,16 @@ impl<C: DashboardConfig> Dashboard<C> {
         self
     }
 
+    /// How long the audit trail keeps its entries: 365 days by default
+    /// ([`DEFAULT_RETENTION`](crate::auth::audit::DEFAULT_RETENTION));
+    /// `None` keeps them for ever. Older entries are deleted when the
+    /// router is built and then every `retention_interval` of the tracker,
+    /// together with the runs older than the `retention_days` setting.
+    pub fn audit_retention(mut self, keep: Option<std::time::Duration>) -> Self {
+        self.audit_retention = keep;
+        self
+    }
+
     /// Serves the dashboard to clients beyond loopback without any
     /// authentication. Only for networks where everyone may see and act on
     /// every run.
@@ -214,6 +226,13 @@ impl<C: DashboardConfig> Dashboard<C> {
                 })
             }),
         });
+        crate::dashboard::retention::start(
+            &shared,
+            crate::dashboard::retention::Policy {
+                runs_days: shared.settings.retention_days,
+                audit: self.audit_retention,
+            },
+        );
         let url_prefix = shared.settings.url_prefix.clone();
         let trusted: Arc<[std::net::IpAddr]> = self.trusted_proxies.into();
         let links = move |request: axum::extract::Request, next: axum::middleware::Next| {

@@ -27,6 +27,8 @@ impl<M: TrackingConfig> Tracker<M> {
             event: Event::create(uuid::Uuid::now_v7().to_string()).name(name),
             lock_objects: true,
             max_duration: None,
+            guards: Vec::new(),
+            gate: None,
         }
     }
 }
@@ -38,6 +40,12 @@ pub struct RunBuilder<M: TrackingConfig> {
     pub(crate) event: Event,
     pub(crate) lock_objects: bool,
     pub(crate) max_duration: Option<std::time::Duration>,
+    /// Lock keys taken with the objects' but not recorded as objects (a
+    /// retry's "retry of this run" guard).
+    pub(crate) guards: Vec<String>,
+    /// A limit of its own the run waits for before the tracker's (bulk
+    /// retries).
+    pub(crate) gate: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 impl<M: TrackingConfig> RunBuilder<M> {

@@ -45,6 +45,11 @@ pub use registry::{RetryError, Task};
 pub use retention::{PurgeReport, Retention, RetentionError};
 pub use spawn::{LockConflict, SpawnError, Spawned};
 
+/// How many runs of bulk retries (the dashboard's "retry every matching
+/// run") run at once in a tracker without `max_concurrent`; with it, its
+/// limit applies.
+pub(crate) const BULK_RETRY_CONCURRENCY: usize = 8;
+
 /// Why a run was asked to stop.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CancelReason {
@@ -122,6 +127,8 @@ pub(crate) struct Runs {
     pub instance: String,
     pub active: Mutex<HashMap<String, Arc<Control>>>,
     pub semaphore: Option<Arc<Semaphore>>,
+    /// The limit of bulk retries in a tracker without `max_concurrent`.
+    pub bulk_gate: Arc<Semaphore>,
     pub tasks: TaskTracker,
     pub closing: AtomicBool,
     pub maintenance_started: AtomicBool,
@@ -140,6 +147,7 @@ impl Runs {
             instance: uuid::Uuid::now_v7().to_string(),
             active: Mutex::new(HashMap::new()),
             semaphore: max_concurrent.map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            bulk_gate: Arc::new(Semaphore::new(BULK_RETRY_CONCURRENCY)),
             tasks: TaskTracker::new(),
             closing: AtomicBool::new(false),
             maintenance_started: AtomicBool::new(false),

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{Role, TrackingConfig, column_value, find_one, value_text};
 use crate::hooks::ObjectInfo;
-use crate::lifecycle::{RunBuilder, Tracker};
+use crate::lifecycle::{RunBuilder, Status, Tracker};
 use crate::run::{SpawnError, Spawned, TaskContext};
 
 /// A kind of task the tracker can run again: a name, serde-typed arguments
@@ -137,6 +137,27 @@ pub enum RetryError {
         /// serde's message.
         message: String,
     },
+    /// The run has not ended: running it again now would run its task twice.
+    #[error(
+        "run `{key}` has not ended ({status}); only a run that has ended can be retried (cancel it first)"
+    )]
+    NotEnded {
+        /// The run's key.
+        key: String,
+        /// Its status.
+        status: Status,
+    },
+    /// An earlier retry of the run is pending or running (in this process
+    /// or another one sharing the database).
+    #[error(
+        "run `{key}` is already being retried by run `{retry}`, which has not ended; retry it again once that one has"
+    )]
+    AlreadyRetrying {
+        /// The run's key.
+        key: String,
+        /// The retry that has not ended.
+        retry: String,
+    },
     /// The retry could not be spawned (a lock conflict, shutdown, …).
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -186,6 +207,14 @@ impl<M: TrackingConfig> Tracker<M> {
     /// Runs the stored run `key` again: same task kind, same stored
     /// arguments, same actor. The new run records `retry_of = key` (when the
     /// entity maps `retry_of`) and gets a new key.
+    ///
+    /// Only a run that has ended can be retried ([`RetryError::NotEnded`]),
+    /// and only one retry of it at a time: while a retry is pending or
+    /// running, another one is refused ([`RetryError::AlreadyRetrying`]),
+    /// even when both are asked at once or by two instances sharing the
+    /// database. The guard is an object lock on "retry of `key`", taken
+    /// with the retry's own objects and held until the retry ends (or, if
+    /// its process dies, until the lock lapses).
     pub async fn retry(&self, key: &str) -> Result<Spawned<serde_json::Value, String>, RetryError> {
         self.retry_with(key, |builder| builder).await
     }
@@ -197,7 +226,36 @@ impl<M: TrackingConfig> Tracker<M> {
         key: &str,
         adjust: impl FnOnce(RunBuilder<M>) -> RunBuilder<M>,
     ) -> Result<Spawned<serde_json::Value, String>, RetryError> {
+        self.retry_gated(key, adjust, None).await
+    }
+
+    /// [`retry`](Self::retry) as one of many (the dashboard's bulk retry):
+    /// in a tracker without `max_concurrent`, at most
+    /// [`BULK_RETRY_CONCURRENCY`](super::BULK_RETRY_CONCURRENCY) such runs
+    /// run at once and the others wait as `pending`; with it, its limit
+    /// applies.
+    pub(crate) async fn retry_in_bulk(
+        &self,
+        key: &str,
+    ) -> Result<Spawned<serde_json::Value, String>, RetryError> {
+        let runs = &self.inner().runs;
+        let gate = runs.semaphore.is_none().then(|| runs.bulk_gate.clone());
+        self.retry_gated(key, |builder| builder, gate).await
+    }
+
+    async fn retry_gated(
+        &self,
+        key: &str,
+        adjust: impl FnOnce(RunBuilder<M>) -> RunBuilder<M>,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+    ) -> Result<Spawned<serde_json::Value, String>, RetryError> {
         let stored = self.stored_run(key).await?;
+        if !stored.status.is_terminal() {
+            return Err(RetryError::NotEnded {
+                key: key.to_owned(),
+                status: stored.status,
+            });
+        }
         let kind = self
             .kind(&stored.name)
             .ok_or_else(|| RetryError::UnknownKind {
@@ -226,9 +284,24 @@ impl<M: TrackingConfig> Tracker<M> {
         if !objects.is_empty() {
             builder = builder.objects(objects);
         }
-        let builder = adjust(builder);
+        let mut builder = adjust(builder);
+        let guard = retry_guard(key);
+        builder.guards.push(guard.clone());
+        builder.gate = gate;
         let args = stored.args;
-        Ok(builder.spawn(move |ctx| kind.start(ctx, args)).await?)
+        match builder.spawn(move |ctx| kind.start(ctx, args)).await {
+            Ok(spawned) => Ok(spawned),
+            Err(SpawnError::Conflict(conflicts)) => {
+                match conflicts.iter().find(|c| c.object == guard) {
+                    Some(earlier) => Err(RetryError::AlreadyRetrying {
+                        key: key.to_owned(),
+                        retry: earlier.run_key.clone(),
+                    }),
+                    None => Err(RetryError::Spawn(SpawnError::Conflict(conflicts))),
+                }
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn stored_run(&self, key: &str) -> Result<StoredRun, RetryError> {
@@ -257,8 +330,24 @@ impl<M: TrackingConfig> Tracker<M> {
         let user = col(Role::User)
             .and_then(|c| value_text(get(c)))
             .filter(|u| !u.is_empty() && *u != crate::hooks::ANONYMOUS);
-        Ok(StoredRun { name, args, user })
+        let status_col = col(Role::Status).expect("the derive guarantees a status column");
+        let status = M::decode_status(get(status_col)).unwrap_or(Status::Unknown);
+        Ok(StoredRun {
+            name,
+            args,
+            user,
+            status,
+        })
     }
+}
+
+/// The lock key that holds "a retry of run `key` is pending or running" (a
+/// long key by its bounded form, as the audit trail stores it).
+fn retry_guard(key: &str) -> String {
+    format!(
+        "tasktrail/retry-of/{}",
+        crate::auth::audit::stored_target(key)
+    )
 }
 
 /// Why stored arguments cannot be run again as they are: redaction and the
@@ -282,6 +371,7 @@ struct StoredRun {
     name: String,
     args: serde_json::Value,
     user: Option<String>,
+    status: Status,
 }
 
 impl<M: TrackingConfig> RunBuilder<M> {

@@ -237,7 +237,8 @@ impl<M: TrackingConfig> RunBuilder<M> {
         let max_duration = self.max_duration.or(options.max_duration);
         let started_ms = now_ms();
         let deadline_ms = max_duration.map(|d| started_ms + super::ms(d));
-        let locked = self.lock_objects && event.objects.as_ref().is_some_and(|o| !o.is_empty());
+        let locked = (self.lock_objects && event.objects.as_ref().is_some_and(|o| !o.is_empty()))
+            || !self.guards.is_empty();
         let control = Arc::new(Control {
             name: name.clone(),
             cancel: Default::default(),
@@ -252,8 +253,14 @@ impl<M: TrackingConfig> RunBuilder<M> {
             return Err(SpawnError::AlreadyRunning(key));
         }
 
-        if locked && let Some(objects) = &event.objects {
-            let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+        if locked {
+            let mut keys: Vec<String> = match &event.objects {
+                Some(objects) if self.lock_objects => {
+                    objects.iter().map(|o| o.key.clone()).collect()
+                }
+                _ => Vec::new(),
+            };
+            keys.extend(self.guards.iter().cloned());
             let scope = tracker.scope();
             let claim = store::Claim {
                 scope: &scope,
@@ -320,7 +327,7 @@ impl<M: TrackingConfig> RunBuilder<M> {
             recorder,
             lease,
             max_duration,
-            locked,
+            (locked, self.gate),
             task(ctx),
             tx,
         );
@@ -343,7 +350,7 @@ async fn execute<M, T, E, Fut>(
     recorder: Arc<Recorder<M>>,
     (name, started_ms, deadline_ms): (String, i64, Option<i64>),
     max_duration: Option<Duration>,
-    locked: bool,
+    (locked, gate): (bool, Option<Arc<tokio::sync::Semaphore>>),
     task: Fut,
     tx: oneshot::Sender<Result<T, RunError<E>>>,
 ) where
@@ -389,8 +396,16 @@ async fn execute<M, T, E, Fut>(
             }
         }
 
-        // A slot, if the number of runs at once is bounded; a run cancelled
-        // while it waits never starts.
+        // A slot, if the number of runs at once is bounded (first the run's
+        // own limit, then the tracker's); a run cancelled while it waits
+        // never starts.
+        let _gate = match gate {
+            Some(sem) => tokio::select! {
+                permit = sem.acquire_owned() => permit.ok(),
+                () = control.cancel.cancelled() => return Ending::NotStarted,
+            },
+            None => None,
+        };
         let _permit = match &inner.runs.semaphore {
             Some(sem) => tokio::select! {
                 permit = sem.clone().acquire_owned() => permit.ok(),
