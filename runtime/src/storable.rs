@@ -13,13 +13,38 @@ use std::borrow::Cow;
 pub(crate) const NUL_REPLACEMENT: char = '\u{FFFD}';
 
 /// `text` with every NUL replaced by U+FFFD; borrowed when it has none.
-#[allow(dead_code)] // for the log and audit writers
 pub(crate) fn text(text: &str) -> Cow<'_, str> {
     if text.contains('\0') {
         Cow::Owned(text.replace('\0', "\u{FFFD}"))
     } else {
         Cow::Borrowed(text)
     }
+}
+
+/// `key` made storable and bounded for an indexed column: NUL as U+FFFD
+/// and, when longer than `max` bytes, cut to its first bytes (on a
+/// character boundary) followed by `…` and 16 hex digits of the BLAKE2s
+/// hash of the whole key — short enough for any index, and distinct for
+/// keys that only differ after the cut. The same key always gives the same
+/// stored form, so lookups apply it too.
+pub(crate) fn bounded_key(key: &str, max: usize) -> Cow<'_, str> {
+    use blake2::Digest;
+    use std::fmt::Write as _;
+    const MARK: &str = "…";
+    const HASH_HEX: usize = 16;
+    let key = text(key);
+    if key.len() <= max {
+        return key;
+    }
+    let cut = key.floor_char_boundary(max.saturating_sub(MARK.len() + HASH_HEX));
+    let digest = blake2::Blake2s256::digest(key.as_bytes());
+    let mut stored = String::with_capacity(max);
+    stored.push_str(&key[..cut]);
+    stored.push_str(MARK);
+    for byte in &digest[..HASH_HEX / 2] {
+        let _ = write!(stored, "{byte:02x}");
+    }
+    Cow::Owned(stored)
 }
 
 /// Replaces every NUL in `text`, in place.

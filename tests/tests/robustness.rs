@@ -218,7 +218,7 @@ async fn spawn_one(options: TrackerOptions, max_duration: Option<Duration>) -> S
     let run = builder
         .spawn(|ctx| async move {
             for n in 0..3 {
-                ctx.set_progress(f64::from(n) * 10.0);
+                ctx.progress(f64::from(n) * 10.0);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Ok::<_, String>("done")

@@ -127,19 +127,7 @@ fn bounded(text: &str, max: usize) -> String {
 /// [`MAX_TARGET_BYTES`]; a longer one as its beginning, `…` and a hash of
 /// the whole key.
 pub fn stored_target(key: &str) -> Cow<'_, str> {
-    let key = crate::storable::text(key);
-    if key.len() <= MAX_TARGET_BYTES {
-        return key;
-    }
-    use blake2::Digest as _;
-    let hash = blake2::Blake2s256::digest(key.as_bytes());
-    let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    // Room for `…` (3 bytes) and the hash.
-    let mut cut = MAX_TARGET_BYTES - 3 - hex.len();
-    while !key.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    Cow::Owned(format!("{}…{hex}", &key[..cut]))
+    crate::storable::bounded_key(key, MAX_TARGET_BYTES)
 }
 
 /// How many times a transient failure to write a row is tried again.

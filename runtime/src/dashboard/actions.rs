@@ -267,6 +267,9 @@ async fn cancel_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result
                 "the runs database did not answer and the tracker's queue is full; try again",
             ));
         }
+        Err(err @ TrackError::InvalidKey { .. }) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, err.to_string()));
+        }
         Err(err @ (TrackError::EmptyKey | TrackError::UnknownExtra { .. })) => {
             tracing::error!(error = %err, "tasktrail dashboard: a cancel could not be recorded");
             return Err(ApiError::new(
@@ -319,7 +322,10 @@ async fn retry_run<C: DashboardConfig>(
             | RetryError::UnknownKind { .. }
             | RetryError::BadArgs { .. }
             | RetryError::Spawn(
-                SpawnError::UnknownKind(_) | SpawnError::BadArgs { .. } | SpawnError::EmptyKey,
+                SpawnError::UnknownKind(_)
+                | SpawnError::BadArgs { .. }
+                | SpawnError::EmptyKey
+                | SpawnError::InvalidKey { .. },
             )),
         ) => refused(StatusCode::UNPROCESSABLE_ENTITY, err),
         Err(err @ RetryError::Spawn(SpawnError::ShuttingDown)) => {

@@ -381,6 +381,49 @@ impl<M: TrackingConfig> Tracker<M> {
             .writer
             .write(Some(lane_of(&event.key)), work, OnTransient::Retry)
             .await;
+        self.answer(event, cleanup, outcome)
+    }
+
+    /// Records several events together: they are handed to the writer at
+    /// once and committed in one transaction (per writer shard: on
+    /// PostgreSQL the events of different runs may go to different
+    /// connections; the events of one run always share one), each run's in
+    /// the order given. Answers each event as [`lifecycle`](Self::lifecycle)
+    /// would, in the same order.
+    ///
+    /// For bulk recording — an import of past runs, a batch of jobs queued
+    /// at once — this is one commit instead of one per event.
+    pub async fn lifecycle_all(
+        &self,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Vec<Result<Written, TrackError>> {
+        let mut answers: Vec<Option<Result<Written, TrackError>>> = Vec::new();
+        let mut valid = Vec::new();
+        let mut ops = Vec::new();
+        for event in events {
+            if let Err(err) = self.validate(&event) {
+                bump(&self.inner.counters.refused);
+                tracing::error!(error = %err, "tasktrail: lifecycle event refused");
+                answers.push(Some(Err(err)));
+                continue;
+            }
+            let (work, cleanup) = self.work(&event);
+            ops.push((Some(lane_of(&event.key)), work, OnTransient::Retry));
+            valid.push((answers.len(), event, cleanup));
+            answers.push(None);
+        }
+        let outcomes = self.inner.writer.write_all(ops).await;
+        for ((slot, event, cleanup), outcome) in valid.into_iter().zip(outcomes) {
+            answers[slot] = Some(self.answer(event, cleanup, outcome));
+        }
+        answers
+            .into_iter()
+            .map(|a| a.expect("every event answered"))
+            .collect()
+    }
+
+    /// What `lifecycle` answers for an event the writer reports on.
+    fn answer(&self, event: Event, cleanup: bool, outcome: Outcome) -> Result<Written, TrackError> {
         match outcome {
             Outcome::Done(rows) => Ok(if cleanup && rows == 0 {
                 Written::NoRun

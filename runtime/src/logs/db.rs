@@ -271,23 +271,7 @@ async fn purge(
 /// assert_ne!(stored, stored_run_key(&format!("{long}-2")));
 /// ```
 pub fn stored_run_key(key: &str) -> Cow<'_, str> {
-    use blake2::Digest;
-    use std::fmt::Write as _;
-    let key = crate::storable::text(key);
-    if key.len() <= MAX_STORED_RUN_KEY {
-        return key;
-    }
-    const MARK: &str = "…";
-    const HASH_HEX: usize = 16;
-    let cut = key.floor_char_boundary(MAX_STORED_RUN_KEY - MARK.len() - HASH_HEX);
-    let digest = blake2::Blake2s256::digest(key.as_bytes());
-    let mut stored = String::with_capacity(MAX_STORED_RUN_KEY);
-    stored.push_str(&key[..cut]);
-    stored.push_str(MARK);
-    for byte in &digest[..HASH_HEX / 2] {
-        let _ = write!(stored, "{byte:02x}");
-    }
-    Cow::Owned(stored)
+    crate::storable::bounded_key(key, MAX_STORED_RUN_KEY)
 }
 
 fn row_of(record: LogRecord) -> entry::ActiveModel {
