@@ -80,6 +80,17 @@ impl Seen {
         assert!(errors.is_empty(), "server errors: {errors:?}");
         seen.len()
     }
+
+    /// [`assert_no_5xx`](Self::assert_no_5xx), but `allowed` may occur.
+    fn assert_no_5xx_but(&self, allowed: StatusCode) -> usize {
+        let seen = self.0.lock().unwrap();
+        let errors: Vec<_> = seen
+            .iter()
+            .filter(|(_, _, status)| status.is_server_error() && *status != allowed)
+            .collect();
+        assert!(errors.is_empty(), "server errors: {errors:?}");
+        seen.len()
+    }
 }
 
 /// The cookies a browser would keep (one path: the dashboard's).
@@ -185,6 +196,8 @@ struct Client {
     peer: Option<SocketAddr>,
     jar: Jar,
     seen: Seen,
+    /// Headers sent with every request (what a proxy adds).
+    extra: Vec<(&'static str, String)>,
 }
 
 impl Client {
@@ -194,7 +207,14 @@ impl Client {
             peer: Some(addr(peer)),
             jar: Jar::default(),
             seen: seen.clone(),
+            extra: Vec::new(),
         }
+    }
+
+    /// The same client with `name: value` on every request.
+    fn with(mut self, name: &'static str, value: impl Into<String>) -> Client {
+        self.extra.push((name, value.into()));
+        self
     }
 
     /// Sends a request with the jar's cookies and `Host`, keeps the cookies
@@ -208,7 +228,8 @@ impl Client {
         body: &str,
     ) -> Answer {
         let mut builder = Request::builder().method(method.clone()).uri(uri);
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        let named = |k: &str| k.eq_ignore_ascii_case("host");
+        if !headers.iter().any(|(k, _)| named(k)) && !self.extra.iter().any(|(k, _)| named(k)) {
             builder = builder.header(header::HOST, HOST);
         }
         if let Some(cookies) = self.jar.header() {
@@ -216,6 +237,9 @@ impl Client {
         }
         for (k, v) in headers {
             builder = builder.header(*k, *v);
+        }
+        for (k, v) in &self.extra {
+            builder = builder.header(*k, v);
         }
         let mut request = builder.body(Body::from(body.to_owned())).unwrap();
         if let Some(peer) = self.peer {
@@ -1065,14 +1089,24 @@ async fn session_cookies_tampered_foreign_expired_and_their_attributes() {
         .session_key(key_of(1))
         .secure_cookies(true)
         .router();
+    let plain_app = with_logs(Dashboard::new(Ops::default(), tracker.clone()))
+        .auth(users())
+        .session_key(key_of(1))
+        .secure_cookies(false)
+        .router();
     let other_key = with_logs(Dashboard::new(Ops::default(), tracker.clone()))
         .auth(users())
         .session_key(key_of(3))
         .router();
     let seen = Seen::default();
 
-    // Attributes: the login cookie and the session cookie.
-    for (app, secure, max_age) in [(&long, false, "43200"), (&secure_app, true, "43200")] {
+    // Attributes: the login cookie and the session cookie (`Secure` by
+    // default for a remote client).
+    for (app, secure, max_age) in [
+        (&plain_app, false, "43200"),
+        (&long, true, "43200"),
+        (&secure_app, true, "43200"),
+    ] {
         let mut client = Client::new(app, "198.51.100.50", &seen);
         let (page, csrf) = client.login_page(None).await;
         let login = SetCookie::named(&page.headers, "tasktrail_login").unwrap();
@@ -1901,5 +1935,716 @@ async fn backend_routes_are_open_and_nothing_else() {
     assert_eq!(answer.status, StatusCode::OK);
     assert!(answer.text.contains(SECRET_KEY));
     assert_eq!(status_in_db(&tracker, SECRET_KEY).await, "pending");
+    seen.assert_no_5xx();
+}
+
+// ─── 8. The loopback default behind a proxy or a tunnel ───────────────────
+
+/// What a reverse proxy, a sidecar or a tunnel on the same host sends from
+/// 127.0.0.1, header for header as each sends it by default or in its
+/// documented set-up.
+fn proxied() -> Vec<(&'static str, Headers<'static>)> {
+    vec![
+        (
+            // `proxy_pass http://127.0.0.1:8080;` with the usual lines:
+            // `proxy_set_header Host $proxy_host; X-Real-IP $remote_addr;
+            // X-Forwarded-For $proxy_add_x_forwarded_for;
+            // X-Forwarded-Proto $scheme;`
+            "nginx",
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("x-real-ip", "203.0.113.9"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+                ("connection", "close"),
+            ],
+        ),
+        (
+            "nginx, X-Real-IP only",
+            vec![("host", "127.0.0.1:8080"), ("x-real-ip", "203.0.113.9")],
+        ),
+        (
+            "nginx, X-Forwarded-For only",
+            vec![
+                ("host", "localhost:8080"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
+        ),
+        (
+            // `reverse_proxy 127.0.0.1:8080 { header_up Host {upstream_hostport} }`
+            "Caddy, upstream Host",
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "dash.example.com"),
+            ],
+        ),
+        (
+            // Caddy's default keeps the client's Host.
+            "Caddy, default",
+            vec![
+                ("host", "dash.example.com"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "dash.example.com"),
+            ],
+        ),
+        (
+            "Traefik",
+            vec![
+                ("host", "localhost:8080"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-host", "dash.example.com"),
+                ("x-forwarded-port", "443"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-server", "traefik-7d9f"),
+                ("x-real-ip", "203.0.113.9"),
+            ],
+        ),
+        (
+            "Apache mod_proxy",
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-host", "dash.example.com"),
+                ("x-forwarded-server", "dash.example.com"),
+            ],
+        ),
+        (
+            "RFC 7239",
+            vec![
+                ("host", "127.0.0.1:8080"),
+                (
+                    "forwarded",
+                    "for=203.0.113.9;proto=https;host=dash.example.com",
+                ),
+            ],
+        ),
+        (
+            "X-Forwarded-Host only",
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("x-forwarded-host", "dash.example.com"),
+            ],
+        ),
+        (
+            "an Envoy sidecar",
+            vec![
+                ("host", "localhost:8080"),
+                ("x-forwarded-proto", "http"),
+                ("x-request-id", "5f1c2f0e-0000-4000-8000-000000000000"),
+            ],
+        ),
+        (
+            "cloudflared",
+            vec![
+                ("host", "localhost:8080"),
+                ("cf-connecting-ip", "203.0.113.9"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+            ],
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_default_refuses_what_a_proxy_forwards() {
+    let began = Instant::now();
+    let (tracker, _g) = tracker().await;
+    let seen = Seen::default();
+    let default = with_logs(Dashboard::new(Ops::default(), tracker.clone())).router();
+    let cancel = format!("/ops/api/runs/{SECRET_KEY}/cancel");
+    let mark = ("x-requested-with", "tasktrail");
+
+    // Every proxy, from 127.0.0.1: refused on pages, the API and actions,
+    // with a message that names the header and what to configure.
+    for (proxy, headers) in proxied() {
+        let mut client = Client::new(&default, "127.0.0.1", &seen);
+        for (method, uri) in [
+            (Method::GET, "/ops/runs"),
+            (Method::GET, "/ops/api/runs"),
+            (Method::GET, "/ops/api/events"),
+            (Method::POST, cancel.as_str()),
+        ] {
+            let headers = [&headers[..], &[mark]].concat();
+            let answer = client.send(method.clone(), uri, &headers, "").await;
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{proxy}: {method} {uri}: {}",
+                answer.text
+            );
+            assert!(!answer.text.contains(SECRET_KEY), "{proxy}: {uri}");
+            if headers
+                .iter()
+                .any(|(k, _)| k.starts_with("x-forwarded") || *k == "forwarded")
+            {
+                assert!(
+                    answer.text.contains("proxy"),
+                    "{proxy}: {uri}: says why: {}",
+                    answer.text
+                );
+                assert!(
+                    answer.text.contains(".auth(")
+                        && answer.text.contains("allow_remote_without_auth"),
+                    "{proxy}: {uri}: says what to configure: {}",
+                    answer.text
+                );
+            }
+        }
+    }
+    // The four headers the issue names, each alone, in any case.
+    for (name, value) in [
+        ("Forwarded", "for=203.0.113.9"),
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("X-Forwarded-Host", "dash.example.com"),
+        ("X-Real-IP", "203.0.113.9"),
+        ("x-forwarded-for", "127.0.0.1"),
+        ("forwarded", "for=\"[::1]\""),
+    ] {
+        for peer in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            let mut client = Client::new(&default, peer, &seen);
+            let answer = client
+                .send(Method::GET, "/ops/runs", &[(name, value)], "")
+                .await;
+            assert_eq!(answer.status, StatusCode::FORBIDDEN, "{peer} {name}");
+            assert!(
+                answer.text.to_lowercase().contains(&name.to_lowercase()),
+                "{peer} {name}: names the header: {}",
+                answer.text
+            );
+        }
+    }
+    assert_eq!(status_in_db(&tracker, SECRET_KEY).await, "pending");
+
+    // A browser on loopback (what the quickstart serves) sends none of
+    // them: in, and it acts.
+    let browser: Headers = vec![
+        ("host", "localhost:8080"),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0"),
+        ("accept", "text/html,application/xhtml+xml"),
+        ("accept-language", "en"),
+        ("sec-fetch-site", "same-origin"),
+        ("sec-fetch-mode", "navigate"),
+        ("referer", "http://localhost:8080/ops/"),
+    ];
+    let mut local = Client::new(&default, "127.0.0.1", &seen);
+    let answer = local.send(Method::GET, "/ops/runs", &browser, "").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(answer.text.contains(SECRET_KEY));
+    pending(&tracker, "p-local").await;
+    let answer = local
+        .send(
+            Method::POST,
+            "/ops/api/runs/p-local/cancel",
+            &[mark, ("origin", "http://localhost:8080")],
+            "",
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+
+    // An SSH tunnel (`ssh -L 8080:127.0.0.1:8080 host`) forwards bytes: the
+    // browser at the other end names `localhost:8080` and sshd connects from
+    // 127.0.0.1, exactly as a local browser. Nothing tells them apart (the
+    // documented limit: whoever can open the tunnel can log in to the host).
+    let mut tunnel = Client::new(&default, "127.0.0.1", &seen);
+    let answer = tunnel.send(Method::GET, "/ops/runs", &browser, "").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    // A tunnel whose listening end is exposed (`ssh -L 0.0.0.0:8080:…`,
+    // `ssh -R` with GatewayPorts) is reached by browsers elsewhere under
+    // another name: the Host check refuses them.
+    for host in [
+        "laptop.lan:8080",
+        "192.168.1.20:8080",
+        "bastion.example.com",
+    ] {
+        let answer = tunnel
+            .send(Method::GET, "/ops/api/runs", &[("host", host)], "")
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{host}");
+        assert!(!answer.text.contains(SECRET_KEY));
+    }
+
+    // Opting out of loopback mode: the same proxied requests are served,
+    // to a backend's users or (explicitly) to anyone.
+    let opted_out = with_logs(Dashboard::new(Ops::default(), tracker.clone()))
+        .allow_remote_without_auth()
+        .trusted_proxies(["127.0.0.1".parse().unwrap()])
+        .router();
+    let header_auth = with_logs(Dashboard::new(Ops::default(), tracker.clone()))
+        .auth(HeaderAuth::new(
+            "x-forwarded-user",
+            ["127.0.0.1".parse().unwrap()],
+        ))
+        .trusted_proxies(["127.0.0.1".parse().unwrap()])
+        .router();
+    for (proxy, headers) in proxied() {
+        let mut client = Client::new(&opted_out, "127.0.0.1", &seen);
+        let answer = client
+            .send(Method::GET, "/ops/api/runs", &headers, "")
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{proxy}: {}", answer.text);
+        let mut client = Client::new(&header_auth, "127.0.0.1", &seen);
+        let headers = [&headers[..], &[("x-forwarded-user", "ada")]].concat();
+        let answer = client
+            .send(Method::GET, "/ops/api/runs", &headers, "")
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{proxy}: {}", answer.text);
+    }
+
+    let total = seen.assert_no_5xx();
+    println!(
+        "loopback behind a proxy: {total} responses, no 5xx, in {:?}",
+        began.elapsed()
+    );
+}
+
+// ─── 9. Login throttling behind a proxy ───────────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_throttle_finds_the_client_behind_trusted_proxies() {
+    let began = Instant::now();
+    let (tracker, _g) = tracker().await;
+    let seen = Seen::default();
+    let proxy = "10.0.0.1";
+    let app = with_logs(Dashboard::new(Ops::default(), tracker.clone()))
+        .auth(users())
+        .session_key(key_of(1))
+        .trusted_proxies([proxy.parse().unwrap()])
+        .router();
+    let via = |client: &str| Client::new(&app, proxy, &seen).with("x-forwarded-for", client);
+
+    /// Five failures for five unknown names, so that only the client's
+    /// count can block: answers the client's form token.
+    async fn five_failures(client: &mut Client, tag: &str) -> String {
+        let (_, mut csrf) = client.login_page(None).await;
+        for i in 0..5 {
+            let answer = client
+                .attempt(&format!("{tag}-{i}"), "Winter2025!", &mut csrf)
+                .await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{tag} {i}");
+        }
+        csrf
+    }
+
+    // Mallory, behind the proxy, sprays five names: her address waits.
+    let mut mallory = via("203.0.113.5");
+    let mut csrf = five_failures(&mut mallory, "spray").await;
+    let answer = mallory.attempt("spray-5", "Winter2025!", &mut csrf).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    // …also when she writes addresses of her own in front of the proxy's.
+    let mut forged = via("198.51.100.99, 203.0.113.5");
+    let answer = forged.login(("spray-6", "x"), "/ops/").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        answer.text
+    );
+    // Everyone else behind the same proxy logs in: one bucket per client,
+    // not one for the proxy.
+    let mut ada = via("198.51.100.8");
+    let answer = ada.login(ADA, "/ops/").await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    let mut otto = Client::new(&app, proxy, &seen)
+        .with("forwarded", "for=\"[2001:db8:cafe::17]:4711\";proto=https");
+    assert_eq!(
+        otto.login(OTTO, "/ops/").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // From a peer that is not a trusted proxy, the header is the client's
+    // own word: ignored, the peer is the client.
+    let mut direct = Client::new(&app, "198.51.100.20", &seen).with("x-forwarded-for", "192.0.2.1");
+    let mut csrf = five_failures(&mut direct, "direct").await;
+    direct.extra = vec![("x-forwarded-for", "192.0.2.2".to_owned())];
+    let answer = direct.attempt("direct-5", "x", &mut csrf).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // IPv6: one bucket per /64, so a client cannot take a fresh address
+    // from its network for every guess.
+    for i in 1..=5 {
+        let mut client = Client::new(&app, &format!("2001:db8:1:2::{i}"), &seen);
+        let (_, mut csrf) = client.login_page(None).await;
+        let answer = client
+            .attempt(&format!("v6-{i}"), "Winter2025!", &mut csrf)
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "v6 {i}");
+    }
+    let mut same_net = Client::new(&app, "2001:db8:1:2:ffff:ffff:ffff:fffe", &seen);
+    let answer = same_net.login(("v6-6", "x"), "/ops/").await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "same /64");
+    let mut same_net_via_proxy = via("2001:db8:1:2::abcd");
+    let answer = same_net_via_proxy.login(("v6-7", "x"), "/ops/").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "same /64, behind the proxy"
+    );
+    let mut next_net = Client::new(&app, "2001:db8:1:3::1", &seen);
+    let answer = next_net.login(VIC, "/ops/").await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "another /64");
+
+    // Without the peer's address (a router driven without ConnectInfo):
+    // no shared "unknown" bucket that five failures would close for all.
+    let mut nobody = Client::new(&app, "127.0.0.1", &seen);
+    nobody.peer = None;
+    five_failures(&mut nobody, "nopeer").await;
+    let mut otto = Client::new(&app, "127.0.0.1", &seen);
+    otto.peer = None;
+    let answer = otto.login(OTTO, "/ops/").await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    // The per-user count still holds without an address.
+    let (_, mut csrf) = nobody.login_page(None).await;
+    for i in 0..5 {
+        let answer = nobody
+            .attempt(VIC.0, &format!("guess {i}"), &mut csrf)
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    let answer = nobody.attempt(VIC.0, VIC.1, &mut csrf).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let total = seen.assert_no_5xx();
+    println!(
+        "throttle behind a proxy: {total} responses, no 5xx, in {:?}",
+        began.elapsed()
+    );
+}
+
+// ─── 10. Password checks: bounded, and never on an async worker ───────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_checks_at_once_are_bounded_by_the_cores() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (tracker, _g) = tracker().await;
+    let seen = Seen::default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // A check that holds its place until released: the first `cores`
+    // attempts fill every place.
+    let entered = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let backend = {
+        let (entered, release) = (entered.clone(), release.clone());
+        SimpleAuth::verify(move |name, password| {
+            let (entered, release) = (entered.clone(), release.clone());
+            async move {
+                entered.fetch_add(1, Ordering::SeqCst);
+                let _place = release.acquire().await.ok()?;
+                (name == ADA.0 && password == ADA.1)
+                    .then(|| tasktrail::auth::User::new(ADA.0, Role::Admin))
+            }
+        })
+    };
+    let app = with_logs(Dashboard::new(Ops::default(), tracker.clone()))
+        .auth(backend)
+        .session_key(key_of(1))
+        .router();
+
+    let mut held = Vec::new();
+    for i in 0..cores {
+        let mut client = Client::new(&app, &format!("192.0.2.{}", 100 + i), &seen);
+        let (_, csrf) = client.login_page(None).await;
+        held.push(tokio::spawn(async move {
+            client
+                .post_login(&format!("held-{i}"), "guess", "/ops/", &csrf)
+                .await
+                .status
+        }));
+    }
+    let waited = Instant::now();
+    while entered.load(Ordering::SeqCst) < cores {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "{} of {cores} checks started",
+            entered.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Every place taken: one more is turned away with 503 and Retry-After,
+    // before it reaches the backend.
+    let mut late = Client::new(&app, "192.0.2.250", &seen);
+    let (_, mut csrf) = late.login_page(None).await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(15),
+        late.attempt(ADA.0, ADA.1, &mut csrf),
+    )
+    .await
+    .expect("a login beyond the bound waited for a place instead of being refused");
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text
+    );
+    let wait: u64 = answer
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert!(answer.text.contains("busy"), "{}", answer.text);
+    assert!(SetCookie::named(&answer.headers, "tasktrail_session").is_none());
+    assert_eq!(
+        entered.load(Ordering::SeqCst),
+        cores,
+        "the backend was not asked"
+    );
+    // Released, the held ones end; the turned-away one was not counted as
+    // a failure and logs in.
+    release.add_permits(cores + 10);
+    for status in futures::future::join_all(held).await {
+        assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    let answer = late.attempt(ADA.0, ADA.1, &mut csrf).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    seen.assert_no_5xx_but(StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A future that remembers how long its longest `poll` took.
+struct Timed<F> {
+    inner: std::pin::Pin<Box<F>>,
+    longest: Duration,
+}
+
+impl<F: std::future::Future> std::future::Future for Timed<F> {
+    type Output = (F::Output, Duration);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let began = Instant::now();
+        let poll = self.inner.as_mut().poll(cx);
+        let took = began.elapsed();
+        self.longest = self.longest.max(took);
+        poll.map(|out| (out, self.longest))
+    }
+}
+
+/// The hash an unknown name is checked against is made when the backend is
+/// built: the first login of an unknown user must not hash on the async
+/// worker that serves it (which stalls every other request on it).
+#[tokio::test]
+async fn the_dummy_hash_is_made_with_the_backend() {
+    let (tracker, _g) = tracker().await;
+    LazyLock::force(&HASHES);
+    let seen = Seen::default();
+    let app = login_app(&tracker);
+    let mut client = Client::new(&app, "198.51.100.71", &seen);
+    let (_, csrf) = client.login_page(None).await;
+    let hash = (0..3)
+        .map(|_| {
+            let began = Instant::now();
+            hash_password("what one hash takes");
+            began.elapsed()
+        })
+        .min()
+        .unwrap();
+    let login = Timed {
+        inner: Box::pin(client.post_login("nobody-at-all", "guess", "/ops/", &csrf)),
+        longest: Duration::ZERO,
+    };
+    let (answer, longest) = login.await;
+    println!("an unknown user's login: longest poll {longest:?}; one argon2 hash {hash:?}");
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        longest < hash / 2,
+        "the login's longest poll took {longest:?}, one argon2 hash {hash:?}: it hashed on the worker"
+    );
+}
+
+// ─── 11. Logging out: by time, per user ───────────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_users_older_sessions_and_a_new_login_works_at_once() {
+    let (tracker, _g) = tracker().await;
+    let app = login_app(&tracker);
+    let seen = Seen::default();
+    let logout = |token: &str| format!("csrf={token}");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+
+    // Ada on two machines, and otto.
+    let mut laptop = Client::new(&app, "198.51.100.80", &seen);
+    laptop.logged_in(ADA).await;
+    let mut desktop = Client::new(&app, "198.51.100.81", &seen);
+    let token = desktop.logged_in(ADA).await;
+    let mut otto = Client::new(&app, "198.51.100.82", &seen);
+    otto.logged_in(OTTO).await;
+    let copy = desktop.jar.clone();
+    let answer = desktop
+        .send(Method::POST, "/ops/logout", &form, &logout(&token))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    // The logged-out session (and a copy of its cookie) and ada's older
+    // one are refused on this instance; otto is not touched.
+    let mut stolen = desktop.clone();
+    stolen.jar = copy;
+    for client in [&mut desktop, &mut stolen, &mut laptop] {
+        assert_eq!(client.get("/ops/runs").await.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            client.get("/ops/api/runs").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(otto.get("/ops/runs").await.status, StatusCode::OK);
+
+    // Logging in and out in a loop: every new session works at once (in
+    // the same second as the logout before it), every old one is refused.
+    for round in 0..15 {
+        let mut client = Client::new(&app, "198.51.100.83", &seen);
+        let token = client.logged_in(ADA).await;
+        let copy = client.jar.clone();
+        assert_eq!(
+            client.get("/ops/api/runs").await.status,
+            StatusCode::OK,
+            "round {round}"
+        );
+        let answer = client
+            .send(Method::POST, "/ops/logout", &form, &logout(&token))
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "round {round}");
+        client.jar = copy;
+        assert_eq!(
+            client.get("/ops/api/runs").await.status,
+            StatusCode::UNAUTHORIZED,
+            "round {round}"
+        );
+    }
+    let mut again = Client::new(&app, "198.51.100.84", &seen);
+    again.logged_in(ADA).await;
+    assert_eq!(again.get("/ops/runs").await.status, StatusCode::OK);
+    seen.assert_no_5xx();
+}
+
+// ─── 12. Secure cookies by default ────────────────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cookies_are_secure_unless_plain_http_on_loopback() {
+    let (tracker, _g) = tracker().await;
+    let seen = Seen::default();
+    let proxy = "10.0.0.1";
+    let auto = with_logs(Dashboard::new(Ops::default(), tracker.clone()))
+        .auth(users())
+        .session_key(key_of(1))
+        .trusted_proxies([proxy.parse().unwrap()])
+        .router();
+    let plain = with_logs(Dashboard::new(Ops::default(), tracker.clone()))
+        .auth(users())
+        .session_key(key_of(1))
+        .secure_cookies(false)
+        .router();
+    let always = with_logs(Dashboard::new(Ops::default(), tracker.clone()))
+        .auth(users())
+        .session_key(key_of(1))
+        .secure_cookies(true)
+        .router();
+
+    /// Logs in and answers whether the login cookie and the session
+    /// cookie were `Secure` (they must agree), and the removed login
+    /// cookie too.
+    async fn secure(mut client: Client, who: (&str, &str)) -> bool {
+        let (page, csrf) = client.login_page(None).await;
+        let login = SetCookie::named(&page.headers, "tasktrail_login").unwrap();
+        let answer = client.post_login(who.0, who.1, "/ops/", &csrf).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+        let session = SetCookie::named(&answer.headers, "tasktrail_session").unwrap();
+        let gone = SetCookie::named(&answer.headers, "tasktrail_login").unwrap();
+        let flags = [&login, &session, &gone].map(|c| c.attrs.contains_key("secure"));
+        assert!(
+            flags.iter().all(|f| *f == flags[0]),
+            "{login:?} {session:?} {gone:?}"
+        );
+        // And the session works (as a browser that kept the cookie).
+        assert_eq!(client.get("/ops/runs").await.status, StatusCode::OK);
+        flags[0]
+    }
+
+    let cases: Vec<(&str, Client, bool)> = vec![
+        (
+            "by default, a remote client",
+            Client::new(&auto, "198.51.100.90", &seen),
+            true,
+        ),
+        (
+            "by default, behind an untrusted proxy that claims http",
+            Client::new(&auto, "198.51.100.91", &seen).with("x-forwarded-proto", "http"),
+            true,
+        ),
+        (
+            "by default, a trusted proxy that says https",
+            Client::new(&auto, proxy, &seen)
+                .with("x-forwarded-for", "203.0.113.10")
+                .with("x-forwarded-proto", "https"),
+            true,
+        ),
+        (
+            "by default, a trusted proxy that says http",
+            Client::new(&auto, proxy, &seen)
+                .with("x-forwarded-for", "203.0.113.11")
+                .with("x-forwarded-proto", "http"),
+            false,
+        ),
+        (
+            "by default, RFC 7239 from a trusted proxy",
+            Client::new(&auto, proxy, &seen).with("forwarded", "for=203.0.113.12;proto=http"),
+            false,
+        ),
+        (
+            "by default, plain HTTP on loopback (development)",
+            Client::new(&auto, "127.0.0.1", &seen),
+            false,
+        ),
+        (
+            "by default, loopback through a proxy that is not trusted",
+            Client::new(&auto, "127.0.0.1", &seen).with("x-forwarded-for", "203.0.113.13"),
+            true,
+        ),
+        (
+            "by default, loopback under another name",
+            Client::new(&auto, "127.0.0.1", &seen).with("host", "dash.example.com"),
+            true,
+        ),
+        (
+            "secure_cookies(false)",
+            Client::new(&plain, "198.51.100.92", &seen),
+            false,
+        ),
+        (
+            "secure_cookies(true) on loopback",
+            Client::new(&always, "127.0.0.1", &seen),
+            true,
+        ),
+    ];
+    for (what, client, expected) in cases {
+        let user = if expected { ADA } else { OTTO };
+        assert_eq!(secure(client, user).await, expected, "{what}");
+    }
+
+    // A browser on a plain-HTTP page elsewhere than loopback would drop a
+    // Secure cookie and come back logged out, in a loop: the login says
+    // why and what to set instead.
+    let mut lan = Client::new(&auto, "10.1.2.3", &seen);
+    let (_, csrf) = lan.login_page(None).await;
+    let answer = lan
+        .send(
+            Method::POST,
+            "/ops/login",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "http://10.1.2.4:8080"),
+                ("host", "10.1.2.4:8080"),
+            ],
+            &form(&[("username", ADA.0), ("password", ADA.1), ("csrf", &csrf)]),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    assert!(answer.text.contains("HTTPS"), "{}", answer.text);
+    assert!(
+        answer.text.contains("secure_cookies(false)"),
+        "{}",
+        answer.text
+    );
+    assert!(SetCookie::named(&answer.headers, "tasktrail_session").is_none());
     seen.assert_no_5xx();
 }

@@ -562,3 +562,662 @@ async fn forwarded_prefix_from_trusted_proxies_only() {
         assert!(!html.contains("evil"), "{peer} {forwarded}");
     }
 }
+
+// ─── Every error under `{prefix}/api/` is JSON ────────────────────────────
+
+tasktrail::dashboard! {
+    struct Every<task_run::Entity> {
+        url_prefix: "/ops/tasks",
+        actions: [cancel, retry, delete],
+    }
+}
+
+tasktrail::dashboard! {
+    struct Frozen<task_run::Entity> {
+        url_prefix: "/ops/tasks",
+        actions: [cancel, retry, delete],
+        read_only: true,
+    }
+}
+
+/// Every route under `{prefix}/api/` (runtime/src/dashboard/router.rs): the
+/// method it takes, a path (on the pending run `p-1`), a body it accepts,
+/// and a method it does not take.
+const API_ROUTES: &[(&str, &str, &str, &str)] = &[
+    ("GET", "/ops/tasks/api/runs", "", "PUT"),
+    ("GET", "/ops/tasks/api/runs/p-1", "", "PUT"),
+    ("DELETE", "/ops/tasks/api/runs/p-1", "", "PATCH"),
+    ("POST", "/ops/tasks/api/runs/p-1/cancel", "", "GET"),
+    ("POST", "/ops/tasks/api/runs/p-1/retry", "", "DELETE"),
+    (
+        "POST",
+        "/ops/tasks/api/runs/bulk",
+        r#"{"action": "cancel", "keys": ["p-1"]}"#,
+        "GET",
+    ),
+    ("GET", "/ops/tasks/api/metrics", "", "POST"),
+    ("GET", "/ops/tasks/api/openapi.json", "", "DELETE"),
+    ("GET", "/ops/tasks/api/events", "", "POST"),
+    ("GET", "/ops/tasks/api/logs", "", "POST"),
+    ("GET", "/ops/tasks/api/logs/events", "", "PUT"),
+];
+
+/// One request that must be refused, and how.
+struct Refusal {
+    what: String,
+    app: axum::Router,
+    method: String,
+    uri: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+    /// `None`: sent without `ConnectInfo`.
+    peer: Option<&'static str>,
+    status: StatusCode,
+}
+
+async fn send_raw(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, String)],
+    body: &str,
+    peer: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if !headers.iter().any(|(k, _)| *k == "host") {
+        builder = builder.header("host", "localhost:8080");
+    }
+    for (k, v) in headers {
+        builder = builder.header(*k, v);
+    }
+    let mut request = builder.body(Body::from(body.to_owned())).unwrap();
+    if let Some(peer) = peer {
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+    }
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    // An event stream that was let through never ends: not read.
+    if headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    {
+        return (status, headers, String::new());
+    }
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// Logs `user` in through the form: the session cookie and its CSRF token.
+async fn session(app: &axum::Router, user: &str, password: &str) -> (String, String) {
+    let cookies = |headers: &axum::http::HeaderMap| -> String {
+        headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let between = |text: &str, before: &str, after: &str| -> String {
+        let at = text.find(before).expect(before) + before.len();
+        text[at..][..text[at..].find(after).unwrap()].to_owned()
+    };
+    let (_, headers, page) = send_raw(app, "GET", "/ops/tasks/login", &[], "", Some(LOCAL)).await;
+    let form_token = between(&page, "name=\"csrf\" value=\"", "\"");
+    let body = format!(
+        "username={user}&password={}&csrf={form_token}",
+        password.replace(' ', "+")
+    );
+    let (status, headers, text) = send_raw(
+        app,
+        "POST",
+        "/ops/tasks/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded".into()),
+            ("cookie", cookies(&headers)),
+        ],
+        &body,
+        Some(LOCAL),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{text}");
+    let cookie = cookies(&headers)
+        .split("; ")
+        .find(|c| c.starts_with("tasktrail_session="))
+        .unwrap()
+        .to_owned();
+    let (_, _, page) = send_raw(
+        app,
+        "GET",
+        "/ops/tasks/runs",
+        &[("cookie", cookie.clone())],
+        "",
+        Some(LOCAL),
+    )
+    .await;
+    let token = between(&page, "\"X-CSRF-Token\": \"", "\"");
+    (cookie, token)
+}
+
+/// The CSRF refusal on cancel was `text/plain`; so were the loopback gate,
+/// the proxy-auth gate, 405 and axum's own rejections. Every refusal of
+/// every API route is `{"error": "…"}` with `application/json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_error_is_json() {
+    use tasktrail::auth::{HeaderAuth, NoAuth, Role, SessionKey, SimpleAuth, hash_password};
+    let (db, _g) = connect(Backend::SqliteMemory).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db);
+    for key in ["p-1", "f-1", "s-1"] {
+        tracker
+            .lifecycle(Event::create(key).name("no-such-kind"))
+            .await
+            .unwrap();
+    }
+    tracker.lifecycle(Event::fail("f-1", "boom")).await.unwrap();
+    tracker.lifecycle(Event::complete("s-1")).await.unwrap();
+    let logs: std::sync::Arc<dyn tasktrail::logs::LogStorage> =
+        std::sync::Arc::new(tasktrail::logs::MemoryLogStorage::new(100));
+    let every = || Dashboard::new(Every::default(), tracker.clone()).log_storage(logs.clone());
+    let local = every().router();
+    let frozen = Dashboard::new(Frozen::default(), tracker.clone())
+        .log_storage(logs.clone())
+        .router();
+    let some = Dashboard::new(Ops::default(), tracker.clone())
+        .log_storage(logs.clone())
+        .router();
+    let no_logs = Dashboard::new(Every::default(), tracker.clone()).router();
+    let viewers = every().auth(NoAuth::anyone().role(Role::Viewer)).router();
+    let proxy = "10.0.0.5";
+    let proxied = every()
+        .auth(HeaderAuth::new(
+            "x-forwarded-user",
+            [proxy.parse().unwrap()],
+        ))
+        .router();
+    let login = every()
+        .auth(
+            SimpleAuth::new()
+                .user("otto", &hash_password("otto pw"), Role::Operator)
+                .user("vic", &hash_password("vic pw"), Role::Viewer),
+        )
+        .session_key(SessionKey::from_secret(&[9; 48]))
+        .secure_cookies(false)
+        .router();
+    let (otto_cookie, otto_token) = session(&login, "otto", "otto pw").await;
+    let (vic_cookie, vic_token) = session(&login, "vic", "vic pw").await;
+
+    let mark = || ("x-requested-with", "tasktrail".to_owned());
+    let json = || ("content-type", "application/json".to_owned());
+    let mut cases: Vec<Refusal> = Vec::new();
+    let mut case = |what: &str,
+                    app: &axum::Router,
+                    method: &str,
+                    uri: &str,
+                    headers: Vec<(&'static str, String)>,
+                    body: &str,
+                    peer: Option<&'static str>,
+                    status: StatusCode| {
+        cases.push(Refusal {
+            what: what.to_owned(),
+            app: app.clone(),
+            method: method.to_owned(),
+            uri: uri.to_owned(),
+            headers,
+            body: body.to_owned(),
+            peer,
+            status,
+        });
+    };
+    const REMOTE: &str = "203.0.113.5:4000";
+    for &(method, uri, body, other) in API_ROUTES {
+        let changes = method != "GET";
+        let base = if changes {
+            vec![mark(), json()]
+        } else {
+            vec![]
+        };
+        let with = |extra: &[(&'static str, String)]| [&base[..], extra].concat();
+        // The gates, on every route.
+        let forbidden = StatusCode::FORBIDDEN;
+        case(
+            "a remote peer",
+            &local,
+            method,
+            uri,
+            with(&[]),
+            body,
+            Some(REMOTE),
+            forbidden,
+        );
+        case(
+            "no ConnectInfo",
+            &local,
+            method,
+            uri,
+            with(&[]),
+            body,
+            None,
+            forbidden,
+        );
+        case(
+            "a rebound Host",
+            &local,
+            method,
+            uri,
+            with(&[("host", "evil.example".into())]),
+            body,
+            Some(LOCAL),
+            forbidden,
+        );
+        case(
+            "a proxy header on loopback",
+            &local,
+            method,
+            uri,
+            with(&[("x-forwarded-for", "203.0.113.9".into())]),
+            body,
+            Some(LOCAL),
+            forbidden,
+        );
+        case(
+            "no session",
+            &login,
+            method,
+            uri,
+            with(&[]),
+            body,
+            Some(REMOTE),
+            StatusCode::UNAUTHORIZED,
+        );
+        case(
+            "no user from the proxy",
+            &proxied,
+            method,
+            uri,
+            with(&[]),
+            body,
+            Some("10.0.0.5:4000"),
+            StatusCode::UNAUTHORIZED,
+        );
+        case(
+            "a method the route does not take",
+            &local,
+            other,
+            uri,
+            with(&[]),
+            body,
+            Some(LOCAL),
+            StatusCode::METHOD_NOT_ALLOWED,
+        );
+        if !changes {
+            continue;
+        }
+        // The checks of actions.
+        case(
+            "no X-Requested-With",
+            &local,
+            method,
+            uri,
+            vec![json()],
+            body,
+            Some(LOCAL),
+            forbidden,
+        );
+        case(
+            "a foreign origin",
+            &local,
+            method,
+            uri,
+            with(&[("origin", "https://evil.example".into())]),
+            body,
+            Some(LOCAL),
+            forbidden,
+        );
+        case(
+            "a session without its CSRF token",
+            &login,
+            method,
+            uri,
+            with(&[("cookie", otto_cookie.clone())]),
+            body,
+            Some(REMOTE),
+            forbidden,
+        );
+        case(
+            "a session with a wrong CSRF token",
+            &login,
+            method,
+            uri,
+            with(&[
+                ("cookie", otto_cookie.clone()),
+                ("x-csrf-token", "wrong".into()),
+            ]),
+            body,
+            Some(REMOTE),
+            forbidden,
+        );
+        case(
+            "a session's token from a foreign origin",
+            &login,
+            method,
+            uri,
+            with(&[
+                ("cookie", otto_cookie.clone()),
+                ("x-csrf-token", otto_token.clone()),
+                ("origin", "https://evil.example".into()),
+            ]),
+            body,
+            Some(REMOTE),
+            forbidden,
+        );
+        case(
+            "a viewer's session",
+            &login,
+            method,
+            uri,
+            with(&[
+                ("cookie", vic_cookie.clone()),
+                ("x-csrf-token", vic_token.clone()),
+            ]),
+            body,
+            Some(REMOTE),
+            forbidden,
+        );
+        case(
+            "a viewer",
+            &viewers,
+            method,
+            uri,
+            with(&[]),
+            body,
+            Some(REMOTE),
+            forbidden,
+        );
+        case(
+            "read-only",
+            &frozen,
+            method,
+            uri,
+            with(&[]),
+            body,
+            Some(LOCAL),
+            forbidden,
+        );
+    }
+    // What the handlers refuse.
+    let mut handler =
+        |what: &str, app: &axum::Router, method: &str, uri: &str, body: &str, status| {
+            let headers = if method == "GET" {
+                vec![]
+            } else {
+                vec![mark(), json()]
+            };
+            case(what, app, method, uri, headers, body, Some(LOCAL), status);
+        };
+    let bad = StatusCode::BAD_REQUEST;
+    let missing = StatusCode::NOT_FOUND;
+    handler(
+        "a bad limit",
+        &local,
+        "GET",
+        "/ops/tasks/api/runs?limit=0",
+        "",
+        bad,
+    );
+    handler(
+        "a bad status",
+        &local,
+        "GET",
+        "/ops/tasks/api/runs?status=bogus",
+        "",
+        bad,
+    );
+    handler(
+        "a key that is not UTF-8",
+        &local,
+        "GET",
+        "/ops/tasks/api/runs/%FF",
+        "",
+        bad,
+    );
+    handler(
+        "cancel, a key that is not UTF-8",
+        &local,
+        "POST",
+        "/ops/tasks/api/runs/%FF/cancel",
+        "",
+        bad,
+    );
+    handler(
+        "bulk, not JSON",
+        &local,
+        "POST",
+        "/ops/tasks/api/runs/bulk",
+        "{not json",
+        bad,
+    );
+    handler(
+        "bulk, an unknown action",
+        &local,
+        "POST",
+        "/ops/tasks/api/runs/bulk",
+        r#"{"action": "explode", "keys": ["p-1"]}"#,
+        bad,
+    );
+    handler(
+        "logs, a bad level",
+        &local,
+        "GET",
+        "/ops/tasks/api/logs?level=loud",
+        "",
+        bad,
+    );
+    handler(
+        "logs, a bad limit",
+        &local,
+        "GET",
+        "/ops/tasks/api/logs?limit=0",
+        "",
+        bad,
+    );
+    handler(
+        "an unknown run",
+        &local,
+        "GET",
+        "/ops/tasks/api/runs/nope",
+        "",
+        missing,
+    );
+    handler(
+        "delete, an unknown run",
+        &local,
+        "DELETE",
+        "/ops/tasks/api/runs/nope",
+        "",
+        missing,
+    );
+    handler(
+        "cancel, an unknown run",
+        &local,
+        "POST",
+        "/ops/tasks/api/runs/nope/cancel",
+        "",
+        missing,
+    );
+    handler(
+        "retry, an unknown run",
+        &local,
+        "POST",
+        "/ops/tasks/api/runs/nope/retry",
+        "",
+        missing,
+    );
+    handler(
+        "an unknown API path",
+        &local,
+        "GET",
+        "/ops/tasks/api/nope",
+        "",
+        missing,
+    );
+    handler(
+        "an unknown API path, deeper",
+        &local,
+        "POST",
+        "/ops/tasks/api/runs/p-1/explode",
+        "",
+        missing,
+    );
+    handler(
+        "the API's root",
+        &local,
+        "GET",
+        "/ops/tasks/api/",
+        "",
+        missing,
+    );
+    handler(
+        "logs without a log storage",
+        &no_logs,
+        "GET",
+        "/ops/tasks/api/logs",
+        "",
+        missing,
+    );
+    handler(
+        "log tail without a log storage",
+        &no_logs,
+        "GET",
+        "/ops/tasks/api/logs/events",
+        "",
+        missing,
+    );
+    handler(
+        "cancel, an ended run",
+        &local,
+        "POST",
+        "/ops/tasks/api/runs/s-1/cancel",
+        "",
+        StatusCode::CONFLICT,
+    );
+    handler(
+        "delete, a pending run",
+        &local,
+        "DELETE",
+        "/ops/tasks/api/runs/p-1",
+        "",
+        StatusCode::CONFLICT,
+    );
+    handler(
+        "retry, an unknown task kind",
+        &local,
+        "POST",
+        "/ops/tasks/api/runs/f-1/retry",
+        "",
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    handler(
+        "delete, not enabled",
+        &some,
+        "DELETE",
+        "/ops/tasks/api/runs/s-1",
+        "",
+        StatusCode::FORBIDDEN,
+    );
+    // Refusals that need a header of their own.
+    for (what, uri) in [
+        ("events, a foreign Last-Event-ID", "/ops/tasks/api/events"),
+        (
+            "log tail, a foreign Last-Event-ID",
+            "/ops/tasks/api/logs/events",
+        ),
+    ] {
+        case(
+            what,
+            &local,
+            "GET",
+            uri,
+            vec![("last-event-id", "garbage".into())],
+            "",
+            Some(LOCAL),
+            bad,
+        );
+    }
+
+    let total = cases.len();
+    let mut wrong = Vec::new();
+    for refusal in cases {
+        let (status, headers, text) = send_raw(
+            &refusal.app,
+            &refusal.method,
+            &refusal.uri,
+            &refusal.headers,
+            &refusal.body,
+            refusal.peer,
+        )
+        .await;
+        let label = format!(
+            "{} {} ({}): {status} {text}",
+            refusal.method, refusal.uri, refusal.what
+        );
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let message = body["error"].as_str().unwrap_or("");
+        if status != refusal.status {
+            wrong.push(format!("expected {}: {label}", refusal.status));
+        } else if !content_type.starts_with("application/json") {
+            wrong.push(format!("content-type {content_type:?}: {label}"));
+        } else if message.trim().is_empty() || body.as_object().is_none_or(|o| o.len() != 1) {
+            wrong.push(format!("not {{\"error\": \"…\"}}: {label}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {total} refusals are wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    // Pages stay pages: a refused page is not JSON.
+    let (status, headers, _) =
+        send_raw(&local, "GET", "/ops/tasks/runs", &[], "", Some(REMOTE)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        headers
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/")),
+        "{headers:?}"
+    );
+}
+
+/// Driving the router with `oneshot` (as tests do) without `ConnectInfo`:
+/// the 403 names both fixes, the serve-side one and the test-side one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_connect_info_the_refusal_names_both_fixes() {
+    let (db, _g) = connect(Backend::SqliteMemory).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let app = Dashboard::new(Ops::default(), task_run::Tracker::new(db)).router();
+    for uri in ["/ops/tasks/runs", "/ops/tasks/api/runs"] {
+        let (status, _, text) = send_raw(&app, "GET", uri, &[], "", None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        for fix in [
+            "into_make_service_with_connect_info",
+            "ConnectInfo(",
+            "oneshot",
+        ] {
+            assert!(text.contains(fix), "{uri}: names `{fix}`: {text}");
+        }
+    }
+}

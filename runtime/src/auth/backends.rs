@@ -5,9 +5,9 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
 use futures::future::BoxFuture;
 
 use crate::auth::{AuthBackend, RequestInfo, Role, User};
@@ -49,6 +49,10 @@ struct Account {
 pub struct SimpleAuth {
     accounts: Arc<HashMap<String, Account>>,
     verify: Option<Verify>,
+    /// The hash unknown names are checked against, so that they take as
+    /// long as known ones (no user enumeration by timing): made with the
+    /// first user's parameters when that user is added, never by a login.
+    dummy: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for SimpleAuth {
@@ -62,10 +66,24 @@ impl std::fmt::Debug for SimpleAuth {
     }
 }
 
-/// The hash unknown users are checked against, so that they take as long
-/// as known ones (no user enumeration by timing).
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password("tasktrail: no such user"));
+/// A hash of a password nobody has, made with the algorithm, version and
+/// parameters of `like` (so that checking it costs what checking `like`
+/// costs).
+fn dummy_like(like: &PasswordHash) -> String {
+    let algorithm = Algorithm::try_from(like.algorithm.as_str()).unwrap_or_default();
+    let version = like
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or_default();
+    let params = Params::try_from(like).unwrap_or_default();
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).expect("the operating system's random source");
+    Argon2::new(algorithm, version, params)
+        .hash_password(&secret)
+        .or_else(|_| Argon2::default().hash_password(&secret))
+        .expect("argon2 hashes with its default parameters")
+        .to_string()
+}
 
 impl SimpleAuth {
     /// No users yet.
@@ -76,14 +94,22 @@ impl SimpleAuth {
     /// Adds user `name` with an argon2 PHC `hash` (from [`hash_password`]
     /// or any argon2 tool) and `role`.
     ///
+    /// The first user added also makes the hash that unknown names are
+    /// checked against (one argon2 hash, with that user's parameters), so
+    /// that no login has to.
+    ///
     /// # Panics
     /// When `hash` is not a PHC string: a configuration mistake, caught at
     /// start-up rather than at the first login.
     pub fn user(mut self, name: &str, hash: &str, role: Role) -> Self {
+        let parsed = PasswordHash::new(hash);
         assert!(
-            PasswordHash::new(hash).is_ok(),
+            parsed.is_ok(),
             "SimpleAuth::user({name:?}): the hash is not an argon2 PHC string (make one with tasktrail::auth::hash_password)"
         );
+        if let (None, Ok(parsed)) = (&self.dummy, &parsed) {
+            self.dummy = Some(dummy_like(parsed).into());
+        }
         Arc::make_mut(&mut self.accounts).insert(
             name.to_owned(),
             Account {
@@ -106,6 +132,7 @@ impl SimpleAuth {
             verify: Some(Arc::new(move |name, password| {
                 Box::pin(verify(name, password))
             })),
+            dummy: None,
         }
     }
 }
@@ -117,9 +144,12 @@ impl AuthBackend for SimpleAuth {
                 return verify(username.to_owned(), password.to_owned()).await;
             }
             let account = self.accounts.get(username);
-            let hash = account
-                .map_or(DUMMY_HASH.as_str(), |a| a.hash.as_str())
-                .to_owned();
+            let hash = match (account, &self.dummy) {
+                (Some(account), _) => account.hash.clone(),
+                (None, Some(dummy)) => dummy.to_string(),
+                // No users at all: nothing to find out by timing.
+                (None, None) => return None,
+            };
             let password = password.to_owned();
             // argon2 takes tens of milliseconds: off the async workers.
             let ok = tokio::task::spawn_blocking(move || {

@@ -15,35 +15,156 @@ use crate::auth::throttle::Throttle;
 use crate::auth::{AuthBackend, RequestInfo, Role, User};
 use crate::dashboard::pages::LinkBase;
 
-/// The dashboard's authentication settings.
+/// The dashboard's authentication settings, and what it remembers.
 pub(crate) struct AuthState {
     pub backend: Arc<dyn AuthBackend>,
     pub key: SessionKey,
-    pub secure_cookies: bool,
+    /// `Some`: cookies are `Secure` or not, as set; `None`: decided per
+    /// request ([`AuthState::client`]).
+    pub secure_cookies: Option<bool>,
     pub session_ttl: Duration,
     pub throttle: Throttle,
-    /// Sessions logged out before they expired (by CSRF token, with their
-    /// expiry): refused by this instance until then.
-    pub revoked: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// The reverse proxies whose forwarding headers are believed.
+    pub trusted: Arc<[IpAddr]>,
+    /// One place per password check running at once (a check is an argon2
+    /// hash: about 19 MiB and tens of milliseconds of a core).
+    pub checks: Arc<tokio::sync::Semaphore>,
+    /// Per user id: sessions issued until `before` (Unix microseconds) were
+    /// logged out, on this instance; the entry can go after `until` (Unix
+    /// seconds), when every such session has expired.
+    revoked: std::sync::Mutex<Revocations>,
     /// The routes' own base (`""` when nested): what is stripped from a
     /// request's path to find the route.
     pub base: String,
 }
 
+#[derive(Default)]
+struct Revocations {
+    users: std::collections::HashMap<String, Revoked>,
+    /// The size past which expired entries are swept (twice the size after
+    /// the last sweep: each entry is swept over a constant number of times).
+    sweep_at: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Revoked {
+    before: i64,
+    until: i64,
+}
+
+/// Unix microseconds.
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 impl AuthState {
-    /// Whether `session` was logged out.
-    pub(crate) fn is_revoked(&self, session: &Session) -> bool {
-        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-        revoked.contains_key(&session.csrf)
+    pub(crate) fn new(
+        backend: Arc<dyn AuthBackend>,
+        key: SessionKey,
+        secure_cookies: Option<bool>,
+        session_ttl: Duration,
+        trusted: Arc<[IpAddr]>,
+        base: String,
+    ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        AuthState {
+            backend,
+            key,
+            secure_cookies,
+            session_ttl,
+            throttle: Throttle::default(),
+            trusted,
+            checks: Arc::new(tokio::sync::Semaphore::new(cores)),
+            revoked: Default::default(),
+            base,
+        }
     }
 
-    /// Refuses `session` from now on (until it would have expired anyway).
+    fn revocations(&self) -> std::sync::MutexGuard<'_, Revocations> {
+        self.revoked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `session` was logged out (it, or a later session of its
+    /// user).
+    pub(crate) fn is_revoked(&self, session: &Session) -> bool {
+        self.revocations()
+            .users
+            .get(&session.user.id)
+            .is_some_and(|r| session.issued <= r.before)
+    }
+
+    /// Refuses `session`, and every session of its user issued before it,
+    /// from now on (until they would have expired anyway). One entry per
+    /// user, however often they log out.
     pub(crate) fn revoke(&self, session: &Session) {
         let now = chrono::Utc::now().timestamp();
-        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-        revoked.retain(|_, expires| *expires > now);
-        revoked.insert(session.csrf.clone(), session.expires);
+        let ttl = i64::try_from(self.session_ttl.as_secs()).unwrap_or(i64::MAX);
+        let until = session
+            .expires
+            .max((session.issued / 1_000_000).saturating_add(ttl));
+        let mut revoked = self.revocations();
+        let entry = revoked
+            .users
+            .entry(session.user.id.clone())
+            .or_insert(Revoked {
+                before: i64::MIN,
+                until: i64::MIN,
+            });
+        entry.before = entry.before.max(session.issued);
+        entry.until = entry.until.max(until);
+        if revoked.users.len() > revoked.sweep_at.max(1_024) {
+            revoked.users.retain(|_, r| r.until > now);
+            revoked.sweep_at = 2 * revoked.users.len();
+        }
     }
+
+    /// When a session of `user_id` made now is issued: now, and always
+    /// after the user's last logout on this instance (so that a login
+    /// right after a logout is not refused with it).
+    pub(crate) fn issue_time(&self, user_id: &str) -> i64 {
+        let now = now_micros();
+        match self.revocations().users.get(user_id) {
+            Some(r) => now.max(r.before.saturating_add(1)),
+            None => now,
+        }
+    }
+
+    /// What the dashboard can tell of the client of a request: its address
+    /// (through the trusted proxies) and whether its cookies are `Secure`.
+    ///
+    /// Unless set with `secure_cookies`, they are, except when a trusted
+    /// proxy says the client came over plain HTTP, or for plain HTTP on
+    /// loopback (a loopback peer naming a loopback host, without any proxy
+    /// header: a development set-up, whose cookies never leave the
+    /// machine).
+    pub(crate) fn client(&self, request: &Request) -> ClientInfo {
+        use crate::auth::client;
+        let peer = peer(request);
+        let headers = request.headers();
+        let addr = client::client_addr(peer, headers, &self.trusted);
+        let secure = self.secure_cookies.unwrap_or_else(|| {
+            if client::is_trusted(peer, &self.trusted)
+                && let Some(https) = client::forwarded_https(headers)
+            {
+                return https;
+            }
+            let development = peer.is_some_and(client::is_loopback)
+                && client::local_host(request)
+                && client::proxy_header(headers).is_none();
+            !development
+        });
+        ClientInfo { addr, secure }
+    }
+}
+
+/// What the dashboard can tell of a request's client (see
+/// [`AuthState::client`]), for the login handlers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientInfo {
+    /// Its address, when the server says who the peer is.
+    pub addr: Option<IpAddr>,
+    /// Whether the cookies set for it are `Secure`.
+    pub secure: bool,
 }
 
 /// Who a request comes from, for the handlers.
@@ -176,6 +297,8 @@ pub(crate) async fn gate(
         .get::<LinkBase>()
         .map(|l| l.0.clone())
         .unwrap_or_else(|| auth.base.clone());
+    let client = auth.client(&request);
+    request.extensions_mut().insert(client);
 
     let session: Option<Session> =
         session::read(request.headers(), &auth.key).filter(|s| !auth.is_revoked(s));
@@ -286,6 +409,53 @@ pub(crate) fn login_url(links: &str, next: &str) -> String {
 mod tests {
     use super::{cross_origin, safe_next};
     use axum::extract::Request;
+
+    #[test]
+    fn logging_out_in_a_loop_keeps_the_record_small() {
+        use super::AuthState;
+        use crate::auth::session::{Session, SessionKey, random_token};
+        use crate::auth::{NoAuth, Role, User};
+        let auth = AuthState::new(
+            std::sync::Arc::new(NoAuth::anyone()),
+            SessionKey::generate(),
+            None,
+            std::time::Duration::from_secs(3_600),
+            std::sync::Arc::new([]),
+            String::new(),
+        );
+        let now = chrono::Utc::now().timestamp();
+        let (ada, bob) = (
+            User::new("ada", Role::Admin),
+            User::new("bob", Role::Viewer),
+        );
+        let bobs = Session {
+            user: bob,
+            expires: now + 3_600,
+            csrf: random_token(),
+            issued: auth.issue_time("bob"),
+        };
+        for _ in 0..5_000 {
+            let session = Session {
+                user: ada.clone(),
+                expires: now + 3_600,
+                csrf: random_token(),
+                issued: auth.issue_time("ada"),
+            };
+            assert!(!auth.is_revoked(&session));
+            auth.revoke(&session);
+            assert!(auth.is_revoked(&session));
+        }
+        assert!(!auth.is_revoked(&bobs), "another user's session");
+        let fresh = Session {
+            user: ada,
+            expires: now + 3_600,
+            csrf: random_token(),
+            issued: auth.issue_time("ada"),
+        };
+        assert!(!auth.is_revoked(&fresh), "a login after the last logout");
+        let kept = auth.revocations().users.len();
+        assert!(kept <= 1, "{kept} revocations kept for one user");
+    }
 
     #[test]
     fn origin_against_host_or_the_http2_authority() {

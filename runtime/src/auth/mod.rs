@@ -11,12 +11,14 @@
 //!
 //! Logged-in users get an encrypted, signed session cookie (AES-256-GCM,
 //! from the `cookie` crate through axum-extra), HttpOnly, SameSite=Lax,
-//! Secure when configured, with an expiry; every state-changing request
-//! must carry the session's CSRF token. Each user has a [`Role`]: viewers
-//! read, operators act on runs, admins too.
+//! Secure (except for plain HTTP on loopback, unless configured), with an
+//! expiry; every state-changing request must carry the session's CSRF
+//! token. Each user has a [`Role`]: viewers read, operators act on runs,
+//! admins too.
 
 pub mod audit;
 mod backends;
+pub(crate) mod client;
 mod gate;
 mod login;
 mod session;

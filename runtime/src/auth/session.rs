@@ -57,6 +57,11 @@ pub(crate) struct Session {
     pub expires: i64,
     /// The token state-changing requests must send back.
     pub csrf: String,
+    /// When it was issued, in Unix microseconds (0 in a cookie made before
+    /// there was this field): logging out refuses the user's sessions
+    /// issued until then.
+    #[serde(default)]
+    pub issued: i64,
 }
 
 /// 32 random bytes, URL-safe base64.

@@ -1,14 +1,20 @@
-//! Login throttling: per client address and per user name, a few free
-//! failures, then a wait that doubles with each further failure.
+//! Login throttling: per client address (an IPv6 client by its /64) and
+//! per user name, a few free failures, then a wait that doubles with each
+//! further failure.
 //!
 //! An attempt counts as a failure from the moment it is let through
 //! ([`Throttle::begin`]) until it succeeds: checking the password takes a
 //! while, and guesses sent all at once must not all pass the check before
 //! the first failure is counted.
+//!
+//! The counts live in a map of at most [`CAPACITY`] keys: a new key past
+//! it pushes out the one used longest ago (a key that is being tried again
+//! and again stays). No operation scans the map.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use hashlink::LruCache;
 
 /// Failures allowed before waits start.
 const FREE_FAILURES: u32 = 5;
@@ -16,6 +22,8 @@ const FREE_FAILURES: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 /// Failures older than this are forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
+/// The most keys (client addresses and user names) kept: a few MiB.
+pub(crate) const CAPACITY: usize = 65_536;
 
 #[derive(Debug)]
 struct Entry {
@@ -24,28 +32,41 @@ struct Entry {
     blocked_until: Option<Instant>,
 }
 
+type Entries = LruCache<String, Entry>;
+
 /// Who failed to log in, how often, and until when they must wait.
-#[derive(Debug, Default)]
 pub(crate) struct Throttle {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            entries: Mutex::new(LruCache::new(CAPACITY)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("keys", &self.entries().len())
+            .finish()
+    }
 }
 
 impl Throttle {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How long the caller must still wait, if any of `keys` is blocked.
-    #[cfg(test)]
+    /// How long the caller must still wait, if any of `keys` is blocked
+    /// (without counting anything).
     pub(crate) fn wait(&self, keys: &[String]) -> Option<Duration> {
-        Self::wait_in(&self.entries(), keys, Instant::now())
+        Self::wait_in(&mut self.entries(), keys, Instant::now())
     }
 
-    fn wait_in(
-        entries: &HashMap<String, Entry>,
-        keys: &[String],
-        now: Instant,
-    ) -> Option<Duration> {
+    fn wait_in(entries: &mut Entries, keys: &[String], now: Instant) -> Option<Duration> {
         keys.iter()
             .filter_map(|k| entries.get(k)?.blocked_until)
             .filter(|until| *until > now)
@@ -61,7 +82,7 @@ impl Throttle {
     pub(crate) fn begin(&self, keys: &[String]) -> Result<(), Duration> {
         let now = Instant::now();
         let mut entries = self.entries();
-        match Self::wait_in(&entries, keys, now) {
+        match Self::wait_in(&mut entries, keys, now) {
             Some(wait) => Err(wait),
             None => {
                 Self::count(&mut entries, keys, now);
@@ -92,16 +113,23 @@ impl Throttle {
         }
     }
 
-    fn count(entries: &mut HashMap<String, Entry>, keys: &[String], now: Instant) {
-        if entries.len() > 10_000 {
-            entries.retain(|_, e| now - e.last < FORGET_AFTER);
-        }
+    fn count(entries: &mut Entries, keys: &[String], now: Instant) {
         for key in keys {
-            let entry = entries.entry(key.clone()).or_insert(Entry {
-                failures: 0,
-                last: now,
-                blocked_until: None,
-            });
+            if entries.get(key).is_none() {
+                // Past the capacity, this pushes out the key used longest
+                // ago.
+                entries.insert(
+                    key.clone(),
+                    Entry {
+                        failures: 0,
+                        last: now,
+                        blocked_until: None,
+                    },
+                );
+            }
+            let Some(entry) = entries.get_mut(key) else {
+                continue;
+            };
             if now - entry.last > FORGET_AFTER {
                 entry.failures = 0;
             }
@@ -172,6 +200,26 @@ mod tests {
     }
 
     #[test]
+    fn the_map_is_capped_and_keeps_what_is_in_use() {
+        const CAP: usize = CAPACITY;
+        let throttle = Throttle::default();
+        let ada = ["user:ada".to_owned()];
+        for _ in 0..FREE_FAILURES {
+            throttle.failed(&ada);
+        }
+        assert!(throttle.wait(&ada).is_some());
+        for i in 0..CAP / 2 {
+            assert_eq!(throttle.begin(&[format!("ip:198.51.{i}")]), Ok(()));
+        }
+        assert!(throttle.wait(&ada).is_some(), "a blocked key in use stays");
+        for i in 0..2 * CAP {
+            let _ = throttle.begin(&[format!("user:spray-{i}")]);
+        }
+        let len = throttle.entries().len();
+        assert!(len <= CAP, "{len} entries");
+    }
+
+    #[test]
     fn an_attempt_counts_until_it_succeeds() {
         let throttle = Throttle::default();
         let keys = ["ip:a".to_owned(), "user:ada".to_owned()];
@@ -184,7 +232,10 @@ mod tests {
         // the four others.
         throttle.succeeded(&keys[1..], &keys[..1]);
         assert_eq!(throttle.wait(&keys), None);
-        assert_eq!(throttle.entries()["ip:a"].failures, FREE_FAILURES - 1);
+        assert_eq!(
+            throttle.entries().peek("ip:a").map(|e| e.failures),
+            Some(FREE_FAILURES - 1)
+        );
         assert!(!throttle.entries().contains_key("user:ada"));
         // A failure confirmed: blocked again, from now.
         assert_eq!(throttle.begin(&keys), Ok(()));

@@ -1,5 +1,6 @@
-//! Who may use the dashboard. Until an auth backend is configured (the auth
-//! issue), only loopback clients, unless the user opts out explicitly.
+//! Who may use the dashboard without an auth backend: loopback clients
+//! only, asking for a loopback name, and not through a proxy — unless the
+//! user opts out explicitly.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -8,38 +9,56 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::client::{is_loopback, local_host};
+
 /// Refuses clients that are not on loopback. A request without the peer's
-/// address (a router served without `into_make_service_with_connect_info`)
-/// is refused too: the peer cannot be shown to be local.
+/// address (a router served without `into_make_service_with_connect_info`,
+/// or driven by `oneshot` without a `ConnectInfo` extension) is refused
+/// too: the peer cannot be shown to be local. So is a loopback request
+/// that came through a proxy (it carries `Forwarded`, `X-Forwarded-*`,
+/// `X-Real-IP`, `Via`, …): a reverse proxy, a sidecar or a tunnel agent on
+/// this host connects from loopback on behalf of clients from anywhere.
 pub(crate) async fn loopback_only(request: Request, next: Next) -> Response {
     let peer: Option<IpAddr> = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
+    let refuse = |message: String| (StatusCode::FORBIDDEN, message).into_response();
     match peer {
-        Some(ip) if is_loopback(ip) && !local_host(&request) => (
-            StatusCode::FORBIDDEN,
-            "the tasktrail dashboard answers loopback clients only at a loopback name \
-             (localhost, 127.0.0.1, [::1]); this request named another host, as a page \
-             rebinding its own name to this machine would",
-        )
-            .into_response(),
-        Some(ip) if is_loopback(ip) => next.run(request).await,
-        Some(ip) => (
-            StatusCode::FORBIDDEN,
-            format!(
-                "the tasktrail dashboard answers only loopback clients (this request came from {ip}); \
-                 configure an auth backend, or call .allow_remote_without_auth() to serve it to anyone"
-            ),
-        )
-            .into_response(),
-        None => (
-            StatusCode::FORBIDDEN,
-            "the tasktrail dashboard answers only loopback clients, and this server does not tell it \
+        Some(ip) if is_loopback(ip) => {
+            if let Some(header) = crate::auth::client::proxy_header(request.headers()) {
+                return refuse(format!(
+                    "the tasktrail dashboard answers loopback clients only, and this request came \
+                     through a proxy or a tunnel (it carries the `{header}` header): behind one, \
+                     every client would look local, so it is refused. Give the dashboard users with \
+                     `.auth(…)` (`HeaderAuth` for a proxy that logs them in) and list the proxy's \
+                     address in `.trusted_proxies(…)`, or call `.allow_remote_without_auth()` if \
+                     everyone who can reach the proxy may see and act on every run"
+                ));
+            }
+            if !local_host(&request) {
+                return refuse(
+                    "the tasktrail dashboard answers loopback clients only at a loopback name \
+                     (localhost, 127.0.0.1, [::1]); this request named another host, as a page \
+                     rebinding its own name to this machine would"
+                        .to_owned(),
+                );
+            }
+            next.run(request).await
+        }
+        Some(ip) => refuse(format!(
+            "the tasktrail dashboard answers only loopback clients (this request came from {ip}); \
+             configure an auth backend, or call .allow_remote_without_auth() to serve it to anyone"
+        )),
+        None => refuse(
+            "the tasktrail dashboard answers only loopback clients, and this request does not say \
              the client's address: serve the app with \
-             `into_make_service_with_connect_info::<SocketAddr>()`",
-        )
-            .into_response(),
+             `into_make_service_with_connect_info::<SocketAddr>()`; when you drive the router \
+             yourself (a test with `tower::ServiceExt::oneshot`), insert the peer's address into \
+             the request: `request.extensions_mut().insert(ConnectInfo(addr))`, with \
+             `axum::extract::ConnectInfo` and a `SocketAddr` such as 127.0.0.1:50000"
+                .to_owned(),
+        ),
     }
 }
 
@@ -50,38 +69,6 @@ pub(crate) async fn local_identity(mut request: Request, next: Next) -> Response
         .extensions_mut()
         .insert(crate::auth::Identity::local());
     next.run(request).await
-}
-
-/// Whether the request names this machine by a loopback name: its `Host`
-/// (or, over HTTP/2, its URI's authority) is `localhost`, a `*.localhost`
-/// name, a 127.0.0.0/8 address or `[::1]`, with any port. A request naming
-/// nothing (HTTP/1.0) passes: browsers always name the host, and only a
-/// browser can be made to rebind a name.
-fn local_host(request: &Request) -> bool {
-    let named = request
-        .headers()
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
-    let Some(named) = named else { return true };
-    let host = match named.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => named.rsplit_once(':').map_or(named.as_str(), |(h, _)| h),
-    };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(is_loopback)
-}
-
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
 }
 
 #[cfg(test)]
@@ -96,7 +83,7 @@ mod tests {
                 .header("host", host)
                 .body(axum::body::Body::empty())
                 .unwrap();
-            super::local_host(&request)
+            crate::auth::client::local_host(&request)
         };
         for ok in [
             "localhost",

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::dashboard::{
     DashboardConfig, DashboardSettings, actions, api, forms, gate, live, log_pages, openapi, pages,
@@ -58,7 +58,7 @@ pub struct Dashboard<C: DashboardConfig> {
     logs: Option<Arc<dyn crate::logs::LogStorage>>,
     auth: Option<Arc<dyn crate::auth::AuthBackend>>,
     session_key: Option<crate::auth::SessionKey>,
-    secure_cookies: bool,
+    secure_cookies: Option<bool>,
     session_ttl: std::time::Duration,
     audit_retention: Option<std::time::Duration>,
 }
@@ -89,16 +89,23 @@ impl<C: DashboardConfig> Dashboard<C> {
             logs: None,
             auth: None,
             session_key: None,
-            secure_cookies: false,
+            secure_cookies: None,
             session_ttl: std::time::Duration::from_secs(12 * 3_600),
             audit_retention: Some(crate::auth::audit::DEFAULT_RETENTION),
         }
     }
 
-    /// Reverse proxies whose `X-Forwarded-Prefix` header is honoured: when
-    /// one of them forwards `/app`, the pages link to `/app{url_prefix}/…`.
-    /// The header is ignored from any other peer, and when it is not a
-    /// plain path.
+    /// Reverse proxies whose forwarding headers are believed: from one of
+    /// them, `X-Forwarded-Prefix: /app` makes the pages link to
+    /// `/app{url_prefix}/…`, `X-Forwarded-For` (or `Forwarded: for=`) names
+    /// the client the login throttle counts, and `X-Forwarded-Proto` (or
+    /// `Forwarded: proto=`) says whether cookies are `Secure`. The headers
+    /// are ignored from any other peer, and `X-Forwarded-Prefix` when it is
+    /// not a plain path.
+    ///
+    /// Without an auth backend this changes nothing about who may connect:
+    /// the dashboard still answers loopback clients only, and refuses a
+    /// request that came through a proxy.
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
         self.trusted_proxies = proxies.into_iter().collect();
         self
@@ -123,10 +130,17 @@ impl<C: DashboardConfig> Dashboard<C> {
         self
     }
 
-    /// Marks session cookies `Secure` (sent over HTTPS only): set it when
-    /// the dashboard is served over HTTPS, directly or behind a proxy.
+    /// Whether the session and login cookies are `Secure` (sent over HTTPS
+    /// only). By default they are, except when a trusted proxy says the
+    /// client came over plain HTTP (`X-Forwarded-Proto: http`, see
+    /// [`trusted_proxies`](Self::trusted_proxies)), and for plain HTTP on
+    /// loopback (a loopback client asking for `localhost` or `127.0.0.1`
+    /// without any proxy header: a development set-up). `true` makes them
+    /// `Secure` always; `false` never, for a dashboard served over plain
+    /// HTTP beyond loopback (where a browser drops `Secure` cookies: the
+    /// login form says so and refuses to log in).
     pub fn secure_cookies(mut self, secure: bool) -> Self {
-        self.secure_cookies = secure;
+        self.secure_cookies = Some(secure);
         self
     }
 
@@ -215,15 +229,14 @@ impl<C: DashboardConfig> Dashboard<C> {
                     }
                     crate::auth::SessionKey::generate()
                 });
-                Arc::new(crate::auth::AuthState {
+                Arc::new(crate::auth::AuthState::new(
                     backend,
                     key,
-                    secure_cookies: self.secure_cookies,
-                    session_ttl: self.session_ttl,
-                    throttle: Default::default(),
-                    revoked: Default::default(),
-                    base: base.to_owned(),
-                })
+                    self.secure_cookies,
+                    self.session_ttl,
+                    self.trusted_proxies.clone().into(),
+                    base.to_owned(),
+                ))
             }),
         });
         crate::dashboard::retention::start(
@@ -289,6 +302,10 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/logs"), get(log_pages::page::<C>))
             .route(&at("/api/logs"), get(log_pages::api::<C>))
             .route(&at("/api/logs/events"), get(log_pages::events::<C>))
+            // Any other path under the API: a JSON 404 (behind the same
+            // gates), not the app's fallback.
+            .route(&at("/api/"), any(api_not_found))
+            .route(&at("/api/{*rest}"), any(api_not_found))
             .with_state(shared.clone());
         let api_prefix: Arc<str> = at("/api/").into();
         let router = router.layer(axum::middleware::from_fn(
@@ -317,12 +334,90 @@ impl<C: DashboardConfig> Dashboard<C> {
             .layer(axum::middleware::from_fn(links))
             .layer(axum::middleware::from_fn(security_headers));
         let open = self.remote_without_auth || self.auth.as_ref().is_some_and(|_| true);
-        if open {
+        let router = if open {
             router
         } else {
             router.layer(axum::middleware::from_fn(gate::loopback_only))
-        }
+        };
+        // Outermost: every refusal under the API, the gates' included, is
+        // JSON.
+        let api: Arc<str> = format!("{base}/api").into();
+        router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                api_errors(api.clone(), request, next)
+            },
+        ))
     }
+}
+
+/// Any other path under `{prefix}/api/`.
+async fn api_not_found(uri: axum::http::Uri) -> api::ApiError {
+    api::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        format!(
+            "no API route is `{}`; `api/openapi.json` lists them",
+            uri.path()
+        ),
+    )
+}
+
+/// The longest error body [`api_errors`] reads to wrap it.
+const ERROR_BODY_LIMIT: usize = 16 * 1024;
+
+/// Makes every 4xx and 5xx answer under `api` (the API's path, `{base}/api`)
+/// `{"error": "…"}` with `application/json`: a refusal of a gate (loopback,
+/// authentication, CSRF), axum's own (405, a path that does not decode)
+/// and any other that is not JSON yet. The message is the refusal's text,
+/// or says what the status means; other headers (`Allow`, `Retry-After`,
+/// `HX-Redirect`) are kept.
+async fn api_errors(
+    api: Arc<str>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let path = request.uri().path();
+    let under = path
+        .strip_prefix(&*api)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !under || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, ERROR_BODY_LIMIT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if !text.is_empty() {
+        text
+    } else if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allowed = parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("another method");
+        format!("this route does not take {method}; it takes {allowed}")
+    } else {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    };
+    let json = api::SafeJson(serde_json::json!({ "error": message })).into_response();
+    let (json_parts, json_body) = json.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &json_parts.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    axum::response::Response::from_parts(parts, json_body)
 }
 
 /// A strict Content-Security-Policy (no inline script or style: the pages
