@@ -34,6 +34,36 @@ pub const KEYS: &[&str] = &[
 
 pub const ACTIONS: &[&str] = &["cancel", "retry", "delete"];
 
+/// A value for `key`, as the examples in the messages show it.
+pub fn example(key: &str) -> &'static str {
+    match key {
+        "title" | "header_title" => "\"Tasks\"",
+        "description" => "\"Background jobs\"",
+        "url_prefix" => "\"/tasks\"",
+        "accent_colour" => "\"#2563eb\"",
+        "page_size" => "50",
+        "poll_interval" => "10s",
+        "columns" | "filters" | "search" => "[task_name, status]",
+        "sort" => "created_at desc",
+        "actions" => "[cancel, retry]",
+        "retention_days" => "30",
+        "time_zone" => "\"UTC\"",
+        "read_only" => "true",
+        _ => "…",
+    }
+}
+
+/// What `dashboard!` derives and implements itself: a `#[derive]` of one of
+/// these on the struct would conflict.
+const GENERATED_TRAITS: &[&str] = &[
+    "Clone",
+    "Debug",
+    "PartialEq",
+    "Default",
+    "Serialize",
+    "Deserialize",
+];
+
 pub struct Model {
     pub krate: Path,
     pub attrs: Vec<Attribute>,
@@ -100,23 +130,93 @@ fn lit_int(value: &TokenStream, key: &str, example: &str) -> Result<(u64, LitInt
     Ok((n, lit))
 }
 
+/// An item of a list of names, as written: `task_name` or `"task_name"`.
+enum Name {
+    Bare(Ident),
+    Quoted(LitStr),
+}
+
+impl syn::parse::Parse for Name {
+    fn parse(input: syn::parse::ParseStream) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            input.parse().map(Name::Quoted)
+        } else {
+            input.call(syn::ext::IdentExt::parse_any).map(Name::Bare)
+        }
+    }
+}
+
+/// `[a, b]`: field names, or for `actions` the actions. A name written as
+/// a string is refused with the list as it should be written.
 fn idents(value: &TokenStream, key: &str) -> Result<Vec<Ident>, Error> {
+    let (what, hint) = if key == "actions" {
+        (
+            "actions",
+            " (the actions are `cancel`, `retry` and `delete`)".to_owned(),
+        )
+    } else {
+        ("field names", String::new())
+    };
     let parser = |input: syn::parse::ParseStream| {
         let content;
         syn::bracketed!(content in input);
-        Punctuated::<Ident, Token![,]>::parse_terminated(&content)
+        Punctuated::<Name, Token![,]>::parse_terminated(&content)
     };
-    parser
-        .parse2(value.clone())
-        .map(|list| list.into_iter().collect())
-        .map_err(|_| {
-            Error::custom(format!(
-                "`{key}` takes a list of field names, e.g. `{key}: [task_name, status]`"
-            ))
+    let list = parser.parse2(value.clone()).map_err(|_| {
+        Error::custom(format!(
+            "`{key}` takes a list of {what}, e.g. `{key}: {}`{hint}",
+            example(key)
+        ))
+    })?;
+    if let Some(Name::Quoted(first)) = list.iter().find(|n| matches!(n, Name::Quoted(_))) {
+        let written: Vec<String> = list
+            .iter()
+            .map(|n| match n {
+                Name::Bare(i) => i.to_string(),
+                Name::Quoted(s) => s.value(),
+            })
+            .collect();
+        return Err(Error::custom(format!(
+            "{what} are written without quotes: `{key}: [{}]`{hint}",
+            written.join(", ")
+        ))
+        .with_span(first));
+    }
+    Ok(list
+        .into_iter()
+        .filter_map(|n| match n {
+            Name::Bare(i) => Some(i),
+            Name::Quoted(_) => None,
         })
+        .collect())
+}
+
+/// `1.5s`: the same duration in a unit that makes it whole, if there is one.
+fn whole_duration(value: &TokenStream) -> Option<String> {
+    let lit = syn::parse2::<syn::LitFloat>(value.clone()).ok()?;
+    let n: f64 = lit.base10_parse().ok()?;
+    let ms = match lit.suffix() {
+        "s" => n * 1e3,
+        "m" => n * 60e3,
+        "h" => n * 3600e3,
+        _ => return None,
+    };
+    let secs = ms / 1e3;
+    if secs.fract() == 0.0 {
+        Some(format!("{secs}s"))
+    } else if ms.fract() == 0.0 {
+        Some(format!("{ms}ms"))
+    } else {
+        None
+    }
 }
 
 fn duration(value: &TokenStream) -> Result<Duration, Error> {
+    if let Some(whole) = whole_duration(value) {
+        return Err(Error::custom(format!(
+            "`poll_interval` takes a whole number with a unit: write `poll_interval: {whole}`"
+        )));
+    }
     let lit = syn::parse2::<LitInt>(value.clone()).map_err(|_| {
         Error::custom(
             "`poll_interval` takes a duration literal such as `10s`, `500ms`, `2m` or `1h`",
@@ -148,6 +248,12 @@ fn duration(value: &TokenStream) -> Result<Duration, Error> {
 }
 
 fn sort(value: &TokenStream) -> Result<(Ident, bool), Error> {
+    if let Ok(lit) = syn::parse2::<LitStr>(value.clone()) {
+        return Err(Error::custom(format!(
+            "`sort` is written without quotes: `sort: {}`",
+            lit.value()
+        )));
+    }
     let tokens: Vec<TokenTree> = value.clone().into_iter().collect();
     let bad = || {
         Error::custom(
@@ -169,17 +275,117 @@ fn sort(value: &TokenStream) -> Result<(Ident, bool), Error> {
     }
 }
 
+/// What was written in place of the entity, what to write, and the path
+/// to go on with: the module (`task_run`) or another item of it
+/// (`task_run::Model`) instead of `task_run::Entity`.
+fn entity_fix(entity: &Path, name_of_struct: &Ident) -> Option<(String, Path)> {
+    let last = entity.segments.last()?;
+    let name = last.ident.to_string();
+    let written = darling::util::path_to_string(entity);
+    let mut fixed = entity.clone();
+    if name.starts_with(|c: char| c.is_lowercase()) {
+        fixed.segments.push(syn::PathSegment::from(Ident::new(
+            "Entity",
+            last.ident.span(),
+        )));
+        let fix = darling::util::path_to_string(&fixed);
+        let message = format!(
+            "`{written}` is a module: `dashboard!` takes the entity in it, `struct {name_of_struct}<{fix}>`"
+        );
+        return Some((message, fixed));
+    }
+    let items = [
+        "Model",
+        "ModelEx",
+        "ActiveModel",
+        "Column",
+        "PrimaryKey",
+        "Relation",
+    ];
+    if items.contains(&name.as_str()) {
+        if let Some(seg) = fixed.segments.last_mut() {
+            seg.ident = Ident::new("Entity", last.ident.span());
+        }
+        let fix = darling::util::path_to_string(&fixed);
+        let message = format!("`dashboard!` takes the entity, not its `{name}`: write `{fix}`");
+        return Some((message, fixed));
+    }
+    None
+}
+
+/// The attributes with `Clone`, `Debug`, `PartialEq`, `Default`,
+/// `Serialize` and `Deserialize` taken out of any `#[derive]` (each one
+/// reported): the macro generates them, and a second one conflicts.
+fn without_generated_derives(
+    attrs: Vec<Attribute>,
+    errors: &mut darling::error::Accumulator,
+) -> Vec<Attribute> {
+    attrs
+        .into_iter()
+        .filter_map(|mut attr| {
+            if !attr.path().is_ident("derive") {
+                return Some(attr);
+            }
+            let Ok(paths) =
+                attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
+            else {
+                return Some(attr);
+            };
+            let (generated, kept): (Vec<Path>, Vec<Path>) = paths.into_iter().partition(|p| {
+                p.segments
+                    .last()
+                    .is_some_and(|s| GENERATED_TRAITS.iter().any(|t| s.ident == t))
+            });
+            for path in &generated {
+                let name = darling::util::path_to_string(path);
+                errors.push(
+                    Error::custom(format!(
+                        "`dashboard!` already implements `{name}` (it derives `Clone`, `Debug` and `PartialEq`, and implements `Default`, `Serialize` and `Deserialize`): remove it from this `#[derive]`"
+                    ))
+                    .with_span(path),
+                );
+            }
+            if kept.is_empty() {
+                return None;
+            }
+            if let syn::Meta::List(list) = &mut attr.meta {
+                list.tokens = quote::quote!(#(#kept),*);
+            }
+            Some(attr)
+        })
+        .collect()
+}
+
 impl Model {
     /// The model, with every problem found; the model holds defaults where
     /// a value was wrong.
     pub fn validate(input: Input) -> (Model, Option<Error>) {
         let mut errors = Error::accumulator();
+        for e in input.errors {
+            errors.push(e.into());
+        }
+        let entity = match entity_fix(&input.entity, &input.name) {
+            Some((message, fixed)) => {
+                // On the last segment, the token to change (a span over the
+                // whole path shows only its first token on stable).
+                let last = input.entity.segments.last().map(|s| &s.ident);
+                errors.push(match last {
+                    Some(ident) => Error::custom(message).with_span(ident),
+                    None => Error::custom(message).with_span(&input.entity),
+                });
+                // The macro goes on with the entity it suggests, so only
+                // this error is reported if the suggestion is right.
+                fixed
+            }
+            None => input.entity,
+        };
+        let attrs = without_generated_derives(input.attrs, &mut errors);
         let mut model = Model {
             krate: input.krate,
-            attrs: input.attrs,
+            attrs,
             vis: input.vis,
             name: input.name,
-            entity: input.entity,
+            entity,
             title: "Tasks".into(),
             header_title: None,
             description: String::new(),

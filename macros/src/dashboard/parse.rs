@@ -14,6 +14,9 @@ pub struct Input {
     pub name: Ident,
     pub entity: Path,
     pub entries: Vec<Entry>,
+    /// Mistakes in the punctuation that were read past (`;` for `,`, a
+    /// quoted key, a missing comma), so the entries are still checked.
+    pub errors: Vec<syn::Error>,
 }
 
 /// One `key: value`.
@@ -54,8 +57,31 @@ impl Parse for Input {
         let body;
         syn::braced!(body in input);
         let mut entries = Vec::new();
+        let mut errors = Vec::new();
         while !body.is_empty() {
-            let key: Ident = body.call(syn::ext::IdentExt::parse_any)?;
+            let key = if body.peek(syn::LitStr) {
+                // `"title": …`, the JSON habit: reported, then read as the key.
+                let lit: syn::LitStr = body.parse()?;
+                let name = lit.value();
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!("write the key without quotes: `{name}: …`"),
+                ));
+                syn::parse_str::<Ident>(&name)
+                    .map(|i| Ident::new(&i.to_string(), lit.span()))
+                    .map_err(|_| syn::Error::new(lit.span(), "expected a key such as `title`"))?
+            } else {
+                body.call(syn::ext::IdentExt::parse_any)?
+            };
+            if body.is_empty() || body.peek(Token![,]) {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!(
+                        "`{key}` needs a value: write `{key}: {}`",
+                        super::model::example(&key.to_string())
+                    ),
+                ));
+            }
             body.parse::<Token![:]>().map_err(|e| {
                 syn::Error::new(
                     e.span(),
@@ -63,15 +89,39 @@ impl Parse for Input {
                 )
             })?;
             let mut value = TokenStream::new();
+            let mut last = None;
             while !body.is_empty() && !body.peek(Token![,]) {
+                if body.peek(Token![;]) {
+                    // Read as a separator, so the keys after it are checked too.
+                    let semi: Token![;] = body.parse()?;
+                    errors.push(syn::Error::new(
+                        semi.span,
+                        "expected `,` here: keys are separated by commas, not `;`",
+                    ));
+                    break;
+                }
+                if let Some(last) = last
+                    && starts_entry(&body)
+                {
+                    // `title: "Tasks"` then a new line with `page_size: 20`:
+                    // the comma between them was left out.
+                    errors.push(syn::Error::new(
+                        last,
+                        format!(
+                            "expected `,` after the value of `{key}`: keys are separated by commas"
+                        ),
+                    ));
+                    break;
+                }
                 let tt: proc_macro2::TokenTree = body.parse()?;
+                last = Some(tt.span());
                 value.extend([tt]);
             }
             if value.is_empty() {
                 return Err(syn::Error::new(key.span(), format!("`{key}` has no value")));
             }
             entries.push(Entry { key, value });
-            if !body.is_empty() {
+            if body.peek(Token![,]) {
                 body.parse::<Token![,]>()?;
             }
         }
@@ -85,6 +135,13 @@ impl Parse for Input {
             name,
             entity,
             entries,
+            errors,
         })
     }
+}
+
+/// Whether the input continues with `name:` (not `name::`), the start of
+/// the next entry.
+fn starts_entry(input: ParseStream) -> bool {
+    input.peek(Ident) && input.peek2(Token![:]) && !input.peek2(Token![::])
 }

@@ -70,3 +70,61 @@ fn every_mistake_is_reported() {
     // The struct is still generated, so uses of it do not cascade.
     assert!(output.contains("struct Dash"), "{output}");
 }
+
+/// The `compile_error!` messages of an expansion, in order.
+fn messages(input: proc_macro2::TokenStream) -> Vec<String> {
+    fn walk(tokens: proc_macro2::TokenStream, out: &mut Vec<String>) {
+        let tokens: Vec<_> = tokens.into_iter().collect();
+        for (i, tt) in tokens.iter().enumerate() {
+            match tt {
+                proc_macro2::TokenTree::Ident(id) if id == "compile_error" => {
+                    if let Some(proc_macro2::TokenTree::Group(g)) = tokens.get(i + 2)
+                        && let Ok(lit) = syn::parse2::<syn::LitStr>(g.stream())
+                    {
+                        out.push(lit.value());
+                    }
+                }
+                proc_macro2::TokenTree::Group(g) => walk(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(super::expand(input), &mut out);
+    out
+}
+
+#[test]
+fn punctuation_mistakes_are_read_past() {
+    let found = messages(quote! {
+        ::tasktrail;
+        pub struct Dash<task_run> {
+            "title": "Tasks";
+            page_size: 20
+            actions: ["cancel", "retry"],
+        }
+    });
+    assert_eq!(
+        found,
+        [
+            "write the key without quotes: `title: …`",
+            "expected `,` here: keys are separated by commas, not `;`",
+            "expected `,` after the value of `page_size`: keys are separated by commas",
+            "`task_run` is a module: `dashboard!` takes the entity in it, `struct Dash<task_run::Entity>`",
+            "actions are written without quotes: `actions: [cancel, retry]` (the actions are `cancel`, `retry` and `delete`)",
+        ]
+    );
+}
+
+#[test]
+fn the_suggested_entity_is_used() {
+    let output = super::expand(quote! {
+        ::tasktrail;
+        #[derive(Debug, Eq)]
+        pub struct Dash<task_run::Model> {}
+    })
+    .to_string();
+    assert!(output.contains("task_run :: Entity as"), "{output}");
+    // `Debug` is refused (and dropped), `Eq` is kept.
+    assert!(output.contains("# [derive (Eq)]"), "{output}");
+}

@@ -2,36 +2,102 @@
 //! runtime only through `#krate::__private`.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::model::{Field, Hooks, Model};
 use super::roles::Kind;
+
+/// The runtime's type-check trait for a kind of role, the label of its
+/// error, and what a value of the role is called.
+fn kind_check(kind: Kind) -> (&'static str, &'static str, &'static str, &'static str) {
+    match kind {
+        Kind::Key => (
+            "key",
+            "KeyField",
+            "a run's key",
+            "the `key` column must be a `String`",
+        ),
+        Kind::Text => (
+            "text",
+            "TextField",
+            "text",
+            "this role needs `String` or `Option<String>`",
+        ),
+        Kind::Status => (
+            "status",
+            "StatusField",
+            "a run's status",
+            "the `status` column must be `String` or an `ActiveEnum` that implements `tasktrail::TrackedStatus`",
+        ),
+        Kind::Progress => (
+            "progress",
+            "ProgressField",
+            "a run's progress",
+            "`progress` must be a number (`f32`, `f64`, `i16`, `i32`, `i64`), text (`String`) or `Json`, optionally in `Option`",
+        ),
+        Kind::Payload => (
+            "payload",
+            "PayloadField",
+            "a JSON payload",
+            "payload roles (`args`, `kwargs`, `result`) need `Json` or `String`, optionally in `Option`",
+        ),
+        Kind::Time => (
+            "time",
+            "TimestampField",
+            "a timestamp",
+            "timestamps must be chrono date-times: `DateTimeUtc`, `DateTimeWithTimeZone` or `DateTime` (naive, UTC), optionally in `Option`",
+        ),
+        Kind::Flag => (
+            "flag",
+            "FlagField",
+            "the cleaned-up flag",
+            "`cleaned` must be `bool` or `Option<bool>`",
+        ),
+    }
+}
 
 fn binding(krate: &syn::Path, field: &Field) -> Option<TokenStream> {
     let role = field.role?;
     let ty = &field.ty;
     let variant = &field.variant;
     let role_variant = format_ident!("{}", role.variant);
-    let ctor = format_ident!(
-        "{}",
-        match role.kind {
-            Kind::Key => "key",
-            Kind::Text => "text",
-            Kind::Status => "status",
-            Kind::Progress => "progress",
-            Kind::Payload => "payload",
-            Kind::Time => "time",
-            Kind::Flag => "flag",
-        }
-    );
+    let p = quote!(#krate::__private);
+    let (ctor, check, what, label) = kind_check(role.kind);
+    let ctor = format_ident!("{ctor}");
     // Spanned on the field's type: a type that cannot play the role is one
     // error, pointing at the type.
-    let bind = quote_spanned! {ty.span()=>
-        #krate::__private::bind::#ctor::<#ty, Column>(Column::#variant)
+    let bind = if field.by_name {
+        // The user did not write this role: the error says where it came
+        // from and how to leave the field out.
+        let check = format_ident!("{check}");
+        let name = &field.name;
+        let message = format!(
+            "`{{Self}}` cannot hold {what}: a field called `{name}` plays the role `{}`",
+            role.name
+        );
+        let note = format!(
+            "to keep `{name}` out of tracking, mark it `#[tracking(skip)]`; to use it as the `{}`, change its type",
+            role.name
+        );
+        quote_spanned! {ty.span()=>
+            {
+                #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+                trait ByName: #p::#check {}
+                impl<T: #p::#check> ByName for T {}
+                fn bind<T: ByName>(column: Column) -> #p::Binding<Column> {
+                    #p::bind::#ctor::<T, Column>(column)
+                }
+                bind::<#ty>(Column::#variant)
+            }
+        }
+    } else {
+        quote_spanned! {ty.span()=>
+            #p::bind::#ctor::<#ty, Column>(Column::#variant)
+        }
     };
     Some(quote! {
-        #krate::__private::Role::#role_variant => #krate::__private::Option::Some(#bind),
+        #p::Role::#role_variant => #p::Option::Some(#bind),
     })
 }
 
@@ -112,6 +178,53 @@ fn tracker_alias(vis: &syn::Visibility, krate: &syn::Path, ident: &syn::Ident) -
     }
 }
 
+/// `Entity` and `Column` for a struct that has none beside it: a glob
+/// import, so the ones sea-orm's `DeriveEntityModel` generates take
+/// precedence wherever they exist. Where they do not (the derive is on a
+/// plain struct), the generated code still resolves, and `model_check`
+/// makes the first error say where the derive belongs instead of a row of
+/// "cannot find type `Entity`".
+fn fallback_names(ident: &syn::Ident, variants: &[&syn::Ident]) -> TokenStream {
+    // Named so that the errors that follow `model_check`'s read plainly.
+    let module = format_ident!("__tasktrail_no_entity_beside_{}", ident);
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case, dead_code, unreachable_pub)]
+        mod #module {
+            pub struct Entity {}
+            pub enum Column { #(#variants),* }
+        }
+        #[allow(unused_imports)]
+        use #module::*;
+    }
+}
+
+/// Fails to compile, with a message on the struct's name, unless `Entity`
+/// is a sea-orm entity (so when it is `fallback_names`' stand-in). Emitted
+/// before the impls, so its error comes first.
+fn model_check(krate: &syn::Path, ident: &syn::Ident) -> TokenStream {
+    let message = format!(
+        "`#[derive(TrackingConfig)]` goes on a sea-orm entity's `Model`, and `{ident}` is not one"
+    );
+    let label = format!("no sea-orm `Entity` and `Column` beside `{ident}`");
+    let note = "derive it on the `Model` of an entity module, next to sea-orm's derive: `#[derive(Clone, Debug, PartialEq, DeriveEntityModel, TrackingConfig)]`";
+    let check = quote_spanned! {ident.span()=>
+        #[allow(dead_code)]
+        fn check() where Entity: SeaOrmEntity {}
+    };
+    quote! {
+        const _: () = {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            trait SeaOrmEntity {}
+            // Not recommended: the error is this trait's message, without
+            // rustc listing every type that implements `EntityTrait`.
+            #[diagnostic::do_not_recommend]
+            impl<E: #krate::__private::EntityTrait> SeaOrmEntity for E {}
+            #check
+        };
+    }
+}
+
 pub fn expand(model: &Model) -> TokenStream {
     let krate = &model.krate;
     let ident = &model.ident;
@@ -126,8 +239,14 @@ pub fn expand(model: &Model) -> TokenStream {
     let progress_sets_message = model.progress_sets_message;
     let hooks = format_hooks(model);
     let alias = tracker_alias(&model.vis, krate, ident);
+    let variants: Vec<&syn::Ident> = model.fields.iter().map(|f| &f.variant).collect();
+    let names = fallback_names(ident, &variants);
+    let check = model_check(krate, ident);
 
     quote! {
+        #names
+        #check
+
         #[automatically_derived]
         impl #p::TrackingConfig for #ident {
             type Entity = Entity;
@@ -179,8 +298,13 @@ pub fn fallback(input: &syn::DeriveInput) -> TokenStream {
     } else {
         quote!(impl ::tasktrail::__private::FormatHooks for #ident {})
     };
-    let alias = tracker_alias(&input.vis, &syn::parse_quote!(::tasktrail), ident);
+    let krate: syn::Path = syn::parse_quote!(::tasktrail);
+    let alias = tracker_alias(&input.vis, &krate, ident);
+    let names = fallback_names(ident, &[]);
+    let check = model_check(&krate, ident);
     quote! {
+        #names
+        #check
         impl ::tasktrail::__private::TrackingConfig for #ident {
             type Entity = Entity;
             const FIELDS: &'static [::tasktrail::__private::FieldInfo<Column>] = &[];
@@ -198,26 +322,43 @@ pub fn fallback(input: &syn::DeriveInput) -> TokenStream {
     }
 }
 
-/// Whether the struct's `#[tracking(…)]` sets `crate`, and whether it says
-/// `hooks = custom`, read leniently (the attribute may be malformed).
+/// Whether the struct's `#[tracking(…)]` sets `crate`, and whether any
+/// `#[tracking(…)]` says `custom` (`hooks = custom`, or the same misspelt or
+/// misplaced: the user then has an `impl FormatHooks` a stub would
+/// conflict with), read leniently (the attribute may be malformed).
 fn struct_options(input: &syn::DeriveInput) -> (bool, bool) {
-    let (mut has_crate, mut custom) = (false, false);
+    let mut has_crate = false;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("tracking")) {
         let _ = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("crate") {
                 has_crate = true;
             }
             if meta.input.peek(syn::Token![=]) {
-                let value: syn::Expr = meta.value()?.parse()?;
-                if meta.path.is_ident("hooks") {
-                    let text = quote!(#value).to_string();
-                    custom |= text == "custom" || text == "\"custom\"";
-                }
+                let _: syn::Expr = meta.value()?.parse()?;
             } else if meta.input.peek(syn::token::Paren) {
                 let _: proc_macro2::Group = meta.input.parse()?;
             }
             Ok(())
         });
     }
+    let fields = match &input.data {
+        syn::Data::Struct(s) => s.fields.iter().flat_map(|f| &f.attrs).collect(),
+        _ => Vec::new(),
+    };
+    let custom = input
+        .attrs
+        .iter()
+        .chain(fields)
+        .filter(|a| a.path().is_ident("tracking"))
+        .any(|a| says_custom(a.meta.to_token_stream()));
     (has_crate, custom)
+}
+
+fn says_custom(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        proc_macro2::TokenTree::Ident(i) => i == "custom",
+        proc_macro2::TokenTree::Literal(l) => l.to_string() == "\"custom\"",
+        proc_macro2::TokenTree::Group(g) => says_custom(g.stream()),
+        proc_macro2::TokenTree::Punct(_) => false,
+    })
 }

@@ -4,6 +4,8 @@ mod attrs;
 mod expand;
 mod model;
 mod roles;
+mod unclaimed;
+mod values;
 
 use darling::FromDeriveInput;
 use proc_macro2::TokenStream;
@@ -16,8 +18,24 @@ pub fn expand(input: &syn::DeriveInput) -> TokenStream {
     if input.ident == "ModelEx" {
         return TokenStream::new();
     }
-    let parsed =
-        attrs::Container::from_derive_input(input).and_then(|c| model::Model::validate(input, c));
+    // The item's shape and the attribute forms darling cannot explain well
+    // are checked first; darling reads what remains, so a mistake is
+    // reported once, and the checks after it still run.
+    let (cleaned, mut errors) = attrs::check_forms(input);
+    let parsed = cleaned
+        .ok_or_else(|| darling::Error::multiple(std::mem::take(&mut errors)))
+        .and_then(|cleaned| {
+            attrs::Container::from_derive_input(&cleaned)
+                .and_then(|c| model::Model::validate(&cleaned, c))
+        });
+    let parsed = match parsed {
+        Ok(model) if errors.is_empty() => Ok(model),
+        Ok(_) => Err(darling::Error::multiple(errors)),
+        Err(e) => {
+            errors.push(e);
+            Err(darling::Error::multiple(errors))
+        }
+    };
     match parsed {
         Ok(model) => expand::expand(&model),
         Err(errors) => {

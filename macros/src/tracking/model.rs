@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use darling::util::SpannedValue;
 use heck::ToUpperCamelCase;
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 
 use super::attrs::{self, HooksMode};
-use super::roles::{self, RoleDef};
+use super::roles::{self, Kind, RoleDef};
+use super::values::Text;
 
 /// The formatter hooks to generate.
 pub enum Hooks {
@@ -43,6 +43,8 @@ pub struct Field {
     pub ty: syn::Type,
     pub label: String,
     pub role: Option<&'static RoleDef>,
+    /// The role was taken from the field's name, not written.
+    pub by_name: bool,
     pub extra: Option<String>,
 }
 
@@ -99,8 +101,36 @@ fn sentence_case(name: &str) -> String {
     }
 }
 
-fn spanned_str(v: &SpannedValue<String>) -> (&str, Span) {
-    (v.as_str(), v.span())
+fn spanned_str(v: &Text) -> (&str, Span) {
+    (v.value.as_str(), v.span)
+}
+
+/// The span of `tasktrail::Status` (or `Option<tasktrail::Status>`) when
+/// `ty` names the runtime's own status enum by a path through the crate:
+/// sea-orm cannot store it, and its derive says so in some twenty errors
+/// before ours. A bare `Status` may be the user's own `ActiveEnum` and is
+/// left to the type check.
+fn runtime_status_type(ty: &syn::Type, krate: &syn::Path) -> Option<Span> {
+    let syn::Type::Path(tp) = ty else {
+        return None;
+    };
+    if tp.qself.is_some() {
+        return None;
+    }
+    let segments: Vec<_> = tp.path.segments.iter().collect();
+    let last = segments.last()?;
+    if last.ident == "Option"
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+        && let Some(syn::GenericArgument::Type(inner)) = args.args.first()
+    {
+        return runtime_status_type(inner, krate);
+    }
+    let crate_name = krate.segments.last().map(|s| s.ident.to_string());
+    let through_runtime = segments[..segments.len() - 1]
+        .iter()
+        .any(|s| s.ident == "tasktrail" || crate_name.as_deref().is_some_and(|c| s.ident == c));
+    (last.ident == "Status" && last.arguments.is_none() && through_runtime)
+        .then(|| last.ident.span())
 }
 
 impl Model {
@@ -115,6 +145,11 @@ impl Model {
         }
 
         let data = c.data.take_struct().map(|s| s.fields).unwrap_or_default();
+
+        let krate = c
+            .krate
+            .as_ref()
+            .map_or_else(|| syn::parse_quote!(::tasktrail), |k| k.path.clone());
         let mut fields = Vec::new();
         // role name -> (field name, span of where the role was given)
         let mut taken: HashMap<&'static str, (String, Span)> = HashMap::new();
@@ -145,7 +180,7 @@ impl Model {
             }
             if let (Some(extra), Some((role, _))) = (&f.extra, explicit.first()) {
                 errors.push(error(
-                    extra.span(),
+                    extra.span,
                     format!(
                         "`extra` conflicts with `{role}`: a field is either a role or an extra"
                     ),
@@ -208,13 +243,26 @@ impl Model {
                 }
             }
 
+            if let Some((role, _, _)) = role
+                && role.kind == Kind::Status
+                && let Some(span) = runtime_status_type(&f.ty, &krate)
+            {
+                errors.push(error(
+                    span,
+                    format!(
+                        "`tasktrail::Status` is not a type sea-orm can store in a column: make `{name}` a `String` (tasktrail stores `pending`, `in_progress`, `success`, …), or a sea-orm `ActiveEnum` of your own that implements `tasktrail::TrackedStatus`"
+                    ),
+                ));
+            }
+
             fields.push(Field {
                 variant: column_variant(&name, sea.enum_name.as_deref(), ident.span()),
                 label: f
                     .label
                     .as_ref()
-                    .map_or_else(|| sentence_case(&name), |l| l.as_str().to_owned()),
+                    .map_or_else(|| sentence_case(&name), |l| l.value.clone()),
                 role: role.map(|(r, _, _)| r),
+                by_name: role.is_some_and(|(_, _, explicit)| !explicit),
                 extra,
                 ty: f.ty,
                 name,
@@ -248,25 +296,25 @@ impl Model {
                 .flatten()
             {
                 errors.push(error(
-                    path.span(),
+                    path.span,
                     "a per-hook override has no effect with `hooks = custom`: write this hook in your `impl FormatHooks`, or drop `hooks = custom`",
                 ));
             }
             Hooks::Custom
         } else {
             Hooks::Generated {
-                format_user: c.format_user,
-                format_objects: c.format_objects,
-                format_payload: c.format_payload,
+                format_user: c.format_user.map(|p| p.path),
+                format_objects: c.format_objects.map(|p| p.path),
+                format_payload: c.format_payload.map(|p| p.path),
             }
         };
 
         let mut redact = Vec::new();
         if let Some(list) = &c.redact {
-            if list.is_empty() {
-                errors.push(error(list.span(), "`redact` lists no keys; remove it or name the keys, e.g. `redact = [\"password\"]`"));
+            if list.keys.is_empty() {
+                errors.push(error(list.span, "`redact` lists no keys; remove it or name the keys, e.g. `redact = [\"password\"]`"));
             }
-            for lit in list.iter() {
+            for lit in &list.keys {
                 let key = lit.value();
                 if key.trim().is_empty() {
                     errors.push(error(lit.span(), "a redacted key must not be empty"));
@@ -281,7 +329,7 @@ impl Model {
             }
         }
 
-        let max_payload_bytes = c.max_payload_bytes.as_ref().and_then(|lit| {
+        let max_payload_bytes = c.max_payload_bytes.as_ref().map(|b| &b.0).and_then(|lit| {
             if !lit.suffix().is_empty() {
                 errors.push(error(
                     lit.span(),
@@ -307,9 +355,7 @@ impl Model {
 
         errors.finish()?;
         Ok(Model {
-            krate: c
-                .krate
-                .map_or_else(|| syn::parse_quote!(::tasktrail), |k| k.into_inner()),
+            krate,
             ident: c.ident,
             vis: c.vis,
             hooks,

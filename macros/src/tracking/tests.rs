@@ -98,3 +98,101 @@ fn every_error_is_reported() {
     // the zero cap, the empty redact key and the duplicate redact key.
     assert_eq!(errors, 7, "{out}");
 }
+
+/// The `compile_error!` messages of an expansion, in order.
+fn messages(input: proc_macro2::TokenStream) -> Vec<String> {
+    fn walk(tokens: proc_macro2::TokenStream, out: &mut Vec<String>) {
+        let tokens: Vec<_> = tokens.into_iter().collect();
+        for (i, tt) in tokens.iter().enumerate() {
+            match tt {
+                proc_macro2::TokenTree::Ident(id) if id == "compile_error" => {
+                    if let Some(proc_macro2::TokenTree::Group(g)) = tokens.get(i + 2)
+                        && let Ok(lit) = syn::parse2::<syn::LitStr>(g.stream())
+                    {
+                        out.push(lit.value());
+                    }
+                }
+                proc_macro2::TokenTree::Group(g) => walk(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        {
+            let input: syn::DeriveInput = syn::parse2(input).expect("a derive input");
+            super::expand(&input)
+        },
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn options_in_the_wrong_place_say_where_they_belong() {
+    let found = messages(quote! {
+        #[tracking(status = "state", hoks = custom)]
+        pub struct Model {
+            pub task_key: String,
+            pub state: String,
+            #[tracking(redact = ["password"], ignore)]
+            pub task_args: Option<Json>,
+            #[tracking(role = "message", label = Note)]
+            pub note: Option<String>,
+            #[tracking(unique)]
+            pub code: String,
+        }
+    });
+    // darling reads the fields' attributes before the struct's.
+    assert_eq!(
+        found,
+        [
+            "`redact` is an option of the struct's `#[tracking(…)]`, not of a field: move it to the `#[tracking(…)]` above the struct",
+            "to leave a field unmapped write `#[tracking(skip)]` (`ignore` is sea-orm's: `#[sea_orm(ignore)]` is a field with no column)",
+            "`label` takes a string: write `label = \"Note\"`",
+            "write the role itself: `#[tracking(message)]`",
+            "`unique` is a sea-orm option: write it in `#[sea_orm(…)]`",
+            "`status` is a role, written on the field it applies to: put `#[tracking(status)]` above `state` and remove it here",
+            "`hoks` is not an option of the struct's `#[tracking(…)]`; did you mean `hooks`?",
+        ],
+    );
+}
+
+#[test]
+fn attribute_forms_are_read_as_meant() {
+    let found = messages(quote! {
+        pub struct Model {
+            pub task_key: String,
+            #[tracking = "status"]
+            pub state: String,
+            #[tracking("message")]
+            pub note: Option<String>,
+        }
+    });
+    assert_eq!(
+        found,
+        [
+            "write `#[tracking(status)]`: options go in parentheses",
+            "write `message` without quotes: `#[tracking(message)]`",
+        ]
+    );
+}
+
+#[test]
+fn the_runtime_status_enum_as_a_column_is_refused_first() {
+    let found = messages(quote! {
+        pub struct Model {
+            pub task_key: String,
+            pub status: Option<tasktrail::Status>,
+        }
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("`tasktrail::Status` is not a type sea-orm can store"));
+    // A bare `Status` may be the user's own `ActiveEnum`.
+    assert!(
+        messages(quote! {
+            pub struct Model { pub task_key: String, pub status: Status }
+        })
+        .is_empty()
+    );
+}

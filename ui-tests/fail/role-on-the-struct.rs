@@ -1,0 +1,24 @@
+// A role mapped from the struct's attribute: roles belong on their field.
+
+mod task_run {
+    use sea_orm::entity::prelude::*;
+    use tasktrail::TrackingConfig;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, TrackingConfig)]
+    #[sea_orm(table_name = "task_runs")]
+    #[tracking(status = "state")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        #[sea_orm(unique)]
+        pub task_key: String,
+        pub state: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+fn main() {}
