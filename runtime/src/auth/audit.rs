@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect,
 };
 
 use crate::auth::Identity;
+use crate::writer::{OnTransient, Outcome as WriteOutcome, Template, Work, Writer};
 
 /// The longest target stored, in bytes: a longer run key is stored as its
 /// beginning, `…` and a hash of the whole key (so it stays well below
@@ -130,14 +131,50 @@ pub fn stored_target(key: &str) -> Cow<'_, str> {
     crate::storable::bounded_key(key, MAX_TARGET_BYTES)
 }
 
-/// How many times a transient failure to write a row is tried again.
-const WRITE_ATTEMPTS: u32 = 3;
+/// The audit rows' insert (a row is the entry's columns after `id`),
+/// rendered once per backend and row count.
+fn insert_template(backend: sea_orm::DbBackend) -> std::sync::Arc<Template> {
+    use std::sync::{Arc, OnceLock};
+    static BY_BACKEND: [OnceLock<Arc<Template>>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match backend {
+        sea_orm::DbBackend::Sqlite => 0,
+        sea_orm::DbBackend::Postgres => 1,
+        _ => 2,
+    };
+    BY_BACKEND[slot]
+        .get_or_init(|| new_insert_template(backend))
+        .clone()
+}
+
+fn new_insert_template(backend: sea_orm::DbBackend) -> std::sync::Arc<Template> {
+    Template::new(backend, 7, move |rows| {
+        use sea_orm::sea_query::{Expr, Query};
+        let mut insert = Query::insert();
+        insert.into_table(entry::Entity).columns([
+            entry::Column::AtMs,
+            entry::Column::UserId,
+            entry::Column::UserName,
+            entry::Column::Action,
+            entry::Column::Target,
+            entry::Column::Outcome,
+            entry::Column::Detail,
+        ]);
+        for _ in 0..rows {
+            let mut row = vec![Expr::val(0_i64)];
+            row.extend((0..6).map(|_| Expr::val("")));
+            insert.values_panic(row);
+        }
+        backend.build(&insert).sql
+    })
+}
 
 /// Records one action: a tracing event always, a row unless `keep` says
-/// otherwise and the database takes it. A failure to write is logged (and a
-/// transient one tried again, briefly), never the action's failure.
+/// otherwise and the database takes it — written through `writer` (group
+/// commit, like the runs' events: a transient failure waits in its retry
+/// queue). A failure to write is logged, never the action's failure.
 pub(crate) async fn record(
-    db: &DatabaseConnection,
+    writer: &Writer,
     identity: &Identity,
     action: &str,
     target: &str,
@@ -164,32 +201,27 @@ pub(crate) async fn record(
     if keep == Keep::TraceOnly {
         return;
     }
-    let row = entry::ActiveModel {
-        id: sea_orm::NotSet,
-        at_ms: Set(chrono::Utc::now().timestamp_millis()),
-        user_id: Set(bounded(user_id, MAX_NAME_CHARS)),
-        user_name: Set(bounded(user_name, MAX_NAME_CHARS)),
-        action: Set(bounded(action, MAX_NAME_CHARS)),
-        target: Set(target.clone().into_owned()),
-        outcome: Set(outcome.as_str().to_owned()),
-        detail: Set(detail),
+    let values: Vec<sea_orm::Value> = vec![
+        chrono::Utc::now().timestamp_millis().into(),
+        bounded(user_id, MAX_NAME_CHARS).into(),
+        bounded(user_name, MAX_NAME_CHARS).into(),
+        bounded(action, MAX_NAME_CHARS).into(),
+        target.clone().into_owned().into(),
+        outcome.as_str().to_owned().into(),
+        detail.into(),
+    ];
+    let work = Work::Row {
+        template: insert_template(writer.backend()),
+        values,
     };
-    let mut attempt = 1;
-    loop {
-        let written: Result<_, DbErr> = Box::pin(entry::Entity::insert(row.clone()).exec(db)).await;
-        let Err(err) = written else { return };
-        let transient = crate::db_error::is_transient(&err);
-        if transient && attempt < WRITE_ATTEMPTS {
-            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-            attempt += 1;
-            continue;
+    match writer.write(None, work, OnTransient::Retry).await {
+        WriteOutcome::Done(_) | WriteOutcome::Queued => {}
+        WriteOutcome::Dropped => {
+            tracing::error!(action, run = %target, "tasktrail: the audit row was not written: the database did not answer and the retry queue is full");
         }
-        if transient {
-            tracing::error!(error = %err, action, run = %target, attempts = attempt, "tasktrail: the audit row was not written: the database did not answer");
-        } else {
+        WriteOutcome::Refused(err) | WriteOutcome::Unavailable(err) => {
             tracing::error!(error = %err, action, run = %target, "tasktrail: the audit row was not written: the database refused it");
         }
-        return;
     }
 }
 

@@ -207,7 +207,7 @@ async fn act_as<C: DashboardConfig>(
         Err(err) => (Outcome::Refused, format!("{via}: {}", err.message())),
     };
     record(
-        shared.tracker.db(),
+        &shared.tracker.inner().writer,
         identity,
         action.name(),
         key,
@@ -469,7 +469,7 @@ pub(crate) async fn bulk<C: DashboardConfig>(
 ) -> Result<BulkOutcome, ApiError> {
     if let Err(err) = action.allowed(shared, identity) {
         crate::auth::audit::record(
-            shared.tracker.db(),
+            &shared.tracker.inner().writer,
             identity,
             action.name(),
             &format!("bulk of {} runs", keys.len()),

@@ -1,4 +1,8 @@
-//! Log lines in a database table, written in batches by a background task.
+//! Log lines in a database table, written in batches through the same
+//! group-commit writer the tracker uses ([`crate::writer`]): every line
+//! queued while the previous commit was in flight goes into the next
+//! multi-row insert; a refused line is isolated and dropped (counted); an
+//! unreachable database keeps lines in a bounded retry queue.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -8,9 +12,11 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::writer::{OnTransient, Op, Template, Work, Writer, WriterOptions};
 
 use crate::logs::{
     LogLevel, LogQuery, LogRecord, LogStats, LogStorage, LogStorageError, MAX_QUERY_LIMIT,
@@ -140,18 +146,11 @@ impl DbLogOptions {
     }
 }
 
-enum Message {
-    Line(LogRecord),
-    Flush(oneshot::Sender<()>),
-}
-
 #[derive(Default)]
 struct Counters {
     appended: AtomicU64,
+    /// Lines the writer's intake had no room for.
     dropped: AtomicU64,
-    written: AtomicU64,
-    refused: AtomicU64,
-    write_errors: AtomicU64,
 }
 
 /// Keeps log lines in the `tasktrail_logs` table: durable, shared by every
@@ -186,8 +185,11 @@ struct Counters {
 /// ```
 pub struct DbLogStorage {
     db: DatabaseConnection,
-    queue: mpsc::Sender<Message>,
+    writer: Writer,
+    insert: Arc<Template>,
     counters: Arc<Counters>,
+    /// Ends the retention task with the storage.
+    _retention: Option<DropGuard>,
 }
 
 impl std::fmt::Debug for DbLogStorage {
@@ -215,13 +217,33 @@ impl DbLogStorage {
         let capacity = options
             .queue_capacity
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
-        let (queue, receiver) = mpsc::channel(capacity);
-        let counters = Arc::new(Counters::default());
-        tokio::spawn(writer(db.clone(), receiver, counters.clone(), options));
+        let writer = Writer::new(
+            db.clone(),
+            WriterOptions {
+                batch_cap: options.batch_size.clamp(1, MAX_BATCH),
+                intake: capacity,
+                queue_capacity: capacity,
+                shards: 1,
+                ..WriterOptions::default()
+            },
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let retention = options.retention.map(|age| {
+            let stop = CancellationToken::new();
+            tokio::spawn(retention(
+                db.clone(),
+                age,
+                options.retention_interval,
+                stop.clone(),
+            ));
+            stop.drop_guard()
+        });
         Ok(DbLogStorage {
+            insert: insert_template(db.get_database_backend()),
             db,
-            queue,
-            counters,
+            writer,
+            counters: Arc::new(Counters::default()),
+            _retention: retention,
         })
     }
 
@@ -230,11 +252,7 @@ impl DbLogStorage {
     /// While the database is unavailable nothing can be written: the wait
     /// ends at the timeout, and the lines stay queued.
     pub async fn flush(&self, timeout: Duration) -> bool {
-        let wait = async {
-            let (done, written) = oneshot::channel();
-            self.queue.send(Message::Flush(done)).await.is_ok() && written.await.is_ok()
-        };
-        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+        self.writer.flush(timeout).await
     }
 
     /// Deletes the lines emitted before `cutoff`; returns how many.
@@ -274,27 +292,62 @@ pub fn stored_run_key(key: &str) -> Cow<'_, str> {
     crate::storable::bounded_key(key, MAX_STORED_RUN_KEY)
 }
 
-fn row_of(record: LogRecord) -> entry::ActiveModel {
+/// The multi-row insert of log lines; a row is [`row_values`].
+fn insert_template(backend: sea_orm::DbBackend) -> Arc<Template> {
+    Template::new(backend, 6, move |rows| {
+        use sea_orm::sea_query::Query;
+        let mut insert = Query::insert();
+        insert.into_table(entry::Entity).columns([
+            entry::Column::AtMs,
+            entry::Column::Level,
+            entry::Column::Target,
+            entry::Column::Message,
+            entry::Column::RunKey,
+            entry::Column::Fields,
+        ]);
+        for _ in 0..rows {
+            insert.values_panic(
+                [
+                    sea_orm::Value::BigInt(Some(0)),
+                    sea_orm::Value::SmallInt(Some(0)),
+                    sea_orm::Value::String(None),
+                    sea_orm::Value::String(None),
+                    sea_orm::Value::String(None),
+                    sea_orm::Value::String(None),
+                ]
+                .map(Expr::val),
+            );
+        }
+        backend.build(&insert).sql
+    })
+}
+
+/// One line's values, in the insert's column order: text made storable, a
+/// long run key bounded.
+fn row_values(record: LogRecord) -> Vec<sea_orm::Value> {
     let mut message = record.message;
     crate::storable::text_in_place(&mut message);
-    entry::ActiveModel {
-        id: sea_orm::NotSet,
-        at_ms: Set(record.at.timestamp_millis()),
-        level: Set(record.level.severity()),
-        target: Set(crate::storable::text(&record.target).into_owned()),
-        message: Set(message),
-        run_key: Set(record.run_key.map(|k| stored_run_key(&k).into_owned())),
-        fields: Set((!record.fields.is_empty()).then(|| {
-            let object: serde_json::Map<String, serde_json::Value> = record
-                .fields
-                .into_iter()
-                .map(|(k, v)| (k.into_owned(), v))
-                .collect();
-            let mut fields = serde_json::Value::Object(object);
-            crate::storable::json_in_place(&mut fields);
-            fields.to_string()
-        })),
-    }
+    let fields = (!record.fields.is_empty()).then(|| {
+        let object: serde_json::Map<String, serde_json::Value> = record
+            .fields
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v))
+            .collect();
+        let mut fields = serde_json::Value::Object(object);
+        crate::storable::json_in_place(&mut fields);
+        fields.to_string()
+    });
+    vec![
+        record.at.timestamp_millis().into(),
+        record.level.severity().into(),
+        crate::storable::text(&record.target).into_owned().into(),
+        message.into(),
+        record
+            .run_key
+            .map(|k| stored_run_key(&k).into_owned())
+            .into(),
+        fields.into(),
+    ]
 }
 
 fn record_of(row: entry::Model) -> LogRecord {
@@ -315,120 +368,51 @@ fn record_of(row: entry::Model) -> LogRecord {
     }
 }
 
-async fn writer(
+/// Deletes lines older than `age` every `interval`, until `stop`.
+async fn retention(
     db: DatabaseConnection,
-    mut receiver: mpsc::Receiver<Message>,
-    counters: Arc<Counters>,
-    options: DbLogOptions,
+    age: Duration,
+    interval: Duration,
+    stop: CancellationToken,
 ) {
-    // A batch of zero would read nothing and end the writer; an interval of
-    // zero panics in tokio, one past an `Instant` overflows.
-    let batch_size = options.batch_size.clamp(1, MAX_BATCH);
-    let mut batch = Vec::with_capacity(batch_size);
-    let mut retention = tokio::time::interval(crate::limits::pause(options.retention_interval));
-    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // An interval of zero panics in tokio, one past an `Instant` overflows.
+    let mut ticks = tokio::time::interval(crate::limits::pause(interval));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let received = tokio::select! {
-            n = receiver.recv_many(&mut batch, batch_size) => n,
-            _ = retention.tick(), if options.retention.is_some() => {
-                // No line is older than a date can be.
-                let cutoff = options
-                    .retention
-                    .and_then(|age| crate::limits::cutoff(chrono::Utc::now(), age));
-                if let Some(cutoff) = cutoff {
-                    match internal(purge(&db, cutoff)).await {
-                        Ok(n) if n > 0 => tracing::info!(deleted = n, "tasktrail: log retention deleted old lines"),
-                        Ok(_) => {}
-                        Err(err) => tracing::warn!(error = %err, "tasktrail: log retention failed"),
-                    }
-                }
-                continue;
-            }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        // No line is older than a date can be.
+        let Some(cutoff) = crate::limits::cutoff(chrono::Utc::now(), age) else {
+            continue;
         };
-        if received == 0 {
-            // Every sender is gone and the queue is empty.
-            return;
-        }
-        let mut lines = Vec::with_capacity(batch.len());
-        let mut flushes = Vec::new();
-        for message in batch.drain(..) {
-            match message {
-                Message::Line(record) => lines.push(row_of(record)),
-                Message::Flush(done) => flushes.push(done),
+        let span = tracing::error_span!(target: "tasktrail::logs", "tasktrail_log_writer");
+        match tracing::Instrument::instrument(purge(&db, cutoff), span).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(deleted = n, "tasktrail: log retention deleted old lines")
             }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "tasktrail: log retention failed"),
         }
-        if !lines.is_empty() {
-            internal(write(&db, lines, &counters)).await;
-        }
-        for done in flushes {
-            let _ = done.send(());
-        }
-    }
-}
-
-/// Runs `work` in the writer's span, created now (so that a subscriber
-/// installed after the storage sees it): the log layer never captures the
-/// events inside it, such as the driver's own logging of the insert.
-fn internal<F: std::future::Future>(work: F) -> tracing::instrument::Instrumented<F> {
-    tracing::Instrument::instrument(
-        work,
-        tracing::error_span!(target: "tasktrail::logs", "tasktrail_log_writer"),
-    )
-}
-
-/// Writes `lines`, in order. A transient error (the database is
-/// unreachable or busy) is retried with backoff until the database takes the
-/// batch; a batch the database refuses for good is split in halves, down to
-/// the single lines it refuses, which are dropped, counted and logged.
-async fn write(db: &DatabaseConnection, lines: Vec<entry::ActiveModel>, counters: &Counters) {
-    let mut backoff = Duration::from_millis(50);
-    let mut refused = 0_u64;
-    let mut first_refusal: Option<DbErr> = None;
-    // The batches left, the next one last.
-    let mut todo = vec![lines];
-    while let Some(mut batch) = todo.pop() {
-        let n = batch.len();
-        match entry::Entity::insert_many(batch.clone()).exec(db).await {
-            Ok(_) => {
-                counters.written.fetch_add(n as u64, Ordering::Relaxed);
-                backoff = Duration::from_millis(50);
-            }
-            Err(err) if crate::db_error::is_transient(&err) => {
-                let failures = counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                if failures.is_power_of_two() {
-                    tracing::warn!(error = %err, lines = n, "tasktrail: writing log lines failed; retrying");
-                }
-                todo.push(batch);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(err) if n <= 1 => {
-                counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                counters.refused.fetch_add(n as u64, Ordering::Relaxed);
-                refused += n as u64;
-                first_refusal.get_or_insert(err);
-            }
-            Err(_) => {
-                counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                let second = batch.split_off(n / 2);
-                todo.push(second);
-                todo.push(batch);
-            }
-        }
-    }
-    if let Some(err) = first_refusal {
-        tracing::error!(
-            lines = refused,
-            error = %err,
-            "tasktrail: the database refused log lines; they were dropped, the others written"
-        );
     }
 }
 
 impl LogStorage for DbLogStorage {
     fn append(&self, record: LogRecord) {
         self.counters.appended.fetch_add(1, Ordering::Relaxed);
-        if self.queue.try_send(Message::Line(record)).is_err() {
+        let op = Op {
+            // Lines keep their order without a lane: one batch writes them
+            // in the order they came.
+            lane: None,
+            work: Work::Row {
+                template: self.insert.clone(),
+                values: row_values(record),
+            },
+            on_transient: OnTransient::Retry,
+            ack: None,
+        };
+        if self.writer.try_submit(op).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -479,14 +463,14 @@ impl LogStorage for DbLogStorage {
     }
 
     fn stats(&self) -> LogStats {
-        let pending = (self.queue.max_capacity() - self.queue.capacity()) as u64;
+        let w = self.writer.stats();
         LogStats {
             stored: None,
             appended: self.counters.appended.load(Ordering::Relaxed),
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-            pending,
-            written: self.counters.written.load(Ordering::Relaxed),
-            refused: self.counters.refused.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed) + w.dropped,
+            pending: self.writer.pending(),
+            written: w.written,
+            refused: w.refused,
         }
     }
 }

@@ -215,6 +215,9 @@ impl Op {
 enum Msg {
     One(Op),
     Many(Vec<Op>),
+    /// Answered once every op sent before it is written, refused or
+    /// dropped (the retry queue included).
+    Flush(oneshot::Sender<()>),
 }
 
 impl Msg {
@@ -222,13 +225,16 @@ impl Msg {
         match self {
             Msg::One(_) => 1,
             Msg::Many(ops) => ops.len(),
+            Msg::Flush(_) => 0,
         }
     }
 
-    fn into_batch(self, batch: &mut Vec<Op>) {
+    /// Adds the message's ops to `batch`, its flush to `flushes`.
+    fn into_batch(self, batch: &mut Vec<Op>, flushes: &mut Vec<oneshot::Sender<()>>) {
         match self {
             Msg::One(op) => batch.push(op),
             Msg::Many(ops) => batch.extend(ops),
+            Msg::Flush(done) => flushes.push(done),
         }
     }
 
@@ -236,7 +242,7 @@ impl Msg {
     fn abandon(self, shared: &Shared) {
         let mut ops = Vec::new();
         let n = self.len();
-        self.into_batch(&mut ops);
+        self.into_batch(&mut ops, &mut Vec::new());
         for mut op in ops {
             op.answer(Outcome::Unavailable(DbErr::Custom(
                 "the tasktrail writer has stopped (its runtime shut down)".into(),
@@ -348,11 +354,20 @@ impl Writer {
         }
     }
 
-    /// Starts the shards' tasks, once.
+    /// Starts the shards' tasks, once, on the current runtime.
     fn start(&self) {
+        self.start_on_current();
+    }
+
+    /// Starts the shards' tasks, once, if there is a current runtime (a
+    /// non-async caller may have none yet: its ops wait in the intake).
+    fn start_on_current(&self) {
         if self.started.load(Ordering::Acquire) {
             return;
         }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let mut idle = self.idle_shards.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(receivers) = idle.take() {
             for rx in receivers {
@@ -360,8 +375,15 @@ impl Writer {
                     shared: self.shared.clone(),
                     rx,
                     retry: VecDeque::new(),
+                    flushes: Vec::new(),
                 };
-                tokio::spawn(shard.run());
+                // What the writer (and sqlx under it) logs is never captured
+                // as a run's log line: writing it would log again.
+                let span = tracing::error_span!(
+                    target: "tasktrail::logs",
+                    "tasktrail_log_writer"
+                );
+                rt.spawn(tracing::Instrument::instrument(shard.run(), span));
             }
             self.started.store(true, Ordering::Release);
         }
@@ -381,6 +403,36 @@ impl Writer {
             // The writer's task is gone (its runtime shut down).
             msg.abandon(&self.shared);
         }
+    }
+
+    /// Hands `op` to the writer without waiting: gives it back when the
+    /// intake is full (for callers that must never block, such as a
+    /// tracing layer; they count it as dropped).
+    pub fn try_submit(&self, op: Op) -> Result<(), Op> {
+        self.start_on_current();
+        let shard = self.shard_of(op.lane);
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        match self.shards[shard].try_send(Msg::One(op)) {
+            Ok(()) => Ok(()),
+            Err(
+                mpsc::error::TrySendError::Full(Msg::One(op))
+                | mpsc::error::TrySendError::Closed(Msg::One(op)),
+            ) => {
+                self.shared.done(1);
+                Err(op)
+            }
+            Err(_) => unreachable!("one op was sent"),
+        }
+    }
+
+    /// The backend written to.
+    pub fn backend(&self) -> DbBackend {
+        self.shared.db.get_database_backend()
+    }
+
+    /// Ops submitted and not yet written, refused or dropped.
+    pub fn pending(&self) -> u64 {
+        self.shared.pending.load(Ordering::Acquire) as u64
     }
 
     /// Hands `op` to the writer; waits while the intake is full.
@@ -430,20 +482,31 @@ impl Writer {
         outcomes
     }
 
-    /// Waits until every op submitted so far is written, refused or
-    /// dropped (the retry queue is empty), at most `timeout`; returns
-    /// whether it is.
+    /// Waits until every op submitted before the call is written, refused
+    /// or dropped (its shard's retry queue is empty), at most `timeout`;
+    /// returns whether it is. Ops submitted meanwhile do not hold it back.
     pub async fn flush(&self, timeout: Duration) -> bool {
+        if self.shared.pending.load(Ordering::Acquire) == 0 {
+            return true;
+        }
         let wait = async {
-            loop {
-                let idle = self.shared.idle.notified();
-                if self.shared.pending.load(Ordering::Acquire) == 0 {
-                    return;
+            self.start();
+            let mut answers = Vec::with_capacity(self.shards.len());
+            for shard in self.shards.iter() {
+                let (done, answer) = oneshot::channel();
+                if shard.send(Msg::Flush(done)).await.is_err() {
+                    return false;
                 }
-                idle.await;
+                answers.push(answer);
             }
+            for answer in answers {
+                if answer.await.is_err() {
+                    return false;
+                }
+            }
+            true
         };
-        tokio::time::timeout(timeout, wait).await.is_ok()
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 
     /// The counters.
@@ -478,6 +541,8 @@ struct Shard {
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Msg>,
     retry: VecDeque<Op>,
+    /// Flushes that wait for the retry queue to drain.
+    flushes: Vec<oneshot::Sender<()>>,
 }
 
 /// What became of a batch attempt.
@@ -499,14 +564,18 @@ impl Shard {
                     return;
                 };
                 let mut batch = Vec::with_capacity(cap.min(64));
-                first.into_batch(&mut batch);
+                let mut flushes = std::mem::take(&mut self.flushes);
+                first.into_batch(&mut batch, &mut flushes);
                 while batch.len() < cap {
                     match self.rx.try_recv() {
-                        Ok(msg) => msg.into_batch(&mut batch),
+                        Ok(msg) => msg.into_batch(&mut batch, &mut flushes),
                         Err(_) => break,
                     }
                 }
-                if let Attempt::Unreachable(left, err) = self.attempt(batch).await {
+                self.flushes = flushes;
+                if !batch.is_empty()
+                    && let Attempt::Unreachable(left, err) = self.attempt(batch).await
+                {
                     tracing::warn!(error = %err, ops = left.len(),
                         "tasktrail: database unreachable; writes wait in the retry queue");
                     let why = err.to_string();
@@ -516,6 +585,7 @@ impl Shard {
                     backoff = self.shared.options.min_backoff;
                     next_try = tokio::time::Instant::now() + backoff;
                 }
+                self.answer_flushes();
                 continue;
             }
             // The database is unreachable: take what arrives into the queue
@@ -530,7 +600,9 @@ impl Shard {
                 msg = self.rx.recv() => match msg {
                     Some(msg) => {
                         let mut ops = Vec::new();
-                        msg.into_batch(&mut ops);
+                        let mut flushes = std::mem::take(&mut self.flushes);
+                        msg.into_batch(&mut ops, &mut flushes);
+                        self.flushes = flushes;
                         for op in ops {
                             self.park(op, "the database is unreachable");
                         }
@@ -546,6 +618,15 @@ impl Shard {
         }
     }
 
+    /// Answers the waiting flushes once nothing waits in the retry queue.
+    fn answer_flushes(&mut self) {
+        if self.retry.is_empty() {
+            for done in self.flushes.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
     /// Writes up to `cap` ops from the front of the retry queue; returns
     /// the next backoff.
     async fn retry_front(&mut self, cap: usize, backoff: Duration) -> Duration {
@@ -557,6 +638,7 @@ impl Shard {
                     .counters
                     .queue_len
                     .store(self.retry.len() as u64, Ordering::Relaxed);
+                self.answer_flushes();
                 self.shared.options.min_backoff
             }
             Attempt::Unreachable(left, err) => {
@@ -619,7 +701,6 @@ impl Shard {
             match self.commit(&mut part).await {
                 Ok(()) => {
                     let n = part.len();
-                    bump(&self.shared.counters.written, n as u64);
                     self.shared.done(n);
                     self.shared.committed.notify_waiters();
                 }
@@ -693,7 +774,8 @@ impl Shard {
             txn.commit().await?;
         }
         bump(&counters.commits, 1);
-        // Answer after the commit: `Done` means durable.
+        bump(&counters.written, ops.len() as u64);
+        // Answer after the commit (and its counters): `Done` means durable.
         for (op, rows) in ops.iter_mut().zip(affected) {
             op.answer(Outcome::Done(rows));
         }
