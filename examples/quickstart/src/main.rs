@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{Database, EntityTrait, QueryOrder};
+use sea_orm::{EntityTrait, QueryOrder};
 use serde::Serialize;
 use tasktrail::logs::DbLogStorage;
 use tasktrail::{Event, Progress, SpawnError, Task, TaskContext};
@@ -124,7 +124,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             path.to_owned()
         }
     };
-    let db = Database::connect(format!("sqlite://{path}?mode=rwc")).await?;
+    // The recommended SQLite set-up: WAL, a busy timeout, a pool beside
+    // the tracker's writer (see tasktrail::sqlite).
+    let db = tasktrail::sqlite::connect(&format!("sqlite://{path}?mode=rwc")).await?;
     tasktrail::schema::create::<task_run::Model>(&db).await?;
     // What runs log (through tracing) goes to the `tasktrail_logs` table of
     // the same file, and to stderr.
