@@ -10,6 +10,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+
+use crate::writer::{OnTransient, Outcome, Work};
 use tokio::time::Instant;
 
 use crate::config::{Encode, Role, TrackingConfig, column_value, find_all, find_one, value_text};
@@ -193,7 +195,32 @@ impl<M: TrackingConfig> Tracker<M> {
             if rows.is_empty() {
                 continue;
             }
-            store::heartbeat(db, &scope, &runs.instance, ttl, &rows, insert).await?;
+            let statements = store::heartbeat(
+                db.get_database_backend(),
+                &scope,
+                &runs.instance,
+                ttl,
+                &rows,
+                insert,
+            );
+            let outcomes = self
+                .inner()
+                .writer
+                .write_all(
+                    statements
+                        .into_iter()
+                        .map(|stmt| (None, Work::Statement(stmt), OnTransient::Fail)),
+                )
+                .await;
+            for outcome in outcomes {
+                match outcome {
+                    Outcome::Done(_) => {}
+                    Outcome::Refused(err) | Outcome::Unavailable(err) => return Err(err),
+                    Outcome::Queued | Outcome::Dropped => {
+                        return Err(DbErr::Custom("the heartbeat was not written".into()));
+                    }
+                }
+            }
             if insert {
                 for (key, control) in &active {
                     if rows.iter().any(|r| r.run_key == key) {

@@ -243,20 +243,22 @@ pub(crate) struct LeaseRow<'a> {
     pub deadline_ms: Option<i64>,
 }
 
-/// Writes the leases of `runs` (`insert`), or refreshes those that exist,
-/// and refreshes the locks of those that hold some.
+/// The statements that write the leases of `runs` (`insert`), or refresh
+/// those that exist, and refresh the locks of those that hold some (the
+/// tracker's writer runs them in one transaction).
 ///
 /// A refresh never re-creates a lease: a run that ended (and deleted its
 /// lease) while the heartbeat was under way stays without one.
-pub(crate) async fn heartbeat(
-    db: &impl ConnectionTrait,
+pub(crate) fn heartbeat(
+    backend: DbBackend,
     scope: &str,
     instance: &str,
     ttl_ms: i64,
     runs: &[LeaseRow<'_>],
     insert: bool,
-) -> Result<(), DbErr> {
+) -> Vec<sea_orm::Statement> {
     let now = super::now_ms();
+    let mut statements = Vec::new();
     for chunk in runs.chunks(500) {
         if insert {
             let mut upsert = Query::insert();
@@ -291,7 +293,7 @@ pub(crate) async fn heartbeat(
                     ])
                     .to_owned(),
             );
-            db.execute(&upsert).await?;
+            statements.push(backend.build(&upsert));
         } else {
             let mut refresh = Query::update();
             refresh
@@ -300,7 +302,7 @@ pub(crate) async fn heartbeat(
                 .value(lease::Column::ExpiresMs, now + ttl_ms)
                 .and_where(Expr::col(lease::Column::Scope).eq(scope))
                 .and_where(Expr::col(lease::Column::RunKey).is_in(chunk.iter().map(|r| r.run_key)));
-            db.execute(&refresh).await?;
+            statements.push(backend.build(&refresh));
         }
 
         let locked: Vec<&str> = chunk
@@ -315,10 +317,10 @@ pub(crate) async fn heartbeat(
                 .value(lock::Column::ExpiresMs, now + ttl_ms)
                 .and_where(Expr::col(lock::Column::Scope).eq(scope))
                 .and_where(Expr::col(lock::Column::RunKey).is_in(locked));
-            db.execute(&refresh).await?;
+            statements.push(backend.build(&refresh));
         }
     }
-    Ok(())
+    statements
 }
 
 /// Leases whose heartbeat lapsed or whose deadline passed.
