@@ -26,7 +26,7 @@
 
 pub(crate) mod event;
 mod handle;
-mod options;
+pub(crate) mod options;
 mod status;
 pub(crate) mod tracker;
 mod write;
@@ -34,4 +34,5 @@ mod write;
 pub use event::{Event, EventKind, MAX_KEY_BYTES};
 pub use handle::{RunBuilder, RunError, RunHandle};
 pub use status::{ParseStatusError, Progress, Status};
-pub use tracker::{TrackError, Tracker, TrackerOptions, TrackerStats, Written};
+pub use options::TrackerOptions;
+pub use tracker::{TrackError, Tracker, TrackerStats, Written};

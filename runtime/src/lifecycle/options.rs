@@ -1,10 +1,153 @@
-//! The tracker's settings as it uses them: every duration and size clamped
-//! to what the runtime can compute with (see [`TrackerOptions`]'s fields).
+//! The tracker's settings, [`TrackerOptions`], and the [`Retention`] its
+//! maintenance applies; used as given, except that every duration and size
+//! is clamped to what the runtime can compute with (see the fields).
 
 use std::time::Duration;
 
-use crate::lifecycle::TrackerOptions;
+use crate::lifecycle::Status;
 use crate::limits::{NEVER, SHORTEST_PAUSE, at_most_never, pause};
+
+/// Settings of a [`Tracker`](crate::Tracker).
+///
+/// No value makes the tracker panic, wrap or spin; the tracker clamps them
+/// when it is built ([`Tracker::options`](crate::Tracker::options) shows
+/// what it uses): a duration over about 30 years, up to `Duration::MAX`,
+/// means never and is taken as 30 years; a zero `lease_ttl`,
+/// `heartbeat_interval` or backoff is 1 ms; `heartbeat_interval` is at most
+/// half of `lease_ttl` (else leases of live runs would lapse between two
+/// heartbeats); `max_backoff` is at least `min_backoff`; `max_concurrent`
+/// is at least 1. A value changed other than to "never" is logged as a
+/// warning.
+#[derive(Clone, Debug)]
+pub struct TrackerOptions {
+    /// How many events may wait for an unreachable database (default 10,000).
+    pub queue_capacity: usize,
+    /// The first retry delay; doubles up to `max_backoff` (default 50 ms).
+    pub min_backoff: Duration,
+    /// The longest retry delay (default 5 s).
+    pub max_backoff: Duration,
+    /// Overrides the entity's `max_payload_bytes`.
+    pub max_payload_bytes: Option<usize>,
+    /// How many spawned runs may run at once; the others wait as `pending`
+    /// (default: no limit).
+    pub max_concurrent: Option<usize>,
+    /// A spawned run writes at most one progress event per interval, always
+    /// the latest value (default 250 ms).
+    pub progress_interval: Duration,
+    /// How often spawned runs refresh their lease and locks (default 5 s).
+    pub heartbeat_interval: Duration,
+    /// How long a lease or a lock stays valid without a heartbeat: a run
+    /// whose process died is recovered after this (default 30 s).
+    pub lease_ttl: Duration,
+    /// Spawned runs still running after this are asked to stop and recorded
+    /// as `interrupted` (default: no limit).
+    pub max_duration: Option<Duration>,
+    /// How long a cancelled run may take to stop by itself before its future
+    /// is dropped (default 10 s).
+    pub cancel_grace: Duration,
+    /// How often the recovery sweep runs (default 60 s).
+    pub sweep_interval: Duration,
+    /// Retention applied by the background maintenance (default: none).
+    pub retention: Option<Retention>,
+    /// How often the retention runs (default 1 h).
+    pub retention_interval: Duration,
+}
+
+impl Default for TrackerOptions {
+    fn default() -> Self {
+        TrackerOptions {
+            queue_capacity: 10_000,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            max_payload_bytes: None,
+            max_concurrent: None,
+            progress_interval: Duration::from_millis(250),
+            heartbeat_interval: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
+            max_duration: None,
+            cancel_grace: Duration::from_secs(10),
+            sweep_interval: Duration::from_secs(60),
+            retention: None,
+            retention_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Which ended runs to delete: those whose last write (`updated_at`, or
+/// `created_at` when `updated_at` is not mapped) is older than a cut-off,
+/// optionally per status.
+///
+/// An age beyond what a date can hold (`Duration::MAX`, `days(u64::MAX)`)
+/// deletes nothing. When the status mapping stores several statuses alike
+/// (a [`TrackedStatus`](crate::TrackedStatus) mapping `Failed` and
+/// `Interrupted` to one variant, say), the rows stored so are deleted after
+/// the longest age of those statuses, and not at all if one of them is
+/// kept; a value a status that has not ended is also stored as (pending,
+/// in progress, unknown) is never deleted. Such a rule is logged as a
+/// warning at each purge.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasktrail::{Retention, Status};
+///
+/// // Successes after 7 days, failures after 30, keep cancelled runs.
+/// let retention = Retention::days(7)
+///     .status(Status::Failed, Duration::from_secs(30 * 86_400))
+///     .keep(Status::Cancelled);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retention {
+    rules: Vec<(Status, Duration)>,
+    /// Rows deleted per statement (default 1,000; taken as at least 1 and
+    /// at most [`MAX_BATCH_SIZE`](Self::MAX_BATCH_SIZE)).
+    pub batch_size: u64,
+}
+
+impl Retention {
+    /// The most rows one delete statement takes.
+    pub const MAX_BATCH_SIZE: u64 = 100_000;
+
+    /// Every ended status (success, failed, cancelled, interrupted) after
+    /// `age`.
+    pub fn older_than(age: Duration) -> Self {
+        Retention {
+            rules: Status::TERMINAL.iter().map(|s| (*s, age)).collect(),
+            batch_size: 1_000,
+        }
+    }
+
+    /// Every ended status after `days` days.
+    pub fn days(days: u64) -> Self {
+        Self::older_than(Duration::from_secs(days.saturating_mul(86_400)))
+    }
+
+    /// Runs in `status` after `age` instead. `status` must be an ended
+    /// status; [`Tracker::purge`](crate::Tracker::purge) refuses the others.
+    pub fn status(mut self, status: Status, age: Duration) -> Self {
+        self.rules.retain(|(s, _)| *s != status);
+        self.rules.push((status, age));
+        self
+    }
+
+    /// Never deletes runs in `status`.
+    pub fn keep(mut self, status: Status) -> Self {
+        self.rules.retain(|(s, _)| *s != status);
+        self
+    }
+
+    /// Rows per delete statement (1 to
+    /// [`MAX_BATCH_SIZE`](Self::MAX_BATCH_SIZE)).
+    pub fn batch_size(mut self, rows: u64) -> Self {
+        self.batch_size = rows.clamp(1, Self::MAX_BATCH_SIZE);
+        self
+    }
+
+    /// The statuses and ages this retention deletes.
+    pub fn rules(&self) -> &[(Status, Duration)] {
+        &self.rules
+    }
+}
+
 
 impl TrackerOptions {
     /// The options with every duration and size clamped as the fields'
@@ -131,5 +274,18 @@ mod tests {
         .normalized();
         assert_eq!(slow.heartbeat_interval, Duration::from_secs(5));
         assert_eq!(slow.max_backoff, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn extreme_arguments_saturate() {
+        assert_eq!(
+            Retention::days(u64::MAX).rules()[0].1,
+            Duration::from_secs(u64::MAX)
+        );
+        assert_eq!(Retention::days(1).batch_size(0).batch_size, 1);
+        assert_eq!(
+            Retention::days(1).batch_size(u64::MAX).batch_size,
+            Retention::MAX_BATCH_SIZE
+        );
     }
 }

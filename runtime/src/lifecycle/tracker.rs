@@ -19,7 +19,7 @@ use crate::hooks::{
     redact,
 };
 use crate::lifecycle::write::{Cell, Class, Prepared, Shape, Statement, placeholder};
-use crate::lifecycle::{Event, EventKind};
+use crate::lifecycle::{Event, EventKind, TrackerOptions};
 use crate::writer::{OnTransient, Outcome, Template, Work, Writer, WriterOptions, lane_of};
 
 /// Why an event could not be recorded.
@@ -126,71 +126,6 @@ struct Counters {
 
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Settings of a [`Tracker`].
-///
-/// No value makes the tracker panic, wrap or spin; the tracker clamps them
-/// when it is built ([`Tracker::options`] shows what it uses): a duration
-/// over about 30 years, up to `Duration::MAX`, means never and is taken as
-/// 30 years; a zero `lease_ttl`, `heartbeat_interval` or backoff is 1 ms;
-/// `heartbeat_interval` is at most half of `lease_ttl` (else leases of live
-/// runs would lapse between two heartbeats); `max_backoff` is at least
-/// `min_backoff`; `max_concurrent` is at least 1. A value changed other
-/// than to "never" is logged as a warning.
-#[derive(Clone, Debug)]
-pub struct TrackerOptions {
-    /// How many events may wait for an unreachable database (default 10,000).
-    pub queue_capacity: usize,
-    /// The first retry delay; doubles up to `max_backoff` (default 50 ms).
-    pub min_backoff: Duration,
-    /// The longest retry delay (default 5 s).
-    pub max_backoff: Duration,
-    /// Overrides the entity's `max_payload_bytes`.
-    pub max_payload_bytes: Option<usize>,
-    /// How many spawned runs may run at once; the others wait as `pending`
-    /// (default: no limit).
-    pub max_concurrent: Option<usize>,
-    /// A spawned run writes at most one progress event per interval, always
-    /// the latest value (default 250 ms).
-    pub progress_interval: Duration,
-    /// How often spawned runs refresh their lease and locks (default 5 s).
-    pub heartbeat_interval: Duration,
-    /// How long a lease or a lock stays valid without a heartbeat: a run
-    /// whose process died is recovered after this (default 30 s).
-    pub lease_ttl: Duration,
-    /// Spawned runs still running after this are asked to stop and recorded
-    /// as `interrupted` (default: no limit).
-    pub max_duration: Option<Duration>,
-    /// How long a cancelled run may take to stop by itself before its future
-    /// is dropped (default 10 s).
-    pub cancel_grace: Duration,
-    /// How often the recovery sweep runs (default 60 s).
-    pub sweep_interval: Duration,
-    /// Retention applied by the background maintenance (default: none).
-    pub retention: Option<crate::run::Retention>,
-    /// How often the retention runs (default 1 h).
-    pub retention_interval: Duration,
-}
-
-impl Default for TrackerOptions {
-    fn default() -> Self {
-        TrackerOptions {
-            queue_capacity: 10_000,
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(5),
-            max_payload_bytes: None,
-            max_concurrent: None,
-            progress_interval: Duration::from_millis(250),
-            heartbeat_interval: Duration::from_secs(5),
-            lease_ttl: Duration::from_secs(30),
-            max_duration: None,
-            cancel_grace: Duration::from_secs(10),
-            sweep_interval: Duration::from_secs(60),
-            retention: None,
-            retention_interval: Duration::from_secs(3600),
-        }
-    }
 }
 
 pub(crate) struct Inner {

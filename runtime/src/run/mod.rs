@@ -42,7 +42,8 @@ pub use context::{Cancelled, TaskContext};
 pub use hooks::Finished;
 pub use maintenance::{CancelOutcome, RecoveryReport, ShutdownReport};
 pub use registry::{RetryError, Task};
-pub use retention::{PurgeReport, Retention, RetentionError};
+pub use crate::lifecycle::options::Retention;
+pub use retention::{PurgeReport, RetentionError};
 pub use spawn::{LockConflict, SpawnError, Spawned};
 
 /// How many runs of bulk retries (the dashboard's "retry every matching

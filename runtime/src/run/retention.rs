@@ -1,4 +1,6 @@
-//! Retention: delete ended runs older than a cut-off, in batches.
+//! Retention: delete ended runs older than a cut-off, in batches. The
+//! policy, [`Retention`], is one of the tracker's options (it lives with
+//! them, in `lifecycle`); this deletes what it selects.
 
 use std::time::Duration;
 
@@ -7,81 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityName, Value};
 
 use crate::config::{Encode, Role, TrackingConfig, value_text};
 use crate::lifecycle::{Status, Tracker};
-
-/// Which ended runs to delete: those whose last write (`updated_at`, or
-/// `created_at` when `updated_at` is not mapped) is older than a cut-off,
-/// optionally per status.
-///
-/// An age beyond what a date can hold (`Duration::MAX`, `days(u64::MAX)`)
-/// deletes nothing. When the status mapping stores several statuses alike
-/// (a [`TrackedStatus`](crate::TrackedStatus) mapping `Failed` and
-/// `Interrupted` to one variant, say), the rows stored so are deleted after
-/// the longest age of those statuses, and not at all if one of them is
-/// kept; a value a status that has not ended is also stored as (pending,
-/// in progress, unknown) is never deleted. Such a rule is logged as a
-/// warning at each purge.
-///
-/// ```
-/// use std::time::Duration;
-/// use tasktrail::{Retention, Status};
-///
-/// // Successes after 7 days, failures after 30, keep cancelled runs.
-/// let retention = Retention::days(7)
-///     .status(Status::Failed, Duration::from_secs(30 * 86_400))
-///     .keep(Status::Cancelled);
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct Retention {
-    rules: Vec<(Status, Duration)>,
-    /// Rows deleted per statement (default 1,000; taken as at least 1 and
-    /// at most [`MAX_BATCH_SIZE`](Self::MAX_BATCH_SIZE)).
-    pub batch_size: u64,
-}
-
-impl Retention {
-    /// The most rows one delete statement takes.
-    pub const MAX_BATCH_SIZE: u64 = 100_000;
-
-    /// Every ended status (success, failed, cancelled, interrupted) after
-    /// `age`.
-    pub fn older_than(age: Duration) -> Self {
-        Retention {
-            rules: Status::TERMINAL.iter().map(|s| (*s, age)).collect(),
-            batch_size: 1_000,
-        }
-    }
-
-    /// Every ended status after `days` days.
-    pub fn days(days: u64) -> Self {
-        Self::older_than(Duration::from_secs(days.saturating_mul(86_400)))
-    }
-
-    /// Runs in `status` after `age` instead. `status` must be an ended
-    /// status; [`Tracker::purge`] refuses the others.
-    pub fn status(mut self, status: Status, age: Duration) -> Self {
-        self.rules.retain(|(s, _)| *s != status);
-        self.rules.push((status, age));
-        self
-    }
-
-    /// Never deletes runs in `status`.
-    pub fn keep(mut self, status: Status) -> Self {
-        self.rules.retain(|(s, _)| *s != status);
-        self
-    }
-
-    /// Rows per delete statement (1 to
-    /// [`MAX_BATCH_SIZE`](Self::MAX_BATCH_SIZE)).
-    pub fn batch_size(mut self, rows: u64) -> Self {
-        self.batch_size = rows.clamp(1, Self::MAX_BATCH_SIZE);
-        self
-    }
-
-    /// The statuses and ages this retention deletes.
-    pub fn rules(&self) -> &[(Status, Duration)] {
-        &self.rules
-    }
-}
+use crate::run::Retention;
 
 /// What [`Tracker::purge`] deleted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -198,7 +126,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// Deletes the ended runs `retention` selects, in batches; returns the
     /// counts. Runs in progress are never touched.
     pub async fn purge(&self, retention: &Retention) -> Result<PurgeReport, RetentionError> {
-        if let Some((status, _)) = retention.rules.iter().find(|(s, _)| !s.is_terminal()) {
+        if let Some((status, _)) = retention.rules().iter().find(|(s, _)| !s.is_terminal()) {
             return Err(RetentionError::NotTerminal(*status));
         }
         let age_binding = M::binding(Role::UpdatedAt)
@@ -223,7 +151,7 @@ impl<M: TrackingConfig> Tracker<M> {
 
         let mut report = PurgeReport::default();
         let now = chrono::Utc::now();
-        for target in targets(&retention.rules, encode_status, decode_status) {
+        for target in targets(retention.rules(), encode_status, decode_status) {
             let mut deleted_for_status = 0;
             // Nothing is older than a date can be.
             let cutoff = target.age.and_then(|age| crate::limits::cutoff(now, age));
@@ -330,18 +258,5 @@ mod tests {
         let plain = targets(Retention::days(1).rules(), |s| s.as_str().into(), read);
         assert_eq!(plain.len(), 4);
         assert!(plain.iter().all(|t| t.age == Some(day)));
-    }
-
-    #[test]
-    fn extreme_arguments_saturate() {
-        assert_eq!(
-            Retention::days(u64::MAX).rules()[0].1,
-            Duration::from_secs(u64::MAX)
-        );
-        assert_eq!(Retention::days(1).batch_size(0).batch_size, 1);
-        assert_eq!(
-            Retention::days(1).batch_size(u64::MAX).batch_size,
-            Retention::MAX_BATCH_SIZE
-        );
     }
 }
