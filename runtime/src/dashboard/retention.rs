@@ -51,7 +51,7 @@ pub(crate) fn start<C: DashboardConfig>(shared: &Shared<C>, policy: Policy) {
         );
     }
     let every = options.retention_interval.max(MIN_INTERVAL);
-    let stop = shared.tracker.inner().runs.stop.clone();
+    let stop = shared.tracker.runs().stop.clone();
     let weak = Arc::downgrade(shared);
     runtime.spawn(async move {
         loop {

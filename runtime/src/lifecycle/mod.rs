@@ -27,12 +27,13 @@
 pub(crate) mod event;
 mod handle;
 pub(crate) mod options;
+pub(crate) mod state;
 mod status;
 pub(crate) mod tracker;
 mod write;
 
 pub use event::{Event, EventKind, MAX_KEY_BYTES};
 pub use handle::{RunBuilder, RunError, RunHandle};
-pub use status::{ParseStatusError, Progress, Status};
 pub use options::TrackerOptions;
+pub use status::{ParseStatusError, Progress, Status};
 pub use tracker::{TrackError, Tracker, TrackerStats, Written};

@@ -148,7 +148,6 @@ impl Retention {
     }
 }
 
-
 impl TrackerOptions {
     /// The options with every duration and size clamped as the fields'
     /// documentation says: `Duration::MAX` (anything over about 30 years)

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr, IdenStatic};
@@ -18,7 +18,8 @@ use crate::hooks::{
     Actor, PayloadKind, TrackedObject, cap_payload, default_format_objects, default_format_user,
     redact,
 };
-use crate::lifecycle::write::{Cell, Class, Prepared, Shape, Statement, placeholder};
+use crate::lifecycle::state::{Counters, Inner, bump};
+use crate::lifecycle::write::{Cell, Class, Prepared, Statement, placeholder};
 use crate::lifecycle::{Event, EventKind, TrackerOptions};
 use crate::writer::{OnTransient, Outcome, Template, Work, Writer, WriterOptions, lane_of};
 
@@ -118,33 +119,6 @@ pub struct TrackerStats {
     pub running: u64,
 }
 
-#[derive(Default)]
-struct Counters {
-    refused: AtomicU64,
-    hook_errors: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-pub(crate) struct Inner {
-    db: DatabaseConnection,
-    pub(crate) options: TrackerOptions,
-    pub(crate) runs: crate::run::Runs,
-    counters: Counters,
-    /// Every write goes through it.
-    pub(crate) writer: Writer,
-    /// The run machinery's multi-row statements (leases, releases).
-    pub(crate) store: crate::run::store::Templates,
-    /// The multi-row upsert of each event shape.
-    templates: Mutex<HashMap<Shape, Arc<Template>>>,
-    /// Whether the database's set-up was checked (once, at the first write).
-    setup_checked: AtomicBool,
-    /// Woken after every commit, for live views.
-    pub(crate) changed: Arc<Notify>,
-}
-
 /// The lifecycle manager of the tracked model `M`.
 ///
 /// `#[derive(TrackingConfig)]` names it `Tracker` in the entity's module:
@@ -207,7 +181,6 @@ impl<M: TrackingConfig> Tracker<M> {
     /// A tracker writing through `db`.
     pub fn with_options(db: DatabaseConnection, options: TrackerOptions) -> Self {
         let options = options.normalized();
-        let runs = crate::run::Runs::new(options.max_concurrent);
         let changed = Arc::new(Notify::new());
         let writer = Writer::new(
             db.clone(),
@@ -225,18 +198,16 @@ impl<M: TrackingConfig> Tracker<M> {
             },
             changed.clone(),
         );
-        let store = crate::run::store::Templates::new(db.get_database_backend());
         Tracker {
             inner: Arc::new(Inner {
                 db,
-                runs,
                 options,
                 counters: Counters::default(),
                 writer,
-                store,
                 templates: Mutex::new(HashMap::new()),
                 setup_checked: AtomicBool::new(false),
                 changed,
+                runs: OnceLock::new(),
             }),
             _model: PhantomData,
         }
@@ -272,7 +243,7 @@ impl<M: TrackingConfig> Tracker<M> {
     pub fn stats(&self) -> TrackerStats {
         let c = &self.inner.counters;
         let w = self.inner.writer.stats();
-        TrackerStats {
+        let mut stats = TrackerStats {
             writes: w.written,
             commits: w.commits,
             statements: w.statements,
@@ -282,14 +253,10 @@ impl<M: TrackingConfig> Tracker<M> {
             dropped: w.dropped,
             refused: c.refused.load(Ordering::Relaxed) + w.refused,
             hook_errors: c.hook_errors.load(Ordering::Relaxed),
-            completion_hook_errors: self
-                .inner
-                .runs
-                .completion_hook_errors
-                .load(Ordering::Relaxed),
-            progress_writes: self.inner.runs.progress_writes.load(Ordering::Relaxed),
-            running: self.inner.runs.active().len() as u64,
-        }
+            ..TrackerStats::default()
+        };
+        self.inner.run_stats(&mut stats);
+        stats
     }
 
     /// Records `event`: one atomic statement, following the lifecycle rules,

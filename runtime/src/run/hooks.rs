@@ -69,11 +69,7 @@ where
 
 impl<M: TrackingConfig> Tracker<M> {
     fn hooks_mut(&self) -> std::sync::RwLockWriteGuard<'_, Hooks> {
-        self.inner()
-            .runs
-            .hooks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
+        self.runs().hooks.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Calls `hook` after every spawned run that completes (`success`).
@@ -120,12 +116,7 @@ impl<M: TrackingConfig> Tracker<M> {
 
     pub(crate) async fn run_completion_hooks(&self, finished: Finished) {
         let hooks: Vec<Hook> = {
-            let hooks = self
-                .inner()
-                .runs
-                .hooks
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
+            let hooks = self.runs().hooks.read().unwrap_or_else(|e| e.into_inner());
             match finished.status {
                 Status::Success => hooks.on_complete.clone(),
                 Status::Failed => hooks.on_fail.clone(),
@@ -141,8 +132,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 Ok(Err(error)) => error,
                 Err(panic) => format!("panicked: {}", panic_message(&*panic)),
             };
-            self.inner()
-                .runs
+            self.runs()
                 .completion_hook_errors
                 .fetch_add(1, Ordering::Relaxed);
             tracing::error!(key = %finished.key, status = %finished.status, %error,

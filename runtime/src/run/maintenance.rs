@@ -102,7 +102,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// Does nothing outside a tokio runtime. Stops when the last clone of the
     /// tracker is dropped, or at [`shutdown`](Self::shutdown).
     pub fn start_maintenance(&self) {
-        let runs = &self.inner().runs;
+        let runs = self.runs();
         if tokio::runtime::Handle::try_current().is_err()
             || runs.maintenance_started.swap(true, Ordering::AcqRel)
         {
@@ -155,7 +155,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// Refreshes the leases and locks of this tracker's runs, retries
     /// releases that failed, and stops runs another instance ended.
     pub(crate) async fn heartbeat(&self) -> Result<(), DbErr> {
-        let runs = &self.inner().runs;
+        let runs = self.runs();
         let scope = self.scope();
         let db = self.db();
 
@@ -281,7 +281,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// (see [`start_maintenance`](Self::start_maintenance)); safe to call
     /// from any number of instances at once.
     pub async fn recover(&self) -> Result<RecoveryReport, DbErr> {
-        let runs = &self.inner().runs;
+        let runs = self.runs();
         let scope = self.scope();
         let db = self.db();
         let now = now_ms();
@@ -344,7 +344,7 @@ impl<M: TrackingConfig> Tracker<M> {
         key: &str,
         reason: Option<String>,
     ) -> Result<CancelOutcome, TrackError> {
-        if let Some(control) = self.inner().runs.active().get(key) {
+        if let Some(control) = self.runs().active().get(key) {
             control.request_cancel(CancelReason::Requested(reason));
             return Ok(CancelOutcome::Signalled);
         }
@@ -376,7 +376,7 @@ impl<M: TrackingConfig> Tracker<M> {
 
     /// The keys of the runs spawned by this tracker that have not ended.
     pub fn running(&self) -> Vec<String> {
-        self.inner().runs.active_keys()
+        self.runs().active_keys()
     }
 
     /// Stops the tracker gracefully: refuses new runs, waits up to `timeout`
@@ -384,7 +384,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// the queued lifecycle events (up to 5 more seconds) and stops the
     /// background maintenance.
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
-        let runs = &self.inner().runs;
+        let runs = self.runs();
         runs.closing.store(true, Ordering::Release);
         runs.tasks.close();
         let mut report = ShutdownReport {

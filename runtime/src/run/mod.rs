@@ -28,23 +28,17 @@ mod recorder;
 mod registry;
 mod retention;
 mod spawn;
+mod state;
 pub mod store;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
-
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
+pub use crate::lifecycle::options::Retention;
 pub use context::{Cancelled, TaskContext};
 pub use hooks::Finished;
 pub use maintenance::{CancelOutcome, RecoveryReport, ShutdownReport};
 pub use registry::{RetryError, Task};
-pub use crate::lifecycle::options::Retention;
 pub use retention::{PurgeReport, RetentionError};
 pub use spawn::{LockConflict, SpawnError, Spawned};
+pub(crate) use state::Control;
 
 /// How many runs of bulk retries (the dashboard's "retry every matching
 /// run") run at once in a tracker without `max_concurrent`; with it, its
@@ -82,91 +76,6 @@ impl std::fmt::Display for CancelReason {
                 write!(f, "stopped: another instance recorded the run as {status}")
             }
         }
-    }
-}
-
-/// The shared state of one local run.
-pub(crate) struct Control {
-    pub name: String,
-    /// Fired to ask the task to stop (it sees it through its context).
-    pub cancel: CancellationToken,
-    /// Fired to drop the task's future at its next await point.
-    pub kill: CancellationToken,
-    pub reason: Mutex<Option<CancelReason>>,
-    pub started_ms: i64,
-    pub deadline_ms: Option<i64>,
-    /// Whether the run holds object locks.
-    pub locked: bool,
-    /// Whether the run's lease row has been written.
-    pub lease_written: std::sync::atomic::AtomicBool,
-}
-
-impl Control {
-    /// Asks the run to stop; the first reason wins.
-    pub fn request_cancel(&self, reason: CancelReason) -> bool {
-        let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        let first = slot.is_none();
-        if first {
-            *slot = Some(reason);
-        }
-        drop(slot);
-        self.cancel.cancel();
-        first
-    }
-
-    pub fn reason(&self) -> Option<CancelReason> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-/// What a tracker keeps for its spawned runs.
-pub(crate) struct Runs {
-    /// This tracker's identity in the lease and lock tables.
-    pub instance: String,
-    pub active: Mutex<HashMap<String, Arc<Control>>>,
-    pub semaphore: Option<Arc<Semaphore>>,
-    /// The limit of bulk retries in a tracker without `max_concurrent`.
-    pub bulk_gate: Arc<Semaphore>,
-    pub tasks: TaskTracker,
-    pub closing: AtomicBool,
-    pub maintenance_started: AtomicBool,
-    pub stop: CancellationToken,
-    pub hooks: RwLock<hooks::Hooks>,
-    pub registry: RwLock<HashMap<String, Arc<dyn registry::ErasedTask>>>,
-    /// Runs whose locks and lease could not be released (database down).
-    pub unreleased: Mutex<Vec<String>>,
-    pub completion_hook_errors: AtomicU64,
-    pub progress_writes: AtomicU64,
-}
-
-impl Runs {
-    pub fn new(max_concurrent: Option<usize>) -> Self {
-        Runs {
-            instance: uuid::Uuid::now_v7().to_string(),
-            active: Mutex::new(HashMap::new()),
-            semaphore: max_concurrent.map(|n| Arc::new(Semaphore::new(n.max(1)))),
-            bulk_gate: Arc::new(Semaphore::new(BULK_RETRY_CONCURRENCY)),
-            tasks: TaskTracker::new(),
-            closing: AtomicBool::new(false),
-            maintenance_started: AtomicBool::new(false),
-            stop: CancellationToken::new(),
-            hooks: RwLock::new(hooks::Hooks::default()),
-            registry: RwLock::new(HashMap::new()),
-            unreleased: Mutex::new(Vec::new()),
-            completion_hook_errors: AtomicU64::new(0),
-            progress_writes: AtomicU64::new(0),
-        }
-    }
-
-    pub fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Control>>> {
-        self.active.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn active_keys(&self) -> Vec<String> {
-        self.active().keys().cloned().collect()
     }
 }
 

@@ -98,8 +98,7 @@ impl<M: TrackingConfig> Recorder<M> {
                         event.progress = st.progress.take();
                         event.message = st.message.take();
                         self.tracker
-                            .inner()
-                            .runs
+                            .runs()
                             .progress_writes
                             .fetch_add(1, Ordering::Relaxed);
                         Step::Write(Box::new(event))

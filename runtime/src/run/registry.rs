@@ -176,8 +176,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// Registers a task kind under [`Task::NAME`], replacing any kind of that
     /// name; runs of it can then be submitted and retried.
     pub fn register<K: Task>(&self, kind: K) -> &Self {
-        self.inner()
-            .runs
+        self.runs()
             .registry
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -186,8 +185,7 @@ impl<M: TrackingConfig> Tracker<M> {
     }
 
     fn kind(&self, name: &str) -> Option<Arc<dyn ErasedTask>> {
-        self.inner()
-            .runs
+        self.runs()
             .registry
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -238,7 +236,7 @@ impl<M: TrackingConfig> Tracker<M> {
         &self,
         key: &str,
     ) -> Result<Spawned<serde_json::Value, String>, RetryError> {
-        let runs = &self.inner().runs;
+        let runs = self.runs();
         let gate = runs.semaphore.is_none().then(|| runs.bulk_gate.clone());
         self.retry_gated(key, |builder| builder, gate).await
     }

@@ -215,7 +215,7 @@ impl<M: TrackingConfig> RunBuilder<M> {
     {
         let tracker = self.tracker.clone();
         let inner = tracker.inner();
-        let runs = &inner.runs;
+        let runs = tracker.runs();
         if runs.closing.load(Ordering::Acquire) {
             return Err(SpawnError::ShuttingDown);
         }
@@ -361,6 +361,7 @@ async fn execute<M, T, E, Fut>(
 {
     let began = tokio::time::Instant::now();
     let inner = tracker.inner();
+    let runs = tracker.runs();
     let scope = tracker.scope();
     let lane = lane_of(&key);
     let grace = inner.options.cancel_grace;
@@ -377,10 +378,9 @@ async fn execute<M, T, E, Fut>(
             deadline_ms,
         };
         let ttl = super::ms(inner.options.lease_ttl);
-        let values =
-            store::lease_values(&scope, &inner.runs.instance, &lease, super::now_ms(), ttl);
+        let values = store::lease_values(&scope, &runs.instance, &lease, super::now_ms(), ttl);
         let work = Work::Row {
-            template: inner.store.lease.clone(),
+            template: runs.store.lease.clone(),
             values,
         };
         match inner
@@ -406,7 +406,7 @@ async fn execute<M, T, E, Fut>(
             },
             None => None,
         };
-        let _permit = match &inner.runs.semaphore {
+        let _permit = match &runs.semaphore {
             Some(sem) => tokio::select! {
                 permit = sem.clone().acquire_owned() => permit.ok(),
                 () = control.cancel.cancelled() => return Ending::NotStarted,
@@ -473,7 +473,7 @@ async fn execute<M, T, E, Fut>(
     let mut frees = vec![(
         Some(lane),
         Work::Row {
-            template: inner.store.free_lease.clone(),
+            template: runs.store.free_lease.clone(),
             values: row(),
         },
         OnTransient::Retry,
@@ -484,7 +484,7 @@ async fn execute<M, T, E, Fut>(
             (
                 Some(lane),
                 Work::Row {
-                    template: inner.store.free_locks.clone(),
+                    template: runs.store.free_locks.clone(),
                     values: row(),
                 },
                 OnTransient::Retry,
@@ -497,14 +497,12 @@ async fn execute<M, T, E, Fut>(
         .find(|o| !matches!(o, Outcome::Done(_) | Outcome::Queued))
     {
         tracing::warn!(key = %key, ?outcome, "tasktrail: the run's locks could not be released; retrying with the heartbeat");
-        inner
-            .runs
-            .unreleased
+        runs.unreleased
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(key.clone());
     }
-    inner.runs.active().remove(&key);
+    runs.active().remove(&key);
     let _ = tx.send(outcome);
     tracker.run_completion_hooks(finished).await;
 }
