@@ -59,6 +59,8 @@ pub mod dashboard;
 mod db_error;
 pub mod fields;
 pub mod hooks;
+#[cfg(test)]
+mod layers;
 pub mod lifecycle;
 mod limits;
 pub mod logs;

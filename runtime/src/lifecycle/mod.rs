@@ -23,6 +23,11 @@
 //! 8. Payloads are JSON; what JSON cannot hold is stringified; size is capped
 //!    with a marker; `redact` keys are replaced before storage; a NUL in text
 //!    or in a JSON string is stored as U+FFFD on every backend.
+//!
+//! Lifecycle stands on the group-commit writer (`src/writer/mod.rs`
+//! describes the layers); the spawned-run machinery (`run`) stands on
+//! lifecycle, never the other way round (pinned by the tests in
+//! `src/layers.rs`).
 
 pub(crate) mod event;
 mod handle;

@@ -20,6 +20,10 @@
 //! The run itself never waits for the database: its events go through a
 //! per-run recorder that writes them in order beside the task, and the
 //! tracker's retry queue keeps them while the database is unreachable.
+//!
+//! This module stands on lifecycle's API and on the group-commit writer
+//! (the layers: see `src/writer/mod.rs`); what it keeps per tracker is in
+//! `run/state.rs`.
 
 mod context;
 mod hooks;

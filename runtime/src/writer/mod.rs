@@ -34,6 +34,24 @@
 //!
 //! The intake is bounded: when it is full, [`Writer::submit`] waits
 //! (backpressure, never loss).
+//!
+//! # Layers
+//!
+//! This module is the floor lifecycle and run stand on; it imports neither
+//! (nor anything else that writes through it):
+//!
+//! 1. `writer` — group commit, as above. The database log storage
+//!    (`logs/db.rs`) and the audit trail (`auth/audit.rs`) write through it
+//!    too.
+//! 2. `lifecycle` — events, statuses, their mapping onto the entity's
+//!    columns, and the `Tracker`, whose state (`lifecycle/state.rs`) holds
+//!    the connection, the options and the writer.
+//! 3. `run` — spawned runs: context, leases and locks (`run/store.rs`),
+//!    heartbeats, hooks, recovery, retention. It uses lifecycle's API and
+//!    the writer; lifecycle never imports it: the tracker keeps the runs'
+//!    state in a slot `run` fills at first use (`run/state.rs`).
+//!
+//! The tests in `src/layers.rs` fail when a module names one above it.
 
 mod batch;
 
