@@ -11,7 +11,7 @@ use futures::FutureExt;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
-use crate::writer::{OnTransient, Outcome, Work};
+use crate::writer::{OnTransient, Outcome, Work, lane_of};
 use tokio::time::Instant;
 
 use crate::config::{Encode, Role, TrackingConfig, column_value, find_all, find_one, value_text};
@@ -195,23 +195,37 @@ impl<M: TrackingConfig> Tracker<M> {
             if rows.is_empty() {
                 continue;
             }
-            let statements = store::heartbeat(
-                db.get_database_backend(),
-                &scope,
-                &runs.instance,
-                ttl,
-                &rows,
-                insert,
-            );
-            let outcomes = self
-                .inner()
-                .writer
-                .write_all(
+            // Each run's lease is refreshed on the connection that writes
+            // its other statements (its release among them): refreshes on
+            // another connection could deadlock with a release on PostgreSQL.
+            let writer = &self.inner().writer;
+            let mut by_shard: std::collections::BTreeMap<usize, (u64, Vec<store::LeaseRow<'_>>)> =
+                Default::default();
+            for row in rows.iter() {
+                let lane = lane_of(row.run_key);
+                by_shard
+                    .entry(writer.shard_of(Some(lane)))
+                    .or_insert_with(|| (lane, Vec::new()))
+                    .1
+                    .push(*row);
+            }
+            let mut ops = Vec::new();
+            for (lane, shard_rows) in by_shard.into_values() {
+                let statements = store::heartbeat(
+                    db.get_database_backend(),
+                    &scope,
+                    &runs.instance,
+                    ttl,
+                    &shard_rows,
+                    insert,
+                );
+                ops.extend(
                     statements
                         .into_iter()
-                        .map(|stmt| (None, Work::Statement(stmt), OnTransient::Fail)),
-                )
-                .await;
+                        .map(|stmt| (Some(lane), Work::Statement(stmt), OnTransient::Fail)),
+                );
+            }
+            let outcomes = writer.write_all(ops).await;
             for outcome in outcomes {
                 match outcome {
                     Outcome::Done(_) => {}

@@ -234,6 +234,7 @@ pub(crate) async fn release(
 }
 
 /// One run's lease, as the heartbeat writes it.
+#[derive(Clone, Copy)]
 pub(crate) struct LeaseRow<'a> {
     pub run_key: &'a str,
     /// Whether the run holds locks to refresh.

@@ -407,7 +407,8 @@ impl Writer {
         }
     }
 
-    fn shard_of(&self, lane: Option<u64>) -> usize {
+    /// Which shard (connection) writes the ops of `lane`.
+    pub(crate) fn shard_of(&self, lane: Option<u64>) -> usize {
         match lane {
             Some(lane) => (lane % self.shards.len() as u64) as usize,
             None => 0,
