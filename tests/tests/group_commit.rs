@@ -34,6 +34,9 @@ async fn concurrent_runs_share_commits(backend: Backend) {
         TrackerOptions {
             // Every progress call is its own write.
             progress_interval: Duration::ZERO,
+            // Heartbeats all the time: none may re-create a released lease.
+            heartbeat_interval: Duration::from_millis(5),
+            lease_ttl: Duration::from_secs(60),
             ..TrackerOptions::default()
         },
     );

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::config::{Encode, Role, TrackingConfig, column_value, find_all, find_one, value_text};
 use crate::lifecycle::tracker::panic_message;
 use crate::lifecycle::{Event, Status, TrackError, Tracker};
-use crate::run::{CancelReason, now_ms, store};
+use crate::run::{CancelReason, LEASE_MISSING, LEASE_WRITTEN, now_ms, store};
 
 /// What [`Tracker::recover`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -183,7 +183,10 @@ impl<M: TrackingConfig> Tracker<M> {
         for insert in [false, true] {
             let rows: Vec<store::LeaseRow<'_>> = active
                 .iter()
-                .filter(|(_, control)| control.lease_written.load(Ordering::Acquire) != insert)
+                .filter(|(_, control)| {
+                    let wanted = if insert { LEASE_MISSING } else { LEASE_WRITTEN };
+                    control.lease.load(Ordering::Acquire) == wanted
+                })
                 .map(|(key, control)| store::LeaseRow {
                     run_key: key,
                     locked: control.locked,
@@ -238,7 +241,7 @@ impl<M: TrackingConfig> Tracker<M> {
             if insert {
                 for (key, control) in &active {
                     if rows.iter().any(|r| r.run_key == key) {
-                        control.lease_written.store(true, Ordering::Release);
+                        control.lease.store(LEASE_WRITTEN, Ordering::Release);
                     }
                 }
             }

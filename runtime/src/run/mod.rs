@@ -42,7 +42,7 @@ pub use maintenance::{CancelOutcome, RecoveryReport, ShutdownReport};
 pub use registry::{RetryError, Task};
 pub use retention::{PurgeReport, RetentionError};
 pub use spawn::{LockConflict, SpawnError, Spawned};
-pub(crate) use state::Control;
+pub(crate) use state::{Control, LEASE_MISSING, LEASE_PENDING, LEASE_WRITTEN};
 
 /// How many runs of bulk retries (the dashboard's "retry every matching
 /// run") run at once in a tracker without `max_concurrent`; with it, its

@@ -20,7 +20,9 @@ use crate::lifecycle::tracker::panic_message;
 use crate::lifecycle::{Event, RunBuilder, RunError, Tracker};
 use crate::run::hooks::Finished;
 use crate::run::recorder::Recorder;
-use crate::run::{CancelReason, Control, TaskContext, now_ms, store};
+use crate::run::{
+    CancelReason, Control, LEASE_MISSING, LEASE_PENDING, LEASE_WRITTEN, TaskContext, now_ms, store,
+};
 use crate::writer::{OnTransient, Outcome, Work, lane_of};
 
 /// Why a run could not be spawned. Nothing is recorded for it.
@@ -247,7 +249,7 @@ impl<M: TrackingConfig> RunBuilder<M> {
             started_ms,
             deadline_ms,
             locked,
-            lease_written: Default::default(),
+            lease: std::sync::atomic::AtomicU8::new(LEASE_PENDING),
         });
         if runs.active().contains_key(&key) {
             return Err(SpawnError::AlreadyRunning(key));
@@ -388,10 +390,12 @@ async fn execute<M, T, E, Fut>(
             .write(Some(lane), work, OnTransient::Retry)
             .await
         {
-            Outcome::Done(_) => control.lease_written.store(true, Ordering::Release),
-            // Written once the database is back; the heartbeat writes it too.
-            Outcome::Queued => {}
+            // Queued: written, in order, once the database is back.
+            Outcome::Done(_) | Outcome::Queued => {
+                control.lease.store(LEASE_WRITTEN, Ordering::Release)
+            }
             outcome => {
+                control.lease.store(LEASE_MISSING, Ordering::Release);
                 tracing::warn!(key = %key, ?outcome, "tasktrail: the run's lease could not be written; the heartbeat will retry")
             }
         }

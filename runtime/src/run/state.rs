@@ -32,9 +32,21 @@ pub(crate) struct Control {
     pub deadline_ms: Option<i64>,
     /// Whether the run holds object locks.
     pub locked: bool,
-    /// Whether the run's lease row has been written.
-    pub lease_written: std::sync::atomic::AtomicBool,
+    /// Where the run's lease row stands: [`LEASE_PENDING`] while its first
+    /// write is in flight, [`LEASE_WRITTEN`] once written (or queued for an
+    /// unreachable database), [`LEASE_MISSING`] if that write failed — the
+    /// only state in which the heartbeat inserts it (inserting while the
+    /// first write is in flight could re-create a lease the run's release
+    /// has just deleted).
+    pub lease: std::sync::atomic::AtomicU8,
 }
+
+/// See [`Control::lease`].
+pub const LEASE_PENDING: u8 = 0;
+/// See [`Control::lease`].
+pub const LEASE_WRITTEN: u8 = 1;
+/// See [`Control::lease`].
+pub const LEASE_MISSING: u8 = 2;
 
 impl Control {
     /// Asks the run to stop; the first reason wins.
