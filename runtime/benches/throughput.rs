@@ -54,6 +54,7 @@
 //! many times, the order flipping), `TASKTRAIL_BENCH_SETUPS`
 //! (`docs,wal_full,wal_normal,postgres`), `TASKTRAIL_BENCH_IN_FLIGHT`
 //! (`64,1000`), `TASKTRAIL_BENCH_VARIANTS` (`spawn,begin`),
+//! `TASKTRAIL_BENCH_SIDES` (`tracked,batched,per_statement`),
 //! `TASKTRAIL_BENCH_SQL=1` prints the statements.
 
 #![allow(missing_docs)]
@@ -1015,12 +1016,16 @@ struct Measured {
     commits: u64,
     statements: u64,
     progress_writes: u64,
-    others_cpu: f64,
+    cpu: Usage,
 }
 
 impl Measured {
     fn runs_per_s(&self) -> f64 {
         self.runs as f64 / self.secs
+    }
+    /// CPU time of this process per run, in µs.
+    fn cpu_per_run(&self) -> f64 {
+        self.cpu.mine * self.secs / self.runs as f64 * 1e6
     }
     fn per_commit(&self) -> f64 {
         self.writes as f64 / self.commits.max(1) as f64
@@ -1088,7 +1093,7 @@ async fn measure(
                 }
             };
             m.secs = elapsed.as_secs_f64();
-            m.others_cpu = cpu.others(elapsed);
+            m.cpu = cpu.usage(elapsed);
             let stats = tracker.stats();
             if variant == Variant::Spawn {
                 let report = tracker.shutdown(Duration::from_secs(30)).await;
@@ -1140,7 +1145,7 @@ async fn measure(
             })
             .await;
             m.secs = elapsed.as_secs_f64();
-            m.others_cpu = cpu.others(elapsed);
+            m.cpu = cpu.usage(elapsed);
             let events = match variant {
                 Variant::Spawn => 7 * runs as u64,
                 Variant::Begin => 5 * runs as u64,
@@ -1558,53 +1563,110 @@ async fn storage(db: &DatabaseConnection, table: &str, key: &str) -> String {
 // CPU of other processes
 // ---------------------------------------------------------------------------
 
-/// Busy CPU ticks of the machine and of this process.
+/// CPU ticks used so far: by the whole machine (user + system), by this
+/// process, by kernel threads (the file system's journal and writeback
+/// work for `fsync`s lands there) and by PostgreSQL's processes.
 struct Cpu {
     busy: u64,
+    steal: u64,
     mine: u64,
+    kernel: u64,
+    db: u64,
+}
+
+/// What each used over an interval, in cores.
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    mine: f64,
+    kernel: f64,
+    db: f64,
+    /// Everything else: other users' processes (builds, tests), including
+    /// those that ended during the interval.
+    others: f64,
+    /// Time the hypervisor gave this VM's CPUs to someone else.
+    steal: f64,
 }
 
 const TICKS_PER_S: f64 = 100.0;
 
+/// `(comm, flags, utime + stime)` of a `/proc/<pid>/stat`.
+fn proc_stat(path: &std::path::Path) -> Option<(String, u64, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (head, rest) = text.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    // `rest` starts at the state: state ppid pgrp session tty_nr tpgid
+    // flags minflt cminflt majflt cmajflt utime stime … (tpgid may be -1).
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Some((comm, num(6), num(11) + num(12)))
+}
+
 impl Cpu {
     fn now() -> Cpu {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let busy = stat
+        // user nice system idle iowait irq softirq steal
+        let f: Vec<u64> = stat
             .lines()
             .next()
-            .map(|line| {
-                let f: Vec<u64> = line
-                    .split_whitespace()
-                    .skip(1)
-                    .filter_map(|v| v.parse().ok())
-                    .collect();
-                // user nice system idle iowait irq softirq steal
-                f.iter().take(8).sum::<u64>()
-                    - f.get(3).copied().unwrap_or(0)
-                    - f.get(4).copied().unwrap_or(0)
-            })
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let busy = f.iter().take(3).sum();
+        let steal = f.get(7).copied().unwrap_or(0);
+        let mine = proc_stat(std::path::Path::new("/proc/self/stat"))
+            .map(|(_, _, ticks)| ticks)
             .unwrap_or(0);
-        let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let mine = me
-            .rsplit_once(')')
-            .map(|(_, rest)| {
-                let f: Vec<u64> = rest
-                    .split_whitespace()
-                    .filter_map(|v| v.parse().ok())
-                    .collect();
-                // after the state: ppid … utime is field 14, stime 15 (1-based);
-                // `rest` starts at field 3 (the state, not a number).
-                f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
-            })
-            .unwrap_or(0);
-        Cpu { busy, mine }
+        let (mut kernel, mut db) = (0, 0);
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                if !entry
+                    .file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                {
+                    continue;
+                }
+                let Some((comm, flags, ticks)) = proc_stat(&entry.path().join("stat")) else {
+                    continue;
+                };
+                const PF_KTHREAD: u64 = 0x0020_0000;
+                if flags & PF_KTHREAD != 0 {
+                    kernel += ticks;
+                } else if comm == "postgres" {
+                    db += ticks;
+                }
+            }
+        }
+        Cpu {
+            busy,
+            steal,
+            mine,
+            kernel,
+            db,
+        }
     }
 
-    /// Cores used by other processes since `self`.
-    fn others(&self, elapsed: Duration) -> f64 {
+    /// What each used since `self`.
+    fn usage(&self, elapsed: Duration) -> Usage {
         let now = Cpu::now();
-        let others = (now.busy - self.busy) as f64 - (now.mine - self.mine) as f64;
-        (others / TICKS_PER_S / elapsed.as_secs_f64()).max(0.0)
+        let cores = |ticks: f64| (ticks / TICKS_PER_S / elapsed.as_secs_f64()).max(0.0);
+        let d = |a: u64, b: u64| a.saturating_sub(b) as f64;
+        let (busy, mine, kernel, db) = (
+            d(now.busy, self.busy),
+            d(now.mine, self.mine),
+            d(now.kernel, self.kernel),
+            d(now.db, self.db),
+        );
+        Usage {
+            mine: cores(mine),
+            kernel: cores(kernel),
+            db: cores(db),
+            others: cores(busy - mine - kernel - db),
+            steal: cores(d(now.steal, self.steal)),
+        }
     }
 }
 
@@ -1615,7 +1677,7 @@ async fn wait_quiet() -> f64 {
     loop {
         let cpu = Cpu::now();
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let others = cpu.others(Duration::from_secs(3));
+        let others = cpu.usage(Duration::from_secs(3)).others;
         if others < 0.25 || Instant::now() > deadline {
             return others;
         }
@@ -1644,6 +1706,9 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -1680,10 +1745,8 @@ impl Case {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let runtime = builder.enable_all().build().expect("a tokio runtime");
     runtime.block_on(run());
 }
 
@@ -1706,6 +1769,15 @@ async fn run() {
             other => panic!("unknown variant `{other}`"),
         })
         .collect();
+    let sides: Vec<SideKind> = env_list("TASKTRAIL_BENCH_SIDES", "tracked,batched,per_statement")
+        .iter()
+        .map(|s| match s.as_str() {
+            "tracked" => SideKind::Tracked,
+            "batched" => SideKind::Batched,
+            "per_statement" => SideKind::PerStatement,
+            other => panic!("unknown side `{other}`"),
+        })
+        .collect();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "throughput: {runs} runs per measurement, {reps} alternating repetitions of tracked and batched; load average at start: {}",
@@ -1723,7 +1795,7 @@ async fn run() {
         verify(&setup).await;
         // Warm-up: every side and variant, not reported.
         for variant in &variants {
-            for side in [SideKind::Tracked, SideKind::Batched, SideKind::PerStatement] {
+            for &side in &sides {
                 measure(&setup, side, *variant, 64, 200.min(runs)).await;
             }
         }
@@ -1748,7 +1820,7 @@ async fn run() {
                     } else {
                         [SideKind::Batched, SideKind::Tracked]
                     };
-                    for side in order {
+                    for side in order.into_iter().filter(|s| sides.contains(s)) {
                         let m = measure(&setup, side, variant, in_flight, runs).await;
                         report_line(side, &m);
                         match side {
@@ -1757,16 +1829,18 @@ async fn run() {
                         }
                     }
                 }
-                let m = measure(
-                    &setup,
-                    SideKind::PerStatement,
-                    variant,
-                    in_flight,
-                    setup.per_statement_runs,
-                )
-                .await;
-                report_line(SideKind::PerStatement, &m);
-                case.per_statement = Some(m);
+                if sides.contains(&SideKind::PerStatement) {
+                    let m = measure(
+                        &setup,
+                        SideKind::PerStatement,
+                        variant,
+                        in_flight,
+                        setup.per_statement_runs,
+                    )
+                    .await;
+                    report_line(SideKind::PerStatement, &m);
+                    case.per_statement = Some(m);
+                }
                 println!(
                     "   => tracked {:.0} runs/s, batched {:.0} runs/s: tracked ÷ batched (time) {:.2}",
                     case.tracked_rps(),
@@ -1789,7 +1863,7 @@ async fn run() {
 
 fn report_line(side: SideKind, m: &Measured) {
     println!(
-        "   {:<14} {:>6} runs in {:>7.3} s = {:>7.0} runs/s; {:>6.1} writes/commit, {:>5.1} writes/statement, {:.2} progress writes/run; others {:.2} cores",
+        "   {:<14} {:>6} runs in {:>7.3} s = {:>7.0} runs/s; {:>6.1} writes/commit, {:>5.1} writes/statement, {:.2} progress writes/run; CPU: {:>4.0} µs/run here, kernel threads {:.2}, PostgreSQL {:.2}, others {:.2}, steal {:.2} cores",
         side.name(),
         m.runs,
         m.secs,
@@ -1797,7 +1871,11 @@ fn report_line(side: SideKind, m: &Measured) {
         m.per_commit(),
         m.writes as f64 / m.statements.max(1) as f64,
         m.progress_writes as f64 / m.runs as f64,
-        m.others_cpu,
+        m.cpu_per_run(),
+        m.cpu.kernel,
+        m.cpu.db,
+        m.cpu.others,
+        m.cpu.steal,
     );
 }
 
@@ -1807,9 +1885,9 @@ fn summary(cases: &[Case], described: &[(&str, String)]) {
         println!("- `{name}`: {d}");
     }
     println!(
-        "\n| set-up | in flight | variant | tracked runs/s | tracked writes/commit | progress writes/run | hand-batched runs/s | its writes/commit | tracked ÷ hand-batched (time) | per-statement runs/s | tracked ÷ per-statement (time) | others' CPU (cores) |"
+        "\n| set-up | in flight | variant | tracked runs/s | writes/commit | progress writes/run | CPU µs/run | hand-batched runs/s | writes/commit | CPU µs/run | **tracked ÷ hand-batched** (time) | per-statement runs/s | tracked ÷ per-statement (time) | others' CPU (cores) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for c in cases {
         let t = c.tracked_rps();
         let per_commit = median(c.tracked.iter().map(Measured::per_commit).collect());
@@ -1820,6 +1898,8 @@ fn summary(cases: &[Case], described: &[(&str, String)]) {
                 .collect(),
         );
         let b_commit = median(c.batched.iter().map(Measured::per_commit).collect());
+        let t_cpu = median(c.tracked.iter().map(Measured::cpu_per_run).collect());
+        let b_cpu = median(c.batched.iter().map(Measured::cpu_per_run).collect());
         let (p, vs_p) = match &c.per_statement {
             Some(p) => (
                 format!("{:.0}", p.runs_per_s()),
@@ -1832,18 +1912,20 @@ fn summary(cases: &[Case], described: &[(&str, String)]) {
             .iter()
             .chain(&c.batched)
             .chain(&c.per_statement)
-            .map(|m| m.others_cpu)
+            .map(|m| m.cpu.others)
             .fold(0.0, f64::max);
         println!(
-            "| `{}` | {} | {} | {:.0} | {:.1} | {:.2} | {:.0} | {:.1} | **{:.2}** | {} | {} | ≤ {:.2} |",
+            "| `{}` | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | **{:.2}** | {} | {} | ≤ {:.2} |",
             c.setup,
             c.in_flight,
             c.variant.name(),
             t,
             per_commit,
             progress,
+            t_cpu,
             c.batched_rps(),
             b_commit,
+            b_cpu,
             c.vs_batched(),
             p,
             vs_p,
