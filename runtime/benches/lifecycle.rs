@@ -795,31 +795,56 @@ const PAIRS: usize = 300;
 /// Alternates one tracked and one hand-written run, [`PAIRS`] times (the
 /// order flips every pair), and prints the ratios of the pairs: on a disk
 /// whose `fsync` latency drifts, back-to-back pairs compare like with like.
-fn paired(rt: &tokio::runtime::Runtime, name: &str, tracker: &bench_run::Tracker, hand: &Hand) {
+///
+/// `paired` runs the pairs in `block_on` on the bench's main thread, as
+/// criterion runs its iterations; `paired_in_task` runs them inside a
+/// `tokio::spawn`ed task on a worker thread, as a request handler or a job
+/// would. Since group commit a tracked event goes through the tracker's
+/// writer task: from `block_on` that is two more thread wake-ups per event
+/// than a statement sent straight to sqlx's SQLite thread.
+fn paired(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    tracker: &bench_run::Tracker,
+    hand: &Arc<Hand>,
+) {
+    let (tracked, written) = rt.block_on(pairs(tracker.clone(), hand.clone(), "paired"));
+    report_pairs(name, "paired", tracked, written);
+    let (tracked, written) = rt.block_on(async {
+        tokio::spawn(pairs(tracker.clone(), hand.clone(), "paired-in-task"))
+            .await
+            .expect("the pairs' task")
+    });
+    report_pairs(name, "paired_in_task", tracked, written);
+}
+
+async fn pairs(tracker: bench_run::Tracker, hand: Arc<Hand>, prefix: &str) -> (Vec<f64>, Vec<f64>) {
     let mut tracked = Vec::with_capacity(PAIRS);
     let mut written = Vec::with_capacity(PAIRS);
-    rt.block_on(async {
-        for i in 0..PAIRS {
-            let key = format!("paired-{i}");
-            let time_tracked = async {
-                let at = std::time::Instant::now();
-                tracked_full_run(tracker, key.clone()).await;
-                at.elapsed().as_secs_f64()
-            };
-            let time_hand = async {
-                let at = std::time::Instant::now();
-                hand.full_run(&key).await.expect("the hand-written run");
-                at.elapsed().as_secs_f64()
-            };
-            if i % 2 == 0 {
-                tracked.push(time_tracked.await);
-                written.push(time_hand.await);
-            } else {
-                written.push(time_hand.await);
-                tracked.push(time_tracked.await);
-            }
+    for i in 0..PAIRS {
+        let key = format!("{prefix}-{i}");
+        let time_tracked = async {
+            let at = std::time::Instant::now();
+            tracked_full_run(&tracker, key.clone()).await;
+            at.elapsed().as_secs_f64()
+        };
+        let time_hand = async {
+            let at = std::time::Instant::now();
+            hand.full_run(&key).await.expect("the hand-written run");
+            at.elapsed().as_secs_f64()
+        };
+        if i % 2 == 0 {
+            tracked.push(time_tracked.await);
+            written.push(time_hand.await);
+        } else {
+            written.push(time_hand.await);
+            tracked.push(time_tracked.await);
         }
-    });
+    }
+    (tracked, written)
+}
+
+fn report_pairs(name: &str, what: &str, mut tracked: Vec<f64>, mut written: Vec<f64>) {
     let mut ratios: Vec<f64> = tracked.iter().zip(&written).map(|(t, h)| t / h).collect();
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -830,7 +855,7 @@ fn paired(rt: &tokio::runtime::Runtime, name: &str, tracker: &bench_run::Tracker
     let ratio = median(&mut ratios);
     let (q1, q3) = quartiles(&ratios);
     println!(
-        "{name}/paired: {PAIRS} pairs, median tracked {:.3} ms, median hand_written_sqlx {:.3} ms; \
+        "{name}/{what}: {PAIRS} pairs, median tracked {:.3} ms, median hand_written_sqlx {:.3} ms; \
          per-pair ratio tracked/hand_written: median {ratio:.3} (quartiles {q1:.3}–{q3:.3}); ratio of totals {total:.3}\n",
         median(&mut tracked) * 1e3,
         median(&mut written) * 1e3,
