@@ -1413,7 +1413,7 @@ async fn verify(setup: &Setup) {
         })
         .await;
     assert_eq!(out.expect("the verify run"), 7);
-    let kinds = classify(&sql, take(), print);
+    let kinds = classify(sql, take(), print);
     assert_eq!(
         kinds,
         [
@@ -1440,7 +1440,7 @@ async fn verify(setup: &Setup) {
         .expect("spawn");
     let key_a = spawned.key().to_owned();
     assert_eq!(spawned.await.expect("the verify spawn"), 7);
-    let mut kinds = classify(&sql, take(), print);
+    let mut kinds = classify(sql, take(), print);
     // The maintenance's heartbeat (its first tick comes at once) writes the
     // live runs' leases again, with the same statement.
     let leases_written = kinds.iter().filter(|k| k.0 == Kind::Lease).count();
@@ -1558,7 +1558,7 @@ async fn verify(setup: &Setup) {
         .await;
         let rows = read_back(&db, TRACKED_TABLE, &name).await;
         assert_eq!(rows.len(), keys.len());
-        for (kind, rows) in classify(&sql, take(), false) {
+        for (kind, rows) in classify(sql, take(), false) {
             *sizes.entry((kind, rows)).or_default() += 1;
         }
     }
