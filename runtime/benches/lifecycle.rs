@@ -276,8 +276,10 @@ impl Sql {
                 r#""instance" = "excluded"."instance", "heartbeat_ms" = "excluded"."heartbeat_ms", "expires_ms" = "excluded"."expires_ms""#
             ),
             lock_refresh: r#"UPDATE "tasktrail_locks" SET "expires_ms" = ? WHERE "scope" = ? AND "run_key" IN (?)"#,
-            lock_release: r#"DELETE FROM "tasktrail_locks" WHERE "tasktrail_locks"."scope" = ? AND "tasktrail_locks"."run_key" = ?"#,
-            lease_release: r#"DELETE FROM "tasktrail_leases" WHERE "tasktrail_leases"."scope" = ? AND "tasktrail_leases"."run_key" = ?"#,
+            // Since group commit the releases are one-row forms of the
+            // writer's multi-row deletes.
+            lock_release: r#"DELETE FROM "tasktrail_locks" WHERE ("scope", "run_key") IN ((?, ?))"#,
+            lease_release: r#"DELETE FROM "tasktrail_leases" WHERE ("scope", "run_key") IN ((?, ?))"#,
         };
         Box::leak(Box::new(sql))
     }
@@ -504,7 +506,14 @@ async fn verify() -> LeaseShape {
         scope: "bench_runs",
     };
     let print = std::env::var_os("TASKTRAIL_BENCH_SQL").is_some();
-    let take = || std::mem::take(&mut *captured.lock().expect("lock"));
+    // The tracker's one-off check of the SQLite set-up (`PRAGMA
+    // journal_mode`, from a task of its own) is not one of the run's
+    // statements.
+    let take = || {
+        let mut statements = std::mem::take(&mut *captured.lock().expect("lock"));
+        statements.retain(|(sql, _)| !sql.starts_with("PRAGMA"));
+        statements
+    };
     let check = |what: &str, got: &(String, usize), want: &str| {
         assert_eq!(
             got.0, want,
@@ -786,31 +795,56 @@ const PAIRS: usize = 300;
 /// Alternates one tracked and one hand-written run, [`PAIRS`] times (the
 /// order flips every pair), and prints the ratios of the pairs: on a disk
 /// whose `fsync` latency drifts, back-to-back pairs compare like with like.
-fn paired(rt: &tokio::runtime::Runtime, name: &str, tracker: &bench_run::Tracker, hand: &Hand) {
+///
+/// `paired` runs the pairs in `block_on` on the bench's main thread, as
+/// criterion runs its iterations; `paired_in_task` runs them inside a
+/// `tokio::spawn`ed task on a worker thread, as a request handler or a job
+/// would. Since group commit a tracked event goes through the tracker's
+/// writer task: from `block_on` that is two more thread wake-ups per event
+/// than a statement sent straight to sqlx's SQLite thread.
+fn paired(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    tracker: &bench_run::Tracker,
+    hand: &Arc<Hand>,
+) {
+    let (tracked, written) = rt.block_on(pairs(tracker.clone(), hand.clone(), "paired"));
+    report_pairs(name, "paired", tracked, written);
+    let (tracked, written) = rt.block_on(async {
+        tokio::spawn(pairs(tracker.clone(), hand.clone(), "paired-in-task"))
+            .await
+            .expect("the pairs' task")
+    });
+    report_pairs(name, "paired_in_task", tracked, written);
+}
+
+async fn pairs(tracker: bench_run::Tracker, hand: Arc<Hand>, prefix: &str) -> (Vec<f64>, Vec<f64>) {
     let mut tracked = Vec::with_capacity(PAIRS);
     let mut written = Vec::with_capacity(PAIRS);
-    rt.block_on(async {
-        for i in 0..PAIRS {
-            let key = format!("paired-{i}");
-            let time_tracked = async {
-                let at = std::time::Instant::now();
-                tracked_full_run(tracker, key.clone()).await;
-                at.elapsed().as_secs_f64()
-            };
-            let time_hand = async {
-                let at = std::time::Instant::now();
-                hand.full_run(&key).await.expect("the hand-written run");
-                at.elapsed().as_secs_f64()
-            };
-            if i % 2 == 0 {
-                tracked.push(time_tracked.await);
-                written.push(time_hand.await);
-            } else {
-                written.push(time_hand.await);
-                tracked.push(time_tracked.await);
-            }
+    for i in 0..PAIRS {
+        let key = format!("{prefix}-{i}");
+        let time_tracked = async {
+            let at = std::time::Instant::now();
+            tracked_full_run(&tracker, key.clone()).await;
+            at.elapsed().as_secs_f64()
+        };
+        let time_hand = async {
+            let at = std::time::Instant::now();
+            hand.full_run(&key).await.expect("the hand-written run");
+            at.elapsed().as_secs_f64()
+        };
+        if i % 2 == 0 {
+            tracked.push(time_tracked.await);
+            written.push(time_hand.await);
+        } else {
+            written.push(time_hand.await);
+            tracked.push(time_tracked.await);
         }
-    });
+    }
+    (tracked, written)
+}
+
+fn report_pairs(name: &str, what: &str, mut tracked: Vec<f64>, mut written: Vec<f64>) {
     let mut ratios: Vec<f64> = tracked.iter().zip(&written).map(|(t, h)| t / h).collect();
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -821,7 +855,7 @@ fn paired(rt: &tokio::runtime::Runtime, name: &str, tracker: &bench_run::Tracker
     let ratio = median(&mut ratios);
     let (q1, q3) = quartiles(&ratios);
     println!(
-        "{name}/paired: {PAIRS} pairs, median tracked {:.3} ms, median hand_written_sqlx {:.3} ms; \
+        "{name}/{what}: {PAIRS} pairs, median tracked {:.3} ms, median hand_written_sqlx {:.3} ms; \
          per-pair ratio tracked/hand_written: median {ratio:.3} (quartiles {q1:.3}–{q3:.3}); ratio of totals {total:.3}\n",
         median(&mut tracked) * 1e3,
         median(&mut written) * 1e3,
