@@ -64,6 +64,22 @@ pub(crate) fn is_transient(err: &DbErr) -> bool {
     classify(err).is_transient()
 }
 
+/// Whether `err` is a conflict between concurrent transactions that the
+/// database resolved by aborting this one (PostgreSQL's deadlock `40P01`
+/// and serialization failure `40001`): the database answers, and the same
+/// transaction tried again at once usually succeeds.
+pub(crate) fn is_conflict(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    let sqlx::Error::Database(db) = &**e else {
+        return false;
+    };
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|e| matches!(e.code(), "40P01" | "40001"))
+}
+
 /// Whether the database refused a value the statement carried, rather than
 /// the statement itself: PostgreSQL's data exceptions (class `22`: a NUL
 /// byte, a malformed number or time, a value out of range) and SQLite's

@@ -200,3 +200,46 @@ async fn acknowledged_events_survive_a_kill_sqlite_file() {
 async fn acknowledged_events_survive_a_kill_postgres() {
     acknowledged_events_survive_a_kill(Backend::Postgres).await;
 }
+
+/// A transaction PostgreSQL aborts to resolve a deadlock (40P01) or a
+/// serialization failure (40001) is tried again at once: the database
+/// answers, so the events are stored, not sent to the outage queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlocked_batch_is_tried_again_at_once_postgres() {
+    use sea_orm::ConnectionTrait;
+    let (db, _g) = connect(Backend::Postgres).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    // The first two writes of `conflict-*` runs fail as PostgreSQL's
+    // deadlock detection would fail them (a sequence is not rolled back).
+    db.execute_unprepared(
+        "CREATE SEQUENCE tt_conflicts;
+         CREATE FUNCTION tt_conflict() RETURNS trigger AS $$
+         BEGIN
+           IF NEW.task_key LIKE 'conflict-%' AND nextval('tt_conflicts') <= 2 THEN
+             RAISE EXCEPTION 'deadlock detected (by the test)' USING ERRCODE = '40P01';
+           END IF;
+           RETURN NEW;
+         END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER tt_conflict BEFORE INSERT OR UPDATE ON task_runs
+           FOR EACH ROW EXECUTE FUNCTION tt_conflict();",
+    )
+    .await
+    .unwrap();
+    let tracker = task_run::Tracker::new(db.clone());
+    let answers = tracker
+        .lifecycle_all([
+            Event::create("conflict-1").name("import"),
+            Event::complete("conflict-1").result(&1),
+        ])
+        .await;
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok(Written::Stored))),
+        "{answers:?}"
+    );
+    let stats = tracker.stats();
+    assert_eq!((stats.queued, stats.refused), (0, 0), "{stats:?}");
+    assert!(stats.write_errors >= 2, "{stats:?}");
+    assert_eq!(row(&db, "conflict-1").await.unwrap().status, "success");
+}

@@ -401,7 +401,31 @@ impl Writer {
                     target: "tasktrail::logs",
                     "tasktrail_log_writer"
                 );
-                rt.spawn(tracing::Instrument::instrument(shard.run(), span));
+                let run = tracing::Instrument::instrument(shard.run(), span);
+                if self.backend() == DbBackend::Sqlite {
+                    // SQLite has one writer at a time and does its work on
+                    // sqlx's own thread: the shard gets an OS thread of its
+                    // own, so it never waits behind the callers' tasks for
+                    // a worker between two statements (+20 % at 1,000 runs
+                    // in flight on 2 cores, BENCHMARKS.md).
+                    let spawned = std::thread::Builder::new()
+                        .name("tasktrail-writer".into())
+                        .spawn(move || {
+                            match tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                            {
+                                Ok(own) => own.block_on(run),
+                                Err(err) => tracing::error!(error = %err,
+                                    "tasktrail: the writer's runtime could not start"),
+                            }
+                        });
+                    if let Err(err) = spawned {
+                        tracing::error!(error = %err, "tasktrail: the writer's thread could not start");
+                    }
+                } else {
+                    rt.spawn(run);
+                }
             }
             self.started.store(true, Ordering::Release);
         }
@@ -564,6 +588,10 @@ struct Shard {
     flushes: Vec<oneshot::Sender<()>>,
 }
 
+/// How many times a batch that conflicted with another transaction is
+/// tried again at once before it takes the outage path.
+const CONFLICT_RETRIES: u32 = 3;
+
 /// What became of a batch attempt.
 enum Attempt {
     /// Everything was committed, refused ops answered.
@@ -716,12 +744,21 @@ impl Shard {
     /// writes or refuses.
     async fn attempt(&self, batch: Vec<Op>) -> Attempt {
         let mut todo: Vec<Vec<Op>> = vec![batch];
+        let mut conflicts = 0;
         while let Some(mut part) = todo.pop() {
             match self.commit(&mut part).await {
                 Ok(()) => {
                     let n = part.len();
                     self.shared.done(n);
                     self.shared.committed.notify_waiters();
+                }
+                Err(err) if conflicts < CONFLICT_RETRIES && crate::db_error::is_conflict(&err) => {
+                    // A deadlock or serialization failure: the database
+                    // answers; try the same part again at once.
+                    conflicts += 1;
+                    bump(&self.shared.counters.errors, 1);
+                    tracing::debug!(error = %err, "tasktrail: a write conflicted with another transaction; trying again");
+                    todo.push(part);
                 }
                 Err(err) if crate::db_error::is_transient(&err) || self.unreachable().await => {
                     bump(&self.shared.counters.errors, 1);
