@@ -402,7 +402,7 @@ impl Writer {
                     "tasktrail_log_writer"
                 );
                 let run = tracing::Instrument::instrument(shard.run(), span);
-                if self.backend() == DbBackend::Sqlite {
+                if self.on_own_thread() {
                     // SQLite has one writer at a time and does its work on
                     // sqlx's own thread: the shard gets an OS thread of its
                     // own, so it never waits behind the callers' tasks for
@@ -466,6 +466,22 @@ impl Writer {
             }
             Err(_) => unreachable!("one op was sent"),
         }
+    }
+
+    /// Whether the shards run on OS threads of their own: for a SQLite
+    /// file. An in-memory SQLite database lives only as long as its pool
+    /// keeps a connection, so its writer stays on the caller's runtime with
+    /// the rest of the pool's work.
+    fn on_own_thread(&self) -> bool {
+        if self.backend() != DbBackend::Sqlite {
+            return false;
+        }
+        let pool = self.shared.db.get_sqlite_connection_pool();
+        let options = pool.connect_options();
+        let file = options.get_filename().to_string_lossy();
+        !(file.starts_with("file:sqlx-in-memory-")
+            || file.contains(":memory:")
+            || file.contains("mode=memory"))
     }
 
     /// The backend written to.
