@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, TransactionSession,
     TransactionTrait,
@@ -262,37 +262,10 @@ pub(crate) fn heartbeat(
     let mut statements = Vec::new();
     for chunk in runs.chunks(500) {
         if insert {
-            let mut upsert = Query::insert();
-            upsert.into_table(lease::Entity).columns([
-                lease::Column::Scope,
-                lease::Column::RunKey,
-                lease::Column::TaskName,
-                lease::Column::Instance,
-                lease::Column::StartedMs,
-                lease::Column::HeartbeatMs,
-                lease::Column::ExpiresMs,
-                lease::Column::DeadlineMs,
-            ]);
-            for run in chunk {
-                upsert.values_panic([
-                    scope.into(),
-                    run.run_key.into(),
-                    run.task_name.into(),
-                    instance.into(),
-                    run.started_ms.into(),
-                    now.into(),
-                    (now + ttl_ms).into(),
-                    run.deadline_ms.into(),
-                ]);
-            }
-            upsert.on_conflict(
-                OnConflict::columns([lease::Column::Scope, lease::Column::RunKey])
-                    .update_columns([
-                        lease::Column::Instance,
-                        lease::Column::HeartbeatMs,
-                        lease::Column::ExpiresMs,
-                    ])
-                    .to_owned(),
+            let upsert = lease_upsert(
+                chunk
+                    .iter()
+                    .map(|run| lease_values(scope, instance, run, now, ttl_ms)),
             );
             statements.push(backend.build(&upsert));
         } else {
@@ -300,7 +273,7 @@ pub(crate) fn heartbeat(
             refresh
                 .table(lease::Entity)
                 .value(lease::Column::HeartbeatMs, now)
-                .value(lease::Column::ExpiresMs, now + ttl_ms)
+                .value(lease::Column::ExpiresMs, now.saturating_add(ttl_ms))
                 .and_where(Expr::col(lease::Column::Scope).eq(scope))
                 .and_where(Expr::col(lease::Column::RunKey).is_in(chunk.iter().map(|r| r.run_key)));
             statements.push(backend.build(&refresh));
@@ -315,7 +288,7 @@ pub(crate) fn heartbeat(
             let mut refresh = Query::update();
             refresh
                 .table(lock::Entity)
-                .value(lock::Column::ExpiresMs, now + ttl_ms)
+                .value(lock::Column::ExpiresMs, now.saturating_add(ttl_ms))
                 .and_where(Expr::col(lock::Column::Scope).eq(scope))
                 .and_where(Expr::col(lock::Column::RunKey).is_in(locked));
             statements.push(backend.build(&refresh));
@@ -371,33 +344,7 @@ pub(crate) struct Templates {
 impl Templates {
     pub fn new(backend: DbBackend) -> Self {
         let lease = Template::new(backend, 8, move |rows| {
-            let mut upsert = Query::insert();
-            upsert.into_table(lease::Entity).columns([
-                lease::Column::Scope,
-                lease::Column::RunKey,
-                lease::Column::TaskName,
-                lease::Column::Instance,
-                lease::Column::StartedMs,
-                lease::Column::HeartbeatMs,
-                lease::Column::ExpiresMs,
-                lease::Column::DeadlineMs,
-            ]);
-            for _ in 0..rows {
-                upsert.values_panic(
-                    lease_values("", "", &LEASE_SAMPLE, 0, 0)
-                        .into_iter()
-                        .map(Expr::val),
-                );
-            }
-            upsert.on_conflict(
-                OnConflict::columns([lease::Column::Scope, lease::Column::RunKey])
-                    .update_columns([
-                        lease::Column::Instance,
-                        lease::Column::HeartbeatMs,
-                        lease::Column::ExpiresMs,
-                    ])
-                    .to_owned(),
-            );
+            let upsert = lease_upsert((0..rows).map(|_| lease_values("", "", &LEASE_SAMPLE, 0, 0)));
             backend.build(&upsert).sql
         });
         let free = |table: sea_orm::sea_query::TableRef, scope: Expr, run_key: Expr| {
@@ -434,6 +381,35 @@ const LEASE_SAMPLE: LeaseRow<'static> = LeaseRow {
     started_ms: 0,
     deadline_ms: None,
 };
+
+/// The lease upsert for `rows` (each [`lease_values`]): a new lease is
+/// inserted, an existing one gets the instance, heartbeat and expiry.
+fn lease_upsert(rows: impl Iterator<Item = Vec<sea_orm::Value>>) -> InsertStatement {
+    let mut upsert = Query::insert();
+    upsert.into_table(lease::Entity).columns([
+        lease::Column::Scope,
+        lease::Column::RunKey,
+        lease::Column::TaskName,
+        lease::Column::Instance,
+        lease::Column::StartedMs,
+        lease::Column::HeartbeatMs,
+        lease::Column::ExpiresMs,
+        lease::Column::DeadlineMs,
+    ]);
+    for row in rows {
+        upsert.values_panic(row.into_iter().map(Expr::val));
+    }
+    upsert.on_conflict(
+        OnConflict::columns([lease::Column::Scope, lease::Column::RunKey])
+            .update_columns([
+                lease::Column::Instance,
+                lease::Column::HeartbeatMs,
+                lease::Column::ExpiresMs,
+            ])
+            .to_owned(),
+    );
+    upsert
+}
 
 /// One lease row's values, in the lease template's column order.
 pub(crate) fn lease_values(
