@@ -568,6 +568,36 @@ impl BatchClient {
         }
     }
 
+    /// Sends several ops of one run at once (in order), then waits for
+    /// each: how tasktrail hands over a run's `create` and `start`.
+    async fn write_all(&self, key: &str, ops: Vec<(Kind, Vec<Val>)>) -> Vec<u64> {
+        let lane = lane_of(key);
+        let shard = (lane % self.shards.len() as u64) as usize;
+        let mut waiting = Vec::with_capacity(ops.len());
+        for (kind, vals) in ops {
+            let (ack, done) = oneshot::channel();
+            let op = BatchOp {
+                lane,
+                kind,
+                vals,
+                ack,
+            };
+            if self.shards[shard].send(op).await.is_err() {
+                panic!("the hand-batched writer has stopped");
+            }
+            waiting.push(done);
+        }
+        let mut rows = Vec::with_capacity(waiting.len());
+        for done in waiting {
+            rows.push(match done.await {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(err)) => panic!("the hand-batched writer failed: {err}"),
+                Err(_) => panic!("the hand-batched writer dropped an op"),
+            });
+        }
+        rows
+    }
+
     async fn write(&self, key: &str, kind: Kind, vals: Vec<Val>) -> u64 {
         let lane = lane_of(key);
         let (ack, done) = oneshot::channel();
@@ -728,13 +758,28 @@ impl Hand {
     /// with `i`, (release).
     async fn run(&self, variant: Variant, key: &str, name: &str, i: u64) {
         let create = self.event(Kind::Create, key, name, i);
-        if variant == Variant::Spawn {
-            // tasktrail writes the lease and the create event at once.
-            tokio::join!(self.event(Kind::Lease, key, name, i), create);
-        } else {
-            create.await;
+        match (variant, self) {
+            (Variant::Spawn, _) => {
+                // tasktrail writes the lease and the create event at once.
+                tokio::join!(self.event(Kind::Lease, key, name, i), create);
+                self.event(Kind::Start, key, name, i).await;
+            }
+            (Variant::Begin, Hand::Batched { client, lease }) => {
+                // `begin(..).run(..)` hands `create` and `start` over
+                // together; the baseline does the same.
+                drop(create);
+                let both = vec![
+                    (Kind::Create, values(Kind::Create, key, name, i, lease)),
+                    (Kind::Start, values(Kind::Start, key, name, i, lease)),
+                ];
+                let rows = client.write_all(key, both).await;
+                assert_eq!(rows, [1, 1], "the hand-batched create and start of `{key}`");
+            }
+            (Variant::Begin, Hand::PerStatement { .. }) => {
+                create.await;
+                self.event(Kind::Start, key, name, i).await;
+            }
         }
-        self.event(Kind::Start, key, name, i).await;
         self.write(key, Kind::Progress, progress_values(key, 30.0))
             .await;
         self.write(key, Kind::Progress, progress_values(key, 60.0))
@@ -1392,6 +1437,7 @@ async fn verify(setup: &Setup) {
             .expect("lock")
             .push((info.statement.sql.clone(), binds));
     });
+    tasktrail_tests::sql_capture::start(captured.clone());
     let take = || std::mem::take(&mut *captured.lock().expect("lock"));
     let sql = Sql::new(TRACKED_TABLE, setup.backend);
     let tracker = bench_run::Tracker::with_options(db.clone(), tracker_options());
@@ -1582,6 +1628,7 @@ async fn verify(setup: &Setup) {
             .collect::<Vec<_>>()
     );
     tracker.shutdown(Duration::from_secs(10)).await;
+    tasktrail_tests::sql_capture::stop();
 }
 
 /// The SQLite storage class of each column of a run.
@@ -1792,11 +1839,15 @@ impl Case {
 
 fn main() {
     // `TASKTRAIL_BENCH_LOG=warn` (an `EnvFilter`) shows what tasktrail logs.
-    if let Ok(filter) = std::env::var("TASKTRAIL_BENCH_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .init();
-    }
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let fmt = std::env::var("TASKTRAIL_BENCH_LOG").ok().map(|filter| {
+        tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::EnvFilter::new(filter))
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(fmt)
+        .with(tasktrail_tests::sql_capture::Layer);
+    tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -20,6 +20,7 @@ pub mod browser;
 pub mod docs;
 pub mod entities;
 pub mod pg;
+pub mod sql_capture;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 

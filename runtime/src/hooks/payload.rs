@@ -48,10 +48,11 @@ pub fn redact(value: &mut Value, keys: &[&str]) {
 /// that itself fits in `max_bytes` (the preview is dropped when even that
 /// does not fit).
 pub fn cap_payload(value: Value, max_bytes: usize) -> Value {
-    let text = value.to_string();
-    if text.len() <= max_bytes {
+    // Measured without building the text (most payloads fit).
+    if json_len(&value) <= max_bytes {
         return value;
     }
+    let text = value.to_string();
     let marker = |preview: &str| serde_json::json!({ TRUNCATED_KEY: true, "bytes": text.len(), "preview": preview });
     let overhead = marker("").to_string().len();
     let mut budget = max_bytes.saturating_sub(overhead);
@@ -66,6 +67,26 @@ pub fn cap_payload(value: Value, max_bytes: usize) -> Value {
             return candidate;
         }
         budget = cut / 2;
+    }
+}
+
+/// The length of `value`'s compact JSON text, counted as it is written.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        // Cannot happen for a `Value`; measure the slow way.
+        Err(_) => value.to_string().len(),
     }
 }
 
@@ -410,6 +431,21 @@ mod tests {
                 "nested": [{"token": REDACTED, "keep": 1}, {"deep": {"password": REDACTED}}]
             })
         );
+    }
+
+    #[test]
+    fn json_len_is_the_length_of_the_text() {
+        for v in [
+            json!(null),
+            json!("a \"quoted\" \u{1F600} \n text"),
+            json!({"k": [1, 2.5, -3e300, true, {"n": null}], "é": "\u{0}"}),
+            json!([]),
+        ] {
+            assert_eq!(json_len(&v), v.to_string().len(), "{v}");
+            // Exactly at the cap: kept; one byte under: capped.
+            let n = json_len(&v);
+            assert_eq!(cap_payload(v.clone(), n), v);
+        }
     }
 
     #[test]

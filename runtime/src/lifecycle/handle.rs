@@ -126,20 +126,36 @@ impl<M: TrackingConfig> RunBuilder<M> {
     }
 
     /// Records `create` (status `pending`) and returns the run's handle.
-    pub async fn create(self) -> RunHandle<M> {
+    pub fn create(self) -> impl Future<Output = RunHandle<M>> + Send {
         let handle = RunHandle {
             tracker: self.tracker,
             key: self.event.key.clone(),
         };
-        handle.emit(self.event).await;
-        handle
+        let write = handle.tracker.lifecycle_all([self.event]);
+        async move {
+            // Errors are logged and counted by the tracker.
+            let _ = write.await;
+            handle
+        }
     }
 
     /// Records `create` then `start` (status `in_progress`).
-    pub async fn start(self) -> RunHandle<M> {
-        let handle = self.create().await;
-        handle.start().await;
-        handle
+    ///
+    /// Both events go to the writer together, so they are usually
+    /// committed in one transaction (in order: the run is created, then
+    /// started); the future resolves once both are committed.
+    pub fn start(self) -> impl Future<Output = RunHandle<M>> + Send {
+        let handle = RunHandle {
+            tracker: self.tracker,
+            key: self.event.key.clone(),
+        };
+        let start = Event::start(&handle.key);
+        let write = handle.tracker.lifecycle_all([self.event, start]);
+        async move {
+            // Errors are logged and counted by the tracker.
+            let _ = write.await;
+            handle
+        }
     }
 
     /// Records the whole run of `task`: `create` and `start`, then `complete`
@@ -281,10 +297,13 @@ impl<M: TrackingConfig> RunHandle<M> {
     }
 
     /// Records `event` (its key is replaced by this run's).
-    pub async fn emit(&self, mut event: Event) {
+    ///
+    /// Like [`Tracker::lifecycle`], the event is checked and mapped now and
+    /// handed to the writer when the future is first polled.
+    pub fn emit(&self, mut event: Event) -> impl Future<Output = ()> + Send + '_ {
         event.key.clone_from(&self.key);
         // Errors are logged and counted by the tracker; a run never sees them.
-        let _ = self.tracker.lifecycle(event).await;
+        self.tracker.lifecycle(event).map(|_| ())
     }
 
     /// Records `start`.

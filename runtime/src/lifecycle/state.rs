@@ -9,14 +9,13 @@
 //! reports ([`RunState`]).
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
-use crate::lifecycle::write::Shape;
+use crate::lifecycle::write::Shapes;
 use crate::lifecycle::{TrackerOptions, TrackerStats};
 use crate::writer::{Template, Writer};
 
@@ -44,7 +43,7 @@ pub(crate) struct Inner {
     /// Every write goes through it.
     pub(crate) writer: Writer,
     /// The multi-row upsert of each event shape.
-    pub(super) templates: Mutex<HashMap<Shape, Arc<Template>>>,
+    pub(super) templates: Mutex<Shapes<Arc<Template>>>,
     /// Whether the database's set-up was checked (once, at the first write).
     pub(super) setup_checked: AtomicBool,
     /// Woken after every commit, for live views.

@@ -3,7 +3,7 @@
 //! [`crate::writer`]), which writes them in batches, keeps what waits for an
 //! unreachable database, and answers each event once it is committed.
 
-use std::collections::HashMap;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,6 +152,15 @@ impl<M: TrackingConfig> std::fmt::Debug for Tracker<M> {
     }
 }
 
+/// An event checked and mapped, ready for the writer.
+struct Ready {
+    lane: u64,
+    work: Work,
+    cleanup: bool,
+    key: String,
+    kind: EventKind,
+}
+
 fn text_cell(s: &str) -> impl FnOnce(Encode) -> Option<sea_orm::Value> + '_ {
     move |e| {
         if let Encode::Text(f) = e {
@@ -204,7 +213,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 options,
                 counters: Counters::default(),
                 writer,
-                templates: Mutex::new(HashMap::new()),
+                templates: Mutex::new(Default::default()),
                 setup_checked: AtomicBool::new(false),
                 changed,
                 runs: OnceLock::new(),
@@ -271,19 +280,49 @@ impl<M: TrackingConfig> Tracker<M> {
     /// [`TrackError`]); they are also logged and counted, and never held in
     /// the queue: an event the database refuses does not hold back the
     /// events after it.
-    pub async fn lifecycle(&self, event: Event) -> Result<Written, TrackError> {
+    ///
+    /// The event is checked and mapped onto the entity's columns when this
+    /// is called; the returned future holds only the statement's values and
+    /// hands them to the writer when first polled.
+    pub fn lifecycle(
+        &self,
+        event: Event,
+    ) -> impl Future<Output = Result<Written, TrackError>> + Send + '_ {
+        use futures::FutureExt;
+        use futures::future::Either;
+        match self.ready(event) {
+            Err(err) => Either::Left(std::future::ready(Err(err))),
+            Ok(Ready {
+                lane,
+                work,
+                cleanup,
+                key,
+                kind,
+            }) => Either::Right(
+                self.inner
+                    .writer
+                    .write(Some(lane), work, OnTransient::Retry)
+                    .map(move |outcome| self.answer(key, kind, cleanup, outcome)),
+            ),
+        }
+    }
+
+    /// Checks `event` and maps it onto the entity's columns; an invalid
+    /// event is refused (logged, counted).
+    fn ready(&self, event: Event) -> Result<Ready, TrackError> {
         if let Err(err) = self.validate(&event) {
             bump(&self.inner.counters.refused);
             tracing::error!(error = %err, "tasktrail: lifecycle event refused");
             return Err(err);
         }
         let (work, cleanup) = self.work(&event);
-        let outcome = self
-            .inner
-            .writer
-            .write(Some(lane_of(&event.key)), work, OnTransient::Retry)
-            .await;
-        self.answer(event, cleanup, outcome)
+        Ok(Ready {
+            lane: lane_of(&event.key),
+            work,
+            cleanup,
+            key: event.key,
+            kind: event.kind,
+        })
     }
 
     /// Records several events together: they are handed to the writer at
@@ -295,37 +334,48 @@ impl<M: TrackingConfig> Tracker<M> {
     ///
     /// For bulk recording — an import of past runs, a batch of jobs queued
     /// at once — this is one commit instead of one per event.
-    pub async fn lifecycle_all(
+    ///
+    /// Like [`lifecycle`](Self::lifecycle), the events are checked and mapped
+    /// when this is called, and handed to the writer when the future is
+    /// first polled.
+    pub fn lifecycle_all<I: IntoIterator<Item = Event>>(
         &self,
-        events: impl IntoIterator<Item = Event>,
-    ) -> Vec<Result<Written, TrackError>> {
+        events: I,
+    ) -> impl Future<Output = Vec<Result<Written, TrackError>>> + Send + use<M, I> {
         let mut answers: Vec<Option<Result<Written, TrackError>>> = Vec::new();
         let mut valid = Vec::new();
         let mut ops = Vec::new();
         for event in events {
-            if let Err(err) = self.validate(&event) {
-                bump(&self.inner.counters.refused);
-                tracing::error!(error = %err, "tasktrail: lifecycle event refused");
-                answers.push(Some(Err(err)));
-                continue;
+            match self.ready(event) {
+                Err(err) => answers.push(Some(Err(err))),
+                Ok(ready) => {
+                    ops.push((Some(ready.lane), ready.work, OnTransient::Retry));
+                    valid.push((answers.len(), ready.key, ready.kind, ready.cleanup));
+                    answers.push(None);
+                }
             }
-            let (work, cleanup) = self.work(&event);
-            ops.push((Some(lane_of(&event.key)), work, OnTransient::Retry));
-            valid.push((answers.len(), event, cleanup));
-            answers.push(None);
         }
-        let outcomes = self.inner.writer.write_all(ops).await;
-        for ((slot, event, cleanup), outcome) in valid.into_iter().zip(outcomes) {
-            answers[slot] = Some(self.answer(event, cleanup, outcome));
+        let tracker = self.clone();
+        async move {
+            let outcomes = tracker.inner.writer.write_all(ops).await;
+            for ((slot, key, kind, cleanup), outcome) in valid.into_iter().zip(outcomes) {
+                answers[slot] = Some(tracker.answer(key, kind, cleanup, outcome));
+            }
+            answers
+                .into_iter()
+                .map(|a| a.expect("every event answered"))
+                .collect()
         }
-        answers
-            .into_iter()
-            .map(|a| a.expect("every event answered"))
-            .collect()
     }
 
     /// What `lifecycle` answers for an event the writer reports on.
-    fn answer(&self, event: Event, cleanup: bool, outcome: Outcome) -> Result<Written, TrackError> {
+    fn answer(
+        &self,
+        key: String,
+        kind: EventKind,
+        cleanup: bool,
+        outcome: Outcome,
+    ) -> Result<Written, TrackError> {
         match outcome {
             Outcome::Done(rows) => Ok(if cleanup && rows == 0 {
                 Written::NoRun
@@ -335,19 +385,15 @@ impl<M: TrackingConfig> Tracker<M> {
             Outcome::Queued => Ok(Written::Queued),
             Outcome::Dropped => {
                 let err = TrackError::QueueFull {
-                    key: event.key,
-                    kind: event.kind,
+                    key,
+                    kind,
                     capacity: self.inner.options.queue_capacity,
                 };
                 tracing::error!(error = %err, "tasktrail: lifecycle event dropped");
                 Err(err)
             }
             Outcome::Refused(source) | Outcome::Unavailable(source) => {
-                let err = TrackError::Refused {
-                    key: event.key,
-                    kind: event.kind,
-                    source,
-                };
+                let err = TrackError::Refused { key, kind, source };
                 tracing::error!(error = %err, "tasktrail: lifecycle event refused");
                 Err(err)
             }
@@ -383,43 +429,42 @@ impl<M: TrackingConfig> Tracker<M> {
         self.check_setup();
         let prepared = self.prepare(event);
         let backend = self.inner.db.get_database_backend();
-        match prepared.shape() {
+        if prepared.status.is_some() {
             // One template per shape: its SQL is rendered once per row count.
-            Some(shape) => {
-                let values = prepared.upsert_values();
-                let mut templates = self
-                    .inner
-                    .templates
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                let template = templates
-                    .entry(shape)
-                    .or_insert_with(|| {
-                        let Some(one) = prepared.upsert_rows(1) else {
-                            unreachable!("an event with a status is an upsert")
-                        };
-                        debug_assert_eq!(
-                            backend.build(&one).values.as_ref().map(|v| v.0.as_slice()),
-                            Some(values.as_slice()),
-                            "the template binds the values in column order"
-                        );
-                        let params = values.len();
-                        Template::new(backend, params, move |rows| {
-                            let stmt = prepared.upsert_rows(rows).expect("an upsert");
-                            backend.build(&stmt).sql
-                        })
+            let mut templates = self
+                .inner
+                .templates
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let template = templates
+                .get_or_insert(&prepared, || {
+                    let Some(one) = prepared.upsert_rows(1) else {
+                        unreachable!("an event with a status is an upsert")
+                    };
+                    let values = prepared.upsert_values();
+                    debug_assert_eq!(
+                        backend.build(&one).values.as_ref().map(|v| v.0.as_slice()),
+                        Some(values.as_slice()),
+                        "the template binds the values in column order"
+                    );
+                    // The SQL depends only on the shape: the template keeps
+                    // its own copy of this first event to render it.
+                    let model = prepared.clone();
+                    Template::new(backend, values.len(), move |rows| {
+                        let stmt = model.upsert_rows(rows).expect("an upsert");
+                        backend.build(&stmt).sql
                     })
-                    .clone();
-                (Work::Row { template, values }, false)
-            }
-            None => {
-                let stmt = match prepared.statement() {
-                    Statement::Upsert(stmt) => backend.build(&stmt),
-                    Statement::Update(stmt) => backend.build(&stmt),
-                };
-                (Work::Statement(stmt), event.kind == EventKind::Cleanup)
-            }
+                })
+                .expect("an event with a status has a shape");
+            drop(templates);
+            let values = prepared.into_upsert_values();
+            return (Work::Row { template, values }, false);
         }
+        let stmt = match prepared.statement() {
+            Statement::Upsert(stmt) => backend.build(&stmt),
+            Statement::Update(stmt) => backend.build(&stmt),
+        };
+        (Work::Statement(stmt), event.kind == EventKind::Cleanup)
     }
 
     /// Warns once if the database is set up in a way that makes the tracker

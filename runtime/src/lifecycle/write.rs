@@ -46,6 +46,7 @@ pub(crate) enum Class {
 }
 
 /// A column value of a prepared event.
+#[derive(Clone)]
 pub(crate) struct Cell<C> {
     pub column: C,
     pub value: Value,
@@ -60,6 +61,17 @@ pub(crate) struct Prepared<M: TrackingConfig> {
     pub cells: Vec<Cell<ColumnOf<M>>>,
 }
 
+impl<M: TrackingConfig> Clone for Prepared<M> {
+    fn clone(&self) -> Self {
+        Prepared {
+            key_column: self.key_column,
+            key_value: self.key_value.clone(),
+            status: self.status,
+            cells: self.cells.clone(),
+        }
+    }
+}
+
 /// The statement for a prepared event.
 pub(crate) enum Statement {
     Upsert(InsertStatement),
@@ -69,10 +81,63 @@ pub(crate) enum Statement {
 /// What an upsert's SQL depends on: the target status and, per column,
 /// its class and whether its value is text (a text `Fill` also checks for
 /// the empty placeholder).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Shape {
     status: Status,
     cells: Vec<(&'static str, Class, bool)>,
+}
+
+impl Shape {
+    /// Whether `p` has this shape (without building its own).
+    pub fn matches<M: TrackingConfig>(&self, p: &Prepared<M>) -> bool {
+        p.status.is_some_and(|(_, s)| s == self.status)
+            && self.cells.len() == p.cells.len()
+            && self
+                .cells
+                .iter()
+                .zip(&p.cells)
+                .all(|(&(name, class, text), c)| {
+                    class == c.class
+                        && text == matches!(c.value, Value::String(_))
+                        && name == c.column.as_str()
+                })
+    }
+}
+
+/// Shapes and what was made for each: a short list searched by a cheap
+/// signature (a tracker sees a handful of shapes; hashing each event's
+/// column names with SipHash cost more than the rest of its lookup).
+pub(crate) struct Shapes<T> {
+    entries: Vec<(u64, Shape, T)>,
+}
+
+impl<T> Default for Shapes<T> {
+    fn default() -> Self {
+        Shapes {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone> Shapes<T> {
+    /// What was made for `p`'s shape, made by `make` the first time.
+    pub fn get_or_insert<M: TrackingConfig>(
+        &mut self,
+        p: &Prepared<M>,
+        make: impl FnOnce() -> T,
+    ) -> Option<T> {
+        let signature = p.signature()?;
+        if let Some((_, _, made)) = self
+            .entries
+            .iter()
+            .find(|(sig, shape, _)| *sig == signature && shape.matches(p))
+        {
+            return Some(made.clone());
+        }
+        let made = make();
+        self.entries.push((signature, p.shape()?, made.clone()));
+        Some(made)
+    }
 }
 
 fn excluded<C: ColumnTrait>(col: C) -> Expr {
@@ -113,6 +178,24 @@ impl<M: TrackingConfig> Prepared<M> {
         }
     }
 
+    /// A cheap hash of [`shape`](Self::shape): the column names' static
+    /// addresses, not their text.
+    fn signature(&self) -> Option<u64> {
+        let (_, status) = self.status?;
+        let mix = |h: u64, x: u64| (h.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        let mut h = mix(0, status as u64);
+        for c in &self.cells {
+            let name = c.column.as_str();
+            h = mix(h, name.as_ptr() as u64);
+            h = mix(h, name.len() as u64);
+            h = mix(
+                h,
+                (c.class as u64) << 1 | u64::from(matches!(c.value, Value::String(_))),
+            );
+        }
+        Some(h)
+    }
+
     /// The upsert's shape, for events that move the status.
     pub fn shape(&self) -> Option<Shape> {
         let (_, status) = self.status?;
@@ -146,6 +229,22 @@ impl<M: TrackingConfig> Prepared<M> {
         values.push(self.key_value.clone());
         values.push(encode_status(status));
         values.extend(self.cells.iter().map(|c| c.value.clone()));
+        values
+    }
+
+    /// [`upsert_values`](Self::upsert_values), moving the values out.
+    pub fn into_upsert_values(self) -> Vec<Value> {
+        let Some((_, status)) = self.status else {
+            return Vec::new();
+        };
+        let encode_status = match M::binding(Role::Status).map(|b| b.encode) {
+            Some(Encode::Status(f, _)) => f,
+            _ => unreachable!("the derive guarantees a status column with a status encoder"),
+        };
+        let mut values = Vec::with_capacity(self.cells.len() + 2);
+        values.push(self.key_value);
+        values.push(encode_status(status));
+        values.extend(self.cells.into_iter().map(|c| c.value));
         values
     }
 

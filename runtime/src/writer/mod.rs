@@ -32,7 +32,7 @@
 //!   (counted), the others are written. One bad op never holds back the
 //!   rest.
 //!
-//! The intake is bounded: when it is full, [`Writer::submit`] waits
+//! The intake is bounded: when it is full, [`Writer::write`] waits
 //! (backpressure, never loss).
 //!
 //! # Layers
@@ -56,6 +56,7 @@
 mod batch;
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,7 +69,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 pub(crate) struct WriterOptions {
     /// Ops taken into one transaction at most.
     pub batch_cap: usize,
-    /// Ops that may wait in the intake before `submit` waits.
+    /// Ops that may wait in the intake before `write` waits.
     pub intake: usize,
     /// Ops that may wait for an unreachable database.
     pub queue_capacity: usize,
@@ -270,6 +271,13 @@ impl Msg {
     }
 }
 
+/// The outcome an op's receiver gets (`Unavailable` if the writer is gone).
+async fn answered(rx: oneshot::Receiver<Outcome>) -> Outcome {
+    rx.await.unwrap_or_else(|_| {
+        Outcome::Unavailable(DbErr::Custom("the tasktrail writer has stopped".into()))
+    })
+}
+
 /// The lane of a run key: ops of one run keep their order.
 pub(crate) fn lane_of(key: &str) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -329,7 +337,7 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     shards: Arc<[mpsc::Sender<Msg>]>,
     /// The shards' receivers until their tasks start: on the runtime of
-    /// the first `submit`, so that they run where the pool's connections
+    /// the first write, so that they run where the pool's connections
     /// live.
     idle_shards: Arc<Mutex<Option<Vec<mpsc::Receiver<Msg>>>>>,
     started: Arc<std::sync::atomic::AtomicBool>,
@@ -350,7 +358,7 @@ fn bump(counter: &AtomicU64, by: u64) {
 
 impl Writer {
     /// A writer on `db`; its tasks start on the tokio runtime of the first
-    /// [`submit`](Self::submit).
+    /// [`write`](Self::write).
     pub fn new(db: DatabaseConnection, options: WriterOptions, committed: Arc<Notify>) -> Self {
         let shards = options.shards.max(1);
         let intake = options.intake.max(1);
@@ -439,15 +447,6 @@ impl Writer {
         }
     }
 
-    async fn send(&self, shard: usize, msg: Msg) {
-        self.start();
-        self.shared.pending.fetch_add(msg.len(), Ordering::AcqRel);
-        if let Err(mpsc::error::SendError(msg)) = self.shards[shard].send(msg).await {
-            // The writer's task is gone (its runtime shut down).
-            msg.abandon(&self.shared);
-        }
-    }
-
     /// Hands `op` to the writer without waiting: gives it back when the
     /// intake is full (for callers that must never block, such as a
     /// tracing layer; they count it as dropped).
@@ -473,7 +472,10 @@ impl Writer {
     /// keeps a connection, so its writer stays on the caller's runtime with
     /// the rest of the pool's work.
     fn on_own_thread(&self) -> bool {
-        if self.backend() != DbBackend::Sqlite {
+        if !matches!(
+            self.shared.db.inner,
+            sea_orm::DatabaseConnectionType::SqlxSqlitePoolConnection(_)
+        ) {
             return false;
         }
         let pool = self.shared.db.get_sqlite_connection_pool();
@@ -494,27 +496,53 @@ impl Writer {
         self.shared.pending.load(Ordering::Acquire) as u64
     }
 
-    /// Hands `op` to the writer; waits while the intake is full.
-    pub async fn submit(&self, op: Op) {
-        self.send(self.shard_of(op.lane), Msg::One(op)).await;
-    }
-
     /// Submits `op` and waits for its outcome.
+    ///
+    /// The future stays small (callers' futures embed it, and every run's
+    /// task is copied into its place once): across its await it holds the
+    /// answer's receiver, and the op itself only while the intake is full.
     pub async fn write(&self, lane: Option<u64>, work: Work, on_transient: OnTransient) -> Outcome {
         let (op, rx) = Op::new(lane, work, on_transient);
-        self.submit(op).await;
-        rx.await.unwrap_or_else(|_| {
-            Outcome::Unavailable(DbErr::Custom("the tasktrail writer has stopped".into()))
-        })
+        if let Some(wait) = self.enqueue(self.shard_of(lane), Msg::One(op)) {
+            wait.await;
+        }
+        answered(rx).await
+    }
+
+    /// Hands `msg` to `shard` if its intake has room; otherwise returns the
+    /// wait for room (boxed: the rare path, kept out of callers' futures).
+    fn enqueue(
+        &self,
+        shard: usize,
+        msg: Msg,
+    ) -> Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        self.start();
+        self.shared.pending.fetch_add(msg.len(), Ordering::AcqRel);
+        match self.shards[shard].try_send(msg) {
+            Ok(()) => None,
+            // Backpressure: wait for room.
+            Err(mpsc::error::TrySendError::Full(msg)) => Some(Box::pin(async move {
+                if let Err(mpsc::error::SendError(msg)) = self.shards[shard].send(msg).await {
+                    msg.abandon(&self.shared);
+                }
+            })),
+            Err(mpsc::error::TrySendError::Closed(msg)) => {
+                msg.abandon(&self.shared);
+                None
+            }
+        }
     }
 
     /// Submits every op together, then waits for all their outcomes, in
     /// order. Ops of one shard (every op of one lane) are written in one
     /// batch: one transaction, unless a refusal splits it.
-    pub async fn write_all(
+    ///
+    /// The ops are built when this is called and handed to the writer when
+    /// the future is first polled.
+    pub fn write_all(
         &self,
         ops: impl IntoIterator<Item = (Option<u64>, Work, OnTransient)>,
-    ) -> Vec<Outcome> {
+    ) -> impl Future<Output = Vec<Outcome>> + Send + '_ {
         let mut waiting = Vec::new();
         let mut per_shard: Vec<Vec<Op>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
         for (lane, work, on_transient) in ops {
@@ -522,23 +550,23 @@ impl Writer {
             per_shard[self.shard_of(lane)].push(op);
             waiting.push(rx);
         }
-        for (shard, ops) in per_shard.into_iter().enumerate() {
-            match ops.len() {
-                0 => {}
-                1 => {
-                    let op = ops.into_iter().next().expect("one op");
-                    self.send(shard, Msg::One(op)).await;
+        async move {
+            for (shard, mut ops) in per_shard.into_iter().enumerate() {
+                let msg = match ops.len() {
+                    0 => continue,
+                    1 => Msg::One(ops.pop().expect("one op")),
+                    _ => Msg::Many(ops),
+                };
+                if let Some(wait) = self.enqueue(shard, msg) {
+                    wait.await;
                 }
-                _ => self.send(shard, Msg::Many(ops)).await,
             }
+            let mut outcomes = Vec::with_capacity(waiting.len());
+            for rx in waiting {
+                outcomes.push(answered(rx).await);
+            }
+            outcomes
         }
-        let mut outcomes = Vec::with_capacity(waiting.len());
-        for rx in waiting {
-            outcomes.push(rx.await.unwrap_or_else(|_| {
-                Outcome::Unavailable(DbErr::Custom("the tasktrail writer has stopped".into()))
-            }));
-        }
-        outcomes
     }
 
     /// Waits until every op submitted before the call is written, refused
@@ -820,31 +848,16 @@ impl Shard {
     /// Writes `ops` in one transaction (a lone op in autocommit) and, once
     /// committed, answers each `Done`.
     async fn commit(&self, ops: &mut [Op]) -> Result<(), DbErr> {
-        let db = &self.shared.db;
         let counters = &self.shared.counters;
         let statements = batch::plan(ops);
         let mut affected = vec![0u64; ops.len()];
-        if statements.len() == 1 {
-            let (stmt, rows) = statements.into_iter().next().expect("one statement");
-            let result = db.execute_raw(stmt).await?;
-            bump(&counters.statements, 1);
-            record(&mut affected, &rows, result.rows_affected());
-        } else {
-            let txn = db.begin().await?;
-            for (stmt, rows) in statements {
-                match txn.execute_raw(stmt).await {
-                    Ok(result) => {
-                        bump(&counters.statements, 1);
-                        record(&mut affected, &rows, result.rows_affected());
-                    }
-                    Err(err) => {
-                        let _ = txn.rollback().await;
-                        return Err(err);
-                    }
-                }
-            }
-            txn.commit().await?;
-        }
+        execute(
+            &self.shared.db,
+            statements,
+            &mut affected,
+            &counters.statements,
+        )
+        .await?;
         bump(&counters.commits, 1);
         bump(&counters.written, ops.len() as u64);
         // Answer after the commit (and its counters): `Done` means durable.
@@ -852,6 +865,121 @@ impl Shard {
             op.answer(Outcome::Done(rows));
         }
         Ok(())
+    }
+}
+
+/// [`execute`] on one sqlx pool type.
+macro_rules! sqlx_batch {
+    ($pool:expr, $statements:expr, $affected:expr, $counter:expr) => {{
+        let pool = $pool;
+        let query = |stmt: sea_orm::Statement| {
+            let values = stmt.values.unwrap_or(sea_orm::Values(Vec::new()));
+            sea_orm::sqlx::query_with(
+                sea_orm::sqlx::AssertSqlSafe(stmt.sql),
+                sea_query_sqlx::SqlxValues(values),
+            )
+        };
+        let statements = $statements;
+        if statements.len() == 1 {
+            let (stmt, rows) = statements.into_iter().next().expect("one statement");
+            let result = query(stmt).execute(pool).await.map_err(exec_err)?;
+            bump($counter, 1);
+            record($affected, &rows, result.rows_affected());
+            Ok(())
+        } else {
+            let mut txn = pool.begin().await.map_err(conn_err)?;
+            for (stmt, rows) in statements {
+                // On an error the transaction rolls back when dropped.
+                let result = query(stmt).execute(&mut *txn).await.map_err(exec_err)?;
+                bump($counter, 1);
+                record($affected, &rows, result.rows_affected());
+            }
+            txn.commit().await.map_err(exec_err)
+        }
+    }};
+}
+
+/// Runs `statements` in one transaction (a lone one in autocommit) and
+/// records each op's rows in `affected`.
+///
+/// On a sqlx pool (every connection `Database::connect` opens) the
+/// statements go to sqlx directly, their values moved into the arguments
+/// (sea-orm's `execute_raw` copies every value once more; at a thousand
+/// runs in flight that copy was 5–8 % of throughput, BENCHMARKS.md). The
+/// binding is sea-orm's own (`sea-query-sqlx`), so the database receives the
+/// same values either way; sea-orm's metric callback does not see these
+/// statements (sqlx's statement log does, at its configured level).
+async fn execute(
+    db: &DatabaseConnection,
+    statements: Vec<(sea_orm::Statement, Vec<usize>)>,
+    affected: &mut [u64],
+    counter: &AtomicU64,
+) -> Result<(), DbErr> {
+    use sea_orm::DatabaseConnectionType as Inner;
+    // Each statement, with how many values it binds, at TRACE on the
+    // target `tasktrail::sql` (what the benches check the SQL by).
+    if tracing::enabled!(target: "tasktrail::sql", tracing::Level::TRACE) {
+        for (stmt, _) in &statements {
+            let binds = stmt.values.as_ref().map_or(0, |v| v.0.len());
+            tracing::trace!(target: "tasktrail::sql", sql = %stmt.sql, binds, "statement");
+        }
+    }
+    match &db.inner {
+        Inner::SqlxSqlitePoolConnection(_) => {
+            sqlx_batch!(
+                db.get_sqlite_connection_pool(),
+                statements,
+                affected,
+                counter
+            )
+        }
+        Inner::SqlxPostgresPoolConnection(_) => {
+            sqlx_batch!(
+                db.get_postgres_connection_pool(),
+                statements,
+                affected,
+                counter
+            )
+        }
+        #[allow(unreachable_patterns)]
+        _ => {
+            if statements.len() == 1 {
+                let (stmt, rows) = statements.into_iter().next().expect("one statement");
+                let result = db.execute_raw(stmt).await?;
+                bump(counter, 1);
+                record(affected, &rows, result.rows_affected());
+                return Ok(());
+            }
+            let txn = db.begin().await?;
+            for (stmt, rows) in statements {
+                match txn.execute_raw(stmt).await {
+                    Ok(result) => {
+                        bump(counter, 1);
+                        record(affected, &rows, result.rows_affected());
+                    }
+                    Err(err) => {
+                        let _ = txn.rollback().await;
+                        return Err(err);
+                    }
+                }
+            }
+            txn.commit().await
+        }
+    }
+}
+
+/// A sqlx error as sea-orm reports one from a statement.
+fn exec_err(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Exec(sea_orm::RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+/// A sqlx error as sea-orm reports one while getting a connection.
+fn conn_err(err: sea_orm::sqlx::Error) -> DbErr {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::PoolTimedOut => DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
+        Error::PoolClosed => DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed),
+        other => DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(other))),
     }
 }
 
