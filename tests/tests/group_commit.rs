@@ -131,9 +131,43 @@ async fn one_runs_events_in_one_batch_apply_in_order(backend: Backend) {
     assert_eq!(two.status, "in_progress");
 }
 
+/// On an idle tracker a lone event is written by its caller (the idle fast
+/// path), holding the shard's gate. A caller that gives up mid-write (its
+/// future dropped after the first poll) must leave the gate open: `flush`
+/// (which the shard answers only after taking the gate) still answers, and
+/// the tracker's next events are written as usual, in order.
+async fn a_dropped_lone_write_leaves_nothing_pending(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db.clone());
+    let run = tracker.begin("lone").start().await;
+    let key = run.key().to_owned();
+    for i in 0..20 {
+        let write = run.progress(f64::from(i));
+        let mut write = std::pin::pin!(write);
+        // One poll starts the statement; then the caller walks away.
+        let _ = futures::poll!(&mut write);
+    }
+    assert!(
+        tracker.flush(Duration::from_secs(5)).await,
+        "a dropped write left the writer pending: {:?}",
+        tracker.stats()
+    );
+    run.progress(77.0).await;
+    run.complete(&"done").await;
+    let stored = row(&db, &key).await.expect("the run");
+    assert_eq!(stored.status, "success");
+    assert_eq!(stored.percent, Some(100.0));
+    assert_eq!(stored.result_payload, Some(serde_json::json!("done")));
+    assert!(tracker.flush(Duration::from_secs(1)).await);
+}
+
 backends!(
     concurrent_runs_share_commits,
     one_runs_events_in_one_batch_apply_in_order,
+    a_dropped_lone_write_leaves_nothing_pending,
 );
 
 /// `ack_writer` records runs as fast as it can and prints each event once

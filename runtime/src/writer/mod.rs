@@ -57,7 +57,7 @@ mod batch;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -331,11 +331,23 @@ struct Shared {
     committed: Arc<Notify>,
 }
 
+/// What a shard's task and the callers' idle fast path share: the shard
+/// holds `busy` while it writes a batch; a caller that takes it while the
+/// shard's intake is empty and nothing waits for an outage writes its lone
+/// op itself (no hop to the writer's task and back), in the same order.
+#[derive(Default)]
+struct Gate {
+    busy: tokio::sync::Mutex<()>,
+    /// Ops wait in the shard's retry queue (the database is unreachable).
+    degraded: AtomicBool,
+}
+
 /// Writes ops in batches; see the [module](self) docs. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     shards: Arc<[mpsc::Sender<Msg>]>,
+    gates: Arc<[Arc<Gate>]>,
     /// The shards' receivers until their tasks start: on the runtime of
     /// the first write, so that they run where the pool's connections
     /// live.
@@ -375,6 +387,7 @@ impl Writer {
         Writer {
             shared,
             shards: senders.into(),
+            gates: (0..shards).map(|_| Arc::new(Gate::default())).collect(),
             idle_shards: Arc::new(Mutex::new(Some(receivers))),
             started: Arc::default(),
         }
@@ -396,9 +409,10 @@ impl Writer {
         };
         let mut idle = self.idle_shards.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(receivers) = idle.take() {
-            for rx in receivers {
+            for (rx, gate) in receivers.into_iter().zip(self.gates.iter()) {
                 let shard = Shard {
                     shared: self.shared.clone(),
+                    gate: gate.clone(),
                     rx,
                     retry: VecDeque::new(),
                     flushes: Vec::new(),
@@ -503,10 +517,94 @@ impl Writer {
     /// answer's receiver, and the op itself only while the intake is full.
     pub async fn write(&self, lane: Option<u64>, work: Work, on_transient: OnTransient) -> Outcome {
         let (op, rx) = Op::new(lane, work, on_transient);
-        if let Some(wait) = self.enqueue(self.shard_of(lane), Msg::One(op)) {
+        let shard = self.shard_of(lane);
+        let op = match self.alone(shard, op) {
+            Ok(written) => {
+                written.await;
+                return answered(rx).await;
+            }
+            Err(op) => op,
+        };
+        if let Some(wait) = self.enqueue(shard, Msg::One(op)) {
             wait.await;
         }
         answered(rx).await
+    }
+
+    /// The idle fast path: when `shard` writes nothing, has nothing queued
+    /// and no outage, the caller writes its lone op itself, holding the
+    /// shard's gate (so the shard's next batch waits for it, and the op
+    /// keeps its place in its lane). A single event then costs what the
+    /// statement costs, without two hops between threads. Gives the op
+    /// back when the shard is busy; on an error, hands it to the shard
+    /// (which retries, refuses or queues it as usual) before letting go of
+    /// the gate.
+    ///
+    /// The write is boxed: it holds sqlx's futures, which would otherwise
+    /// grow every caller's future (see `run_futures_stay_small`).
+    #[allow(clippy::type_complexity)]
+    fn alone(
+        &self,
+        shard: usize,
+        op: Op,
+    ) -> Result<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>, Op> {
+        let gate = &self.gates[shard];
+        let sender = &self.shards[shard];
+        let Ok(busy) = gate.busy.try_lock() else {
+            return Err(op);
+        };
+        if gate.degraded.load(Ordering::Acquire) || sender.capacity() < sender.max_capacity() {
+            return Err(op);
+        }
+        self.start();
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        Ok(Box::pin(self.write_alone(sender, busy, op)))
+    }
+
+    /// The write of [`alone`](Self::alone), holding the shard's gate.
+    async fn write_alone(
+        &self,
+        sender: &mpsc::Sender<Msg>,
+        busy: tokio::sync::MutexGuard<'_, ()>,
+        op: Op,
+    ) {
+        // If this future is dropped mid-write, the op is no longer pending
+        // (whether the statement ran is unknown, as for any future dropped
+        // before it resolved).
+        struct Pending<'a>(Option<&'a Shared>);
+        impl Drop for Pending<'_> {
+            fn drop(&mut self) {
+                if let Some(shared) = self.0.take() {
+                    shared.done(1);
+                }
+            }
+        }
+        let mut pending = Pending(Some(&self.shared));
+        let mut ops = [op];
+        match commit(&self.shared, &mut ops).await {
+            Ok(()) => {
+                drop(pending);
+                self.shared.committed.notify_waiters();
+                drop(busy);
+            }
+            Err(err) => {
+                bump(&self.shared.counters.errors, 1);
+                tracing::debug!(error = %err, "tasktrail: a lone write failed; the writer takes it over");
+                // Still pending: the shard answers it.
+                pending.0 = None;
+                let [op] = ops;
+                match sender.try_send(Msg::One(op)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(msg)) => {
+                        if let Err(mpsc::error::SendError(msg)) = sender.send(msg).await {
+                            msg.abandon(&self.shared);
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(msg)) => msg.abandon(&self.shared),
+                }
+                drop(busy);
+            }
+        }
     }
 
     /// Hands `msg` to `shard` if its intake has room; otherwise returns the
@@ -626,6 +724,7 @@ impl Shared {
 /// unreachable.
 struct Shard {
     shared: Arc<Shared>,
+    gate: Arc<Gate>,
     rx: mpsc::Receiver<Msg>,
     retry: VecDeque<Op>,
     /// Flushes that wait for the retry queue to drain.
@@ -654,6 +753,10 @@ impl Shard {
                 let Some(first) = self.rx.recv().await else {
                     return;
                 };
+                // A caller may be writing a lone op itself: wait for it (it
+                // came first).
+                let gate = self.gate.clone();
+                let _busy = gate.busy.lock().await;
                 let mut batch = Vec::with_capacity(cap.min(64));
                 let mut flushes = std::mem::take(&mut self.flushes);
                 first.into_batch(&mut batch, &mut flushes);
@@ -676,6 +779,9 @@ impl Shard {
                     backoff = self.shared.options.min_backoff;
                     next_try = tokio::time::Instant::now() + backoff;
                 }
+                self.gate
+                    .degraded
+                    .store(!self.retry.is_empty(), Ordering::Release);
                 self.answer_flushes();
                 continue;
             }
@@ -729,6 +835,9 @@ impl Shard {
                     .counters
                     .queue_len
                     .store(self.retry.len() as u64, Ordering::Relaxed);
+                if self.retry.is_empty() {
+                    self.gate.degraded.store(false, Ordering::Release);
+                }
                 self.answer_flushes();
                 self.shared.options.min_backoff
             }
@@ -848,24 +957,24 @@ impl Shard {
     /// Writes `ops` in one transaction (a lone op in autocommit) and, once
     /// committed, answers each `Done`.
     async fn commit(&self, ops: &mut [Op]) -> Result<(), DbErr> {
-        let counters = &self.shared.counters;
-        let statements = batch::plan(ops);
-        let mut affected = vec![0u64; ops.len()];
-        execute(
-            &self.shared.db,
-            statements,
-            &mut affected,
-            &counters.statements,
-        )
-        .await?;
-        bump(&counters.commits, 1);
-        bump(&counters.written, ops.len() as u64);
-        // Answer after the commit (and its counters): `Done` means durable.
-        for (op, rows) in ops.iter_mut().zip(affected) {
-            op.answer(Outcome::Done(rows));
-        }
-        Ok(())
+        commit(&self.shared, ops).await
     }
+}
+
+/// Writes `ops` in one transaction (a lone op in autocommit) and, once
+/// committed, answers each `Done`.
+async fn commit(shared: &Shared, ops: &mut [Op]) -> Result<(), DbErr> {
+    let counters = &shared.counters;
+    let statements = batch::plan(ops);
+    let mut affected = vec![0u64; ops.len()];
+    execute(&shared.db, statements, &mut affected, &counters.statements).await?;
+    bump(&counters.commits, 1);
+    bump(&counters.written, ops.len() as u64);
+    // Answer after the commit (and its counters): `Done` means durable.
+    for (op, rows) in ops.iter_mut().zip(affected) {
+        op.answer(Outcome::Done(rows));
+    }
+    Ok(())
 }
 
 /// [`execute`] on one sqlx pool type.
