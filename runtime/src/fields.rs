@@ -167,7 +167,7 @@ impl<T: TrackedStatus> StatusField for Option<T> {
 /// 0–100; integers round it), text (the progress's `Display`: `"42%"`,
 /// `"42.9%"`, or `"42.9% step 3 of 7"` with a progress text) or JSON
 /// (`{"percent": 42.857…, "text": "step 3 of 7"}`). See
-/// [`Progress`](crate::Progress).
+/// [`crate::Progress`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot hold a run's progress",
     label = "`progress` must be a number (`f32`, `f64`, `i16`, `i32`, `i64`), text (`String`) or `Json`, optionally in `Option`"
