@@ -135,7 +135,11 @@ async fn one_runs_events_in_one_batch_apply_in_order(backend: Backend) {
 /// path), holding the shard's gate. A caller that gives up mid-write (its
 /// future dropped after the first poll) must leave the gate open: `flush`
 /// (which the shard answers only after taking the gate) still answers, and
-/// the tracker's next events are written as usual, in order.
+/// the tracker's next events are written as usual, in order. And the
+/// dropped writes still land, as a queued op does whether or not its
+/// caller waits: the last one is what the row shows (cutting a statement
+/// off half-way also made sqlx close the connection, which took an
+/// in-memory database with it).
 async fn a_dropped_lone_write_leaves_nothing_pending(backend: Backend) {
     let (db, _g) = connect(backend).await;
     tasktrail::schema::create::<task_run::Model>(&db)
@@ -154,6 +158,12 @@ async fn a_dropped_lone_write_leaves_nothing_pending(backend: Backend) {
         tracker.flush(Duration::from_secs(5)).await,
         "a dropped write left the writer pending: {:?}",
         tracker.stats()
+    );
+    let stored = row(&db, &key).await.expect("the run");
+    assert_eq!(
+        stored.percent,
+        Some(19.0),
+        "the dropped writes did not land"
     );
     run.progress(77.0).await;
     run.complete(&"done").await;

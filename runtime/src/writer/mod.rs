@@ -337,10 +337,94 @@ struct Shared {
 /// op itself (no hop to the writer's task and back), in the same order.
 #[derive(Default)]
 struct Gate {
-    busy: tokio::sync::Mutex<()>,
+    busy: Arc<tokio::sync::Mutex<()>>,
     /// Ops wait in the shard's retry queue (the database is unreachable).
     degraded: AtomicBool,
 }
+
+/// The write of the idle fast path ([`Writer::alone`]). If the caller
+/// drops it mid-write, the write finishes on a task of its own (as an op
+/// handed to a shard is written whether or not its caller still waits):
+/// a statement cut off half-way would leave the op's fate unknown, and
+/// sqlx closes a connection whose statement was cancelled (an in-memory
+/// SQLite database goes with its connection).
+struct Alone(Option<Waiting<'static>>);
+
+impl Future for Alone {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let Some(write) = self.0.as_mut() else {
+            return std::task::Poll::Ready(());
+        };
+        let done = write.as_mut().poll(cx);
+        if done.is_ready() {
+            self.0 = None;
+        }
+        done
+    }
+}
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        if let Some(write) = self.0.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(write);
+        }
+    }
+}
+
+/// Writes `op` alone, holding its shard's gate; see [`Writer::alone`].
+async fn write_alone(
+    shared: Arc<Shared>,
+    sender: mpsc::Sender<Msg>,
+    busy: tokio::sync::OwnedMutexGuard<()>,
+    op: Op,
+) {
+    // Dropped without a runtime to finish on: the op is no longer pending.
+    struct Pending<'a>(Option<&'a Shared>);
+    impl Drop for Pending<'_> {
+        fn drop(&mut self) {
+            if let Some(shared) = self.0.take() {
+                shared.done(1);
+            }
+        }
+    }
+    let mut pending = Pending(Some(&shared));
+    let mut ops = [op];
+    match commit(&shared, &mut ops).await {
+        Ok(()) => {
+            drop(pending);
+            shared.committed.notify_waiters();
+            drop(busy);
+        }
+        Err(err) => {
+            bump(&shared.counters.errors, 1);
+            tracing::debug!(error = %err, "tasktrail: a lone write failed; the writer takes it over");
+            // Still pending: the shard answers it.
+            pending.0 = None;
+            let [op] = ops;
+            match sender.try_send(Msg::One(op)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(msg)) => {
+                    if let Err(mpsc::error::SendError(msg)) = sender.send(msg).await {
+                        msg.abandon(&shared);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(msg)) => msg.abandon(&shared),
+            }
+            drop(busy);
+        }
+    }
+}
+
+/// A wait for the writer (room in an intake, or a write of the idle fast
+/// path), boxed: the rare or the long path, kept out of callers' futures.
+type Waiting<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Writes ops in batches; see the [module](self) docs. Cheap to clone.
 #[derive(Clone)]
@@ -542,15 +626,10 @@ impl Writer {
     ///
     /// The write is boxed: it holds sqlx's futures, which would otherwise
     /// grow every caller's future (see `run_futures_stay_small`).
-    #[allow(clippy::type_complexity)]
-    fn alone(
-        &self,
-        shard: usize,
-        op: Op,
-    ) -> Result<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>, Op> {
+    fn alone(&self, shard: usize, op: Op) -> Result<Alone, Op> {
         let gate = &self.gates[shard];
         let sender = &self.shards[shard];
-        let Ok(busy) = gate.busy.try_lock() else {
+        let Ok(busy) = gate.busy.clone().try_lock_owned() else {
             return Err(op);
         };
         if gate.degraded.load(Ordering::Acquire) || sender.capacity() < sender.max_capacity() {
@@ -558,62 +637,17 @@ impl Writer {
         }
         self.start();
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
-        Ok(Box::pin(self.write_alone(sender, busy, op)))
-    }
-
-    /// The write of [`alone`](Self::alone), holding the shard's gate.
-    async fn write_alone(
-        &self,
-        sender: &mpsc::Sender<Msg>,
-        busy: tokio::sync::MutexGuard<'_, ()>,
-        op: Op,
-    ) {
-        // If this future is dropped mid-write, the op is no longer pending
-        // (whether the statement ran is unknown, as for any future dropped
-        // before it resolved).
-        struct Pending<'a>(Option<&'a Shared>);
-        impl Drop for Pending<'_> {
-            fn drop(&mut self) {
-                if let Some(shared) = self.0.take() {
-                    shared.done(1);
-                }
-            }
-        }
-        let mut pending = Pending(Some(&self.shared));
-        let mut ops = [op];
-        match commit(&self.shared, &mut ops).await {
-            Ok(()) => {
-                drop(pending);
-                self.shared.committed.notify_waiters();
-                drop(busy);
-            }
-            Err(err) => {
-                bump(&self.shared.counters.errors, 1);
-                tracing::debug!(error = %err, "tasktrail: a lone write failed; the writer takes it over");
-                // Still pending: the shard answers it.
-                pending.0 = None;
-                let [op] = ops;
-                match sender.try_send(Msg::One(op)) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(msg)) => {
-                        if let Err(mpsc::error::SendError(msg)) = sender.send(msg).await {
-                            msg.abandon(&self.shared);
-                        }
-                    }
-                    Err(mpsc::error::TrySendError::Closed(msg)) => msg.abandon(&self.shared),
-                }
-                drop(busy);
-            }
-        }
+        Ok(Alone(Some(Box::pin(write_alone(
+            self.shared.clone(),
+            sender.clone(),
+            busy,
+            op,
+        )))))
     }
 
     /// Hands `msg` to `shard` if its intake has room; otherwise returns the
     /// wait for room (boxed: the rare path, kept out of callers' futures).
-    fn enqueue(
-        &self,
-        shard: usize,
-        msg: Msg,
-    ) -> Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+    fn enqueue(&self, shard: usize, msg: Msg) -> Option<Waiting<'_>> {
         self.start();
         self.shared.pending.fetch_add(msg.len(), Ordering::AcqRel);
         match self.shards[shard].try_send(msg) {
@@ -650,12 +684,21 @@ impl Writer {
         }
         async move {
             for (shard, mut ops) in per_shard.into_iter().enumerate() {
-                let msg = match ops.len() {
+                let wait = match ops.len() {
                     0 => continue,
-                    1 => Msg::One(ops.pop().expect("one op")),
-                    _ => Msg::Many(ops),
+                    // A lone op: the idle fast path, as for `write` (boxed
+                    // once more, so that no op is held across an await
+                    // here: the future stays small).
+                    1 if waiting.len() == 1 => {
+                        match self.alone(shard, ops.pop().expect("one op")) {
+                            Ok(written) => Some(Box::pin(written) as Waiting<'_>),
+                            Err(op) => self.enqueue(shard, Msg::One(op)),
+                        }
+                    }
+                    1 => self.enqueue(shard, Msg::One(ops.pop().expect("one op"))),
+                    _ => self.enqueue(shard, Msg::Many(ops)),
                 };
-                if let Some(wait) = self.enqueue(shard, msg) {
+                if let Some(wait) = wait {
                     wait.await;
                 }
             }
