@@ -50,7 +50,7 @@
 //!
 //! Environment: `TASKTRAIL_BENCH_RUNS` (10,000), `TASKTRAIL_BENCH_PER_STATEMENT_RUNS`
 //! (runs of the per-statement baseline; default: the same, but at most
-//! 2,000 on `docs` and 5,000 on `wal_full`, where it is slowest), `TASKTRAIL_BENCH_REPS` (3: tracked and batched alternate this
+//! 2,000 on `docs` and 5,000 on `wal_full`, where it is slowest), `TASKTRAIL_BENCH_REPS` (5: tracked and batched alternate this
 //! many times, the order flipping), `TASKTRAIL_BENCH_SETUPS`
 //! (`docs,wal_full,wal_normal,postgres`), `TASKTRAIL_BENCH_IN_FLIGHT`
 //! (`64,1000`), `TASKTRAIL_BENCH_VARIANTS` (`spawn,begin`),
@@ -1857,7 +1857,7 @@ fn main() {
 
 async fn run() {
     let runs = env_usize("TASKTRAIL_BENCH_RUNS", 10_000);
-    let reps = env_usize("TASKTRAIL_BENCH_REPS", 3).max(1);
+    let reps = env_usize("TASKTRAIL_BENCH_REPS", 5).max(1);
     let setups = env_list(
         "TASKTRAIL_BENCH_SETUPS",
         "docs,wal_full,wal_normal,postgres",
