@@ -166,7 +166,7 @@ impl Kind {
     /// Values bound per row.
     fn params(self) -> usize {
         match self {
-            Kind::Lease => 8,
+            Kind::Lease => 7,
             Kind::Create => 7,
             Kind::Start | Kind::Progress => 6,
             Kind::Complete => 8,
@@ -221,6 +221,12 @@ fn render(t: &str, backend: DbBackend, kind: Kind, rows: usize) -> String {
     let pg = backend == DbBackend::Postgres;
     let mut next = 0;
     let mut values = Vec::with_capacity(rows);
+    // The database's clock in milliseconds (leases are timed by it).
+    let now = if pg {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
+    } else {
+        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    };
     for _ in 0..rows {
         let marks: Vec<String> = (0..kind.params())
             .map(|_| {
@@ -228,7 +234,16 @@ fn render(t: &str, backend: DbBackend, kind: Kind, rows: usize) -> String {
                 if pg { format!("${next}") } else { "?".into() }
             })
             .collect();
-        values.push(format!("({})", marks.join(", ")));
+        if kind == Kind::Lease {
+            // scope, run_key, task_name, instance; started = now − elapsed,
+            // heartbeat = now, expires = now + TTL, deadline = now + remaining.
+            values.push(format!(
+                "({}, {}, {}, {}, ({now}) - {}, {now}, ({now}) + {}, ({now}) + {})",
+                marks[0], marks[1], marks[2], marks[3], marks[4], marks[5], marks[6]
+            ));
+        } else {
+            values.push(format!("({})", marks.join(", ")));
+        }
     }
     let values = values.join(", ");
     let ifnull = if pg { "COALESCE" } else { "IFNULL" };
@@ -387,10 +402,6 @@ fn text(s: &str) -> Val {
     Val::Text(s.to_owned())
 }
 
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
 /// The values tasktrail binds for each event, in its column order.
 fn values(kind: Kind, key: &str, name: &str, i: u64, lease: &LeaseOf) -> Vec<Val> {
     let now = Utc::now();
@@ -423,19 +434,15 @@ fn values(kind: Kind, key: &str, name: &str, i: u64, lease: &LeaseOf) -> Vec<Val
             Val::F64(100.0),
             text(""),
         ],
-        Kind::Lease => {
-            let now = now_ms();
-            vec![
-                text(lease.scope),
-                text(key),
-                text(name),
-                text(&lease.instance),
-                Val::I64(now),
-                Val::I64(now),
-                Val::I64(now + 30_000),
-                Val::NoI64,
-            ]
-        }
+        Kind::Lease => vec![
+            text(lease.scope),
+            text(key),
+            text(name),
+            text(&lease.instance),
+            Val::I64(0),
+            Val::I64(30_000),
+            Val::NoI64,
+        ],
         Kind::Release => vec![text(lease.scope), text(key)],
     }
 }

@@ -75,8 +75,8 @@ pub use dashboard::{Dashboard, DashboardConfig, DashboardSettings};
 pub use fields::TrackedStatus;
 pub use hooks::{Actor, FormatHooks, PayloadKind, TrackedObject};
 pub use lifecycle::{
-    Event, EventKind, MAX_KEY_BYTES, Progress, RunBuilder, RunError, RunHandle, Status, TrackError,
-    Tracker, TrackerOptions, TrackerStats, Written,
+    Clock, Event, EventKind, MAX_KEY_BYTES, Progress, RunBuilder, RunError, RunHandle, Status,
+    TrackError, Tracker, TrackerOptions, TrackerStats, Written,
 };
 pub use run::{
     CancelOutcome, CancelReason, Cancelled, Finished, LockConflict, PurgeReport, RecoveryReport,

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tasktrail::run::store::{lease, lock};
 use tasktrail::{
-    CancelOutcome, Cancelled, Event, LockConflict, Retention, RetentionError, RetryError, RunError,
-    SpawnError, Status, Task, TaskContext, TrackerOptions,
+    CancelOutcome, Cancelled, Clock, Event, LockConflict, Retention, RetentionError, RetryError,
+    RunError, SpawnError, Status, Task, TaskContext, TrackerOptions,
 };
 use tasktrail_tests::entities::task_run;
 use tasktrail_tests::{Backend, TestDb, backends, connect, second_pool};
@@ -1130,6 +1130,61 @@ async fn cancel_from_another_instance(backend: Backend) {
     assert_eq!(r.message.as_deref(), Some("cancelled: from the other box"));
 }
 
+// Leases and locks are timed by the database's clock: an instance whose
+// clock runs 40 s behind writes leases that are still valid, and an
+// instance whose clock runs 40 s ahead neither interrupts another
+// instance's live run nor takes its locks.
+async fn skewed_clocks_take_no_live_run(backend: Backend) {
+    if backend == Backend::SqliteMemory {
+        return; // one in-memory database per connection: no second instance
+    }
+    let behind = TrackerOptions {
+        clock: Clock::offset(chrono::TimeDelta::seconds(-40)),
+        ..quick()
+    };
+    let (tracker, guard) = setup(backend, behind).await;
+    let release = Arc::new(Notify::new());
+    let release2 = release.clone();
+    let run = tracker
+        .begin("long")
+        .objects(["book:7"])
+        .spawn(move |_ctx| async move {
+            release2.notified().await;
+            Ok::<_, String>(())
+        })
+        .await
+        .unwrap();
+    let key = run.key().to_owned();
+    // Several lease lifetimes: the owner's heartbeats keep its lease.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let ahead = TrackerOptions {
+        clock: Clock::offset(chrono::TimeDelta::seconds(40)),
+        ..quick()
+    };
+    let other = Tracker::with_options(second_pool(&guard, 2).await, ahead);
+    for _ in 0..3 {
+        let report = other.recover().await.unwrap();
+        assert!(report.interrupted.is_empty(), "{report:?}");
+        assert_eq!(report.locks_freed, 0, "{report:?}");
+        let taken = other
+            .begin("reindex")
+            .objects(["book:7"])
+            .spawn(|_ctx| async move { Ok::<_, String>(()) })
+            .await;
+        assert!(
+            matches!(&taken, Err(SpawnError::Conflict(c)) if c[0].run_key == key),
+            "the live run's lock was taken: {:?}",
+            taken.map(|s| s.key().to_owned())
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(row(tracker.db(), &key).await.status, "in_progress");
+    assert_eq!(locks_of(tracker.db(), &key).await.len(), 1);
+    release.notify_one();
+    run.await.unwrap();
+    assert_eq!(row(tracker.db(), &key).await.status, "success");
+}
+
 backends!(
     spawn_records_the_whole_life,
     spawn_err_and_panic_are_failed,
@@ -1147,4 +1202,5 @@ backends!(
     retry_reruns_with_stored_args,
     graceful_shutdown,
     cancel_from_another_instance,
+    skewed_clocks_take_no_live_run,
 );

@@ -39,6 +39,6 @@ mod write;
 
 pub use event::{Event, EventKind, MAX_KEY_BYTES};
 pub use handle::{RunBuilder, RunError, RunHandle};
-pub use options::TrackerOptions;
+pub use options::{Clock, TrackerOptions};
 pub use status::{ParseStatusError, Progress, Status};
 pub use tracker::{TrackError, Tracker, TrackerStats, Written};

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::lifecycle::Status;
 use crate::limits::{NEVER, SHORTEST_PAUSE, at_most_never, pause};
 
@@ -51,6 +53,63 @@ pub struct TrackerOptions {
     pub retention: Option<Retention>,
     /// How often the retention runs (default 1 h).
     pub retention_interval: Duration,
+    /// The clock this tracker reads where it needs the time itself: the
+    /// retention's cut-offs (default: the system clock). Leases and locks
+    /// never depend on it: they are timed by the database's clock, so that
+    /// instances whose clocks disagree cannot take each other's runs or
+    /// locks. Tests set it to simulate a skewed instance.
+    pub clock: Clock,
+}
+
+/// A source of the current time, for [`TrackerOptions::clock`]: the system
+/// clock ([`Clock::system`], the default), or one shifted from it
+/// ([`Clock::offset`]), or any function.
+///
+/// ```
+/// use tasktrail::{Clock, TrackerOptions};
+///
+/// // An instance whose clock runs 40 s ahead.
+/// let options = TrackerOptions {
+///     clock: Clock::offset(chrono::TimeDelta::seconds(40)),
+///     ..TrackerOptions::default()
+/// };
+/// assert!(options.clock.now() > chrono::Utc::now());
+/// ```
+#[derive(Clone, Default)]
+pub struct Clock(Option<std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock(None)
+    }
+
+    /// The system clock shifted by `by` (negative: behind).
+    pub fn offset(by: chrono::TimeDelta) -> Self {
+        Clock::from_fn(move || Utc::now() + by)
+    }
+
+    /// A clock that reads `now`.
+    pub fn from_fn(now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Clock(Some(std::sync::Arc::new(now)))
+    }
+
+    /// The current time by this clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        match &self.0 {
+            None => Utc::now(),
+            Some(now) => now(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("Clock::system()"),
+            Some(_) => write!(f, "Clock(now = {})", self.now()),
+        }
+    }
 }
 
 impl Default for TrackerOptions {
@@ -69,6 +128,7 @@ impl Default for TrackerOptions {
             sweep_interval: Duration::from_secs(60),
             retention: None,
             retention_interval: Duration::from_secs(3600),
+            clock: Clock::system(),
         }
     }
 }

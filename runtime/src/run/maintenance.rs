@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::config::{Encode, Role, TrackingConfig, column_value, find_all, find_one, value_text};
 use crate::lifecycle::tracker::panic_message;
 use crate::lifecycle::{Event, Status, TrackError, Tracker};
-use crate::run::{CancelReason, LEASE_MISSING, LEASE_WRITTEN, now_ms, store};
+use crate::run::{CancelReason, LEASE_MISSING, LEASE_WRITTEN, store};
 
 /// What [`Tracker::recover`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -191,8 +191,10 @@ impl<M: TrackingConfig> Tracker<M> {
                     run_key: key,
                     locked: control.locked,
                     task_name: &control.name,
-                    started_ms: control.started_ms,
-                    deadline_ms: control.deadline_ms,
+                    elapsed_ms: super::ms(control.started.elapsed()),
+                    remaining_ms: control
+                        .max_duration
+                        .map(|max| super::ms(max.saturating_sub(control.started.elapsed()))),
                 })
                 .collect();
             if rows.is_empty() {
@@ -301,32 +303,40 @@ impl<M: TrackingConfig> Tracker<M> {
         let runs = self.runs();
         let scope = self.scope();
         let db = self.db();
-        let now = now_ms();
+        // The database's clock, not this instance's: instances' clocks may
+        // disagree, and leases were written by the database's.
+        let now = store::db_now_ms(db).await?;
         let mut report = RecoveryReport::default();
+        let limit = |lease: &store::lease::Model| {
+            let limit = lease
+                .deadline_ms
+                .unwrap_or(now)
+                .saturating_sub(lease.started_ms);
+            Duration::from_millis(std::cmp::max(limit, 0) as u64)
+        };
+        // Other instances' stale leases, taken (deleted) by one statement
+        // that re-checks them: a lease its heartbeat refreshed meanwhile
+        // stays, and so does its run.
+        let mut taken = store::take_stale_leases(db, &scope, &runs.instance, now).await?;
         let active: HashSet<String> = runs.active_keys().into_iter().collect();
-        for lease in store::stale_leases(db, &scope, now).await? {
-            let overlong = lease.deadline_ms.is_some_and(|d| d < now);
-            if lease.instance == runs.instance && active.contains(&lease.run_key) {
+        for lease in store::own_stale_leases(db, &scope, &runs.instance, now).await? {
+            if active.contains(&lease.run_key) {
                 // A run of ours: alive. Its own timer enforces the deadline.
-                if overlong && let Some(control) = runs.active().get(&lease.run_key) {
-                    let limit = lease
-                        .deadline_ms
-                        .unwrap_or(now)
-                        .saturating_sub(lease.started_ms);
-                    control.request_cancel(CancelReason::Deadline(Duration::from_millis(
-                        std::cmp::max(limit, 0) as u64,
-                    )));
+                if lease.deadline_ms.is_some_and(|d| d < now)
+                    && let Some(control) = runs.active().get(&lease.run_key)
+                {
+                    control.request_cancel(CancelReason::Deadline(limit(&lease)));
                 }
                 continue;
             }
+            taken.extend(store::take_stale_lease(db, &scope, &lease.run_key, now).await?);
+        }
+        for lease in taken {
+            let overlong = lease.deadline_ms.is_some_and(|d| d < now);
             let message = if overlong {
-                let limit = lease
-                    .deadline_ms
-                    .unwrap_or(now)
-                    .saturating_sub(lease.started_ms);
                 format!(
                     "interrupted: ran longer than its maximum duration of {:?}",
-                    Duration::from_millis(std::cmp::max(limit, 0) as u64)
+                    limit(&lease)
                 )
             } else {
                 let last = chrono::DateTime::from_timestamp_millis(lease.heartbeat_ms)

@@ -150,7 +150,7 @@ impl<M: TrackingConfig> Tracker<M> {
         let batch_size = retention.batch_size.clamp(1, Retention::MAX_BATCH_SIZE);
 
         let mut report = PurgeReport::default();
-        let now = chrono::Utc::now();
+        let now = self.inner().options.clock.now();
         for target in targets(retention.rules(), encode_status, decode_status) {
             let mut deleted_for_status = 0;
             // Nothing is older than a date can be.

@@ -21,7 +21,7 @@ use crate::lifecycle::{Event, RunBuilder, RunError, Tracker};
 use crate::run::hooks::Finished;
 use crate::run::recorder::Recorder;
 use crate::run::{
-    CancelReason, Control, LEASE_MISSING, LEASE_PENDING, LEASE_WRITTEN, TaskContext, now_ms, store,
+    CancelReason, Control, LEASE_MISSING, LEASE_PENDING, LEASE_WRITTEN, TaskContext, store,
 };
 use crate::writer::{OnTransient, Outcome, Work, lane_of};
 
@@ -237,8 +237,7 @@ impl<M: TrackingConfig> RunBuilder<M> {
 
         let options = &inner.options;
         let max_duration = self.max_duration.or(options.max_duration);
-        let started_ms = now_ms();
-        let deadline_ms = max_duration.map(|d| started_ms + super::ms(d));
+        let started = std::time::Instant::now();
         let locked = (self.lock_objects && event.objects.as_ref().is_some_and(|o| !o.is_empty()))
             || !self.guards.is_empty();
         let control = Arc::new(Control {
@@ -246,8 +245,8 @@ impl<M: TrackingConfig> RunBuilder<M> {
             cancel: Default::default(),
             kill: Default::default(),
             reason: Default::default(),
-            started_ms,
-            deadline_ms,
+            started,
+            max_duration,
             locked,
             lease: std::sync::atomic::AtomicU8::new(LEASE_PENDING),
         });
@@ -320,7 +319,7 @@ impl<M: TrackingConfig> RunBuilder<M> {
             control.clone(),
             recorder.clone(),
         );
-        let lease = (name.clone(), started_ms, deadline_ms);
+        let lease = name.clone();
         recorder.push(event);
         let run = execute(
             tracker.clone(),
@@ -350,7 +349,7 @@ async fn execute<M, T, E, Fut>(
     key: String,
     control: Arc<Control>,
     recorder: Arc<Recorder<M>>,
-    (name, started_ms, deadline_ms): (String, i64, Option<i64>),
+    name: String,
     max_duration: Option<Duration>,
     (locked, gate): (bool, Option<Arc<tokio::sync::Semaphore>>),
     task: Fut,
@@ -376,11 +375,11 @@ async fn execute<M, T, E, Fut>(
             run_key: &key,
             locked: false,
             task_name: &name,
-            started_ms,
-            deadline_ms,
+            elapsed_ms: 0,
+            remaining_ms: max_duration.map(super::ms),
         };
         let ttl = super::ms(inner.options.lease_ttl);
-        let values = store::lease_values(&scope, &runs.instance, &lease, super::now_ms(), ttl);
+        let values = store::lease_values(&scope, &runs.instance, &lease, ttl);
         let work = Work::Row {
             template: runs.store.lease.clone(),
             values,

@@ -28,8 +28,11 @@ pub(crate) struct Control {
     /// Fired to drop the task's future at its next await point.
     pub kill: CancellationToken,
     pub reason: Mutex<Option<CancelReason>>,
-    pub started_ms: i64,
-    pub deadline_ms: Option<i64>,
+    /// When the run was spawned, by this process's monotonic clock (its
+    /// lease's times are the database's: see [`store`]).
+    pub started: std::time::Instant,
+    /// The run's maximum duration, if any.
+    pub max_duration: Option<std::time::Duration>,
     /// Whether the run holds object locks.
     pub locked: bool,
     /// Where the run's lease row stands: [`LEASE_PENDING`] while its first

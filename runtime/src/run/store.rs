@@ -2,7 +2,11 @@
 //! leases (heartbeats). Both are created by [`crate::schema::create`].
 //!
 //! Times are milliseconds since the Unix epoch in `BIGINT` columns, so that
-//! expiry comparisons are plain integer comparisons on every backend.
+//! expiry comparisons are plain integer comparisons on every backend. They
+//! are read from the **database's clock** ([`db_now`]), never from the
+//! instance's: an instance whose clock runs ahead (or a paused VM, an NTP
+//! step) must not see other instances' leases and locks as lapsed, and
+//! one whose clock lags must not write leases that have lapsed already.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -139,6 +143,26 @@ pub(crate) struct Claim<'a> {
     pub ttl_ms: i64,
 }
 
+/// The database's clock in milliseconds since the Unix epoch, as SQL.
+pub(crate) fn db_now(backend: DbBackend) -> Expr {
+    Expr::cust(match backend {
+        DbBackend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
+        DbBackend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+        _ => "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
+    })
+}
+
+/// Reads the database's clock ([`db_now`]).
+pub(crate) async fn db_now_ms(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let backend = db.get_database_backend();
+    let mut select = Query::select();
+    select.expr_as(db_now(backend), "now_ms");
+    db.query_one(&select)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the database's clock".into()))?
+        .try_get::<i64>("", "now_ms")
+}
+
 /// Locks every object in `objects` for the claim, or none of them: returns
 /// the holders of those already locked by other runs (expired locks are
 /// taken over).
@@ -151,12 +175,12 @@ pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
     if objects.is_empty() {
         return Ok(Ok(()));
     }
-    let now = super::now_ms();
+    let now = db_now(db.get_database_backend());
     let txn = db.begin().await?;
     lock::Entity::delete_many()
         .filter(lock::Column::Scope.eq(claim.scope))
         .filter(lock::Column::Object.is_in(objects.iter().map(|o| o.as_str())))
-        .filter(lock::Column::ExpiresMs.lt(now))
+        .filter(Expr::col(lock::Column::ExpiresMs).lt(now.clone()))
         .exec(&txn)
         .await?;
     let mut insert = Query::insert();
@@ -176,8 +200,8 @@ pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
             claim.run_key.into(),
             claim.task_name.into(),
             claim.instance.into(),
-            now.into(),
-            (now + claim.ttl_ms).into(),
+            now.clone(),
+            now.clone().add(claim.ttl_ms),
         ]);
     }
     insert.on_conflict(
@@ -240,8 +264,10 @@ pub(crate) struct LeaseRow<'a> {
     /// Whether the run holds locks to refresh.
     pub locked: bool,
     pub task_name: &'a str,
-    pub started_ms: i64,
-    pub deadline_ms: Option<i64>,
+    /// How long ago the run started (by this process's monotonic clock).
+    pub elapsed_ms: i64,
+    /// How long it may still run, if it has a maximum duration.
+    pub remaining_ms: Option<i64>,
 }
 
 /// The statements that write the leases of `runs` (`insert`), or refresh
@@ -258,22 +284,23 @@ pub(crate) fn heartbeat(
     runs: &[LeaseRow<'_>],
     insert: bool,
 ) -> Vec<sea_orm::Statement> {
-    let now = super::now_ms();
+    let now = db_now(backend);
     let mut statements = Vec::new();
     for chunk in runs.chunks(500) {
         if insert {
             let upsert = lease_upsert(
+                backend,
                 chunk
                     .iter()
-                    .map(|run| lease_values(scope, instance, run, now, ttl_ms)),
+                    .map(|run| lease_values(scope, instance, run, ttl_ms)),
             );
             statements.push(backend.build(&upsert));
         } else {
             let mut refresh = Query::update();
             refresh
                 .table(lease::Entity)
-                .value(lease::Column::HeartbeatMs, now)
-                .value(lease::Column::ExpiresMs, now.saturating_add(ttl_ms))
+                .value(lease::Column::HeartbeatMs, now.clone())
+                .value(lease::Column::ExpiresMs, now.clone().add(ttl_ms))
                 .and_where(Expr::col(lease::Column::Scope).eq(scope))
                 .and_where(Expr::col(lease::Column::RunKey).is_in(chunk.iter().map(|r| r.run_key)));
             statements.push(backend.build(&refresh));
@@ -288,7 +315,7 @@ pub(crate) fn heartbeat(
             let mut refresh = Query::update();
             refresh
                 .table(lock::Entity)
-                .value(lock::Column::ExpiresMs, now.saturating_add(ttl_ms))
+                .value(lock::Column::ExpiresMs, now.clone().add(ttl_ms))
                 .and_where(Expr::col(lock::Column::Scope).eq(scope))
                 .and_where(Expr::col(lock::Column::RunKey).is_in(locked));
             statements.push(backend.build(&refresh));
@@ -297,22 +324,61 @@ pub(crate) fn heartbeat(
     statements
 }
 
-/// Leases whose heartbeat lapsed or whose deadline passed.
-pub(crate) async fn stale_leases(
+/// Whether a lease lapsed (no heartbeat) or passed its deadline at `now`
+/// (the database's clock, [`db_now_ms`]).
+fn stale(now: i64) -> sea_orm::sea_query::Condition {
+    sea_orm::sea_query::Condition::any()
+        .add(lease::Column::ExpiresMs.lt(now))
+        .add(lease::Column::DeadlineMs.lt(now))
+}
+
+/// Takes the stale leases of other instances than `instance`: deletes
+/// those still stale when the statement runs and returns them. A lease
+/// refreshed in the meantime (a heartbeat racing the sweep) is neither
+/// deleted nor returned, so its run is left alone.
+pub(crate) async fn take_stale_leases(
     db: &impl ConnectionTrait,
     scope: &str,
+    instance: &str,
     now: i64,
 ) -> Result<Vec<lease::Model>, DbErr> {
-    use sea_orm::sea_query::Condition;
+    lease::Entity::delete_many()
+        .filter(lease::Column::Scope.eq(scope))
+        .filter(lease::Column::Instance.ne(instance))
+        .filter(stale(now))
+        .exec_with_returning(db)
+        .await
+}
+
+/// The stale leases of `instance` itself (its live runs are not taken).
+pub(crate) async fn own_stale_leases(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    instance: &str,
+    now: i64,
+) -> Result<Vec<lease::Model>, DbErr> {
     lease::Entity::find()
         .filter(lease::Column::Scope.eq(scope))
-        .filter(
-            Condition::any()
-                .add(lease::Column::ExpiresMs.lt(now))
-                .add(lease::Column::DeadlineMs.lt(now)),
-        )
+        .filter(lease::Column::Instance.eq(instance))
+        .filter(stale(now))
         .all(db)
         .await
+}
+
+/// Takes one lease if it is still stale at `now`; see [`take_stale_leases`].
+pub(crate) async fn take_stale_lease(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    run_key: &str,
+    now: i64,
+) -> Result<Option<lease::Model>, DbErr> {
+    Ok(lease::Entity::delete_many()
+        .filter(lease::Column::Scope.eq(scope))
+        .filter(lease::Column::RunKey.eq(run_key))
+        .filter(stale(now))
+        .exec_with_returning(db)
+        .await?
+        .pop())
 }
 
 /// Deletes locks that lapsed (their holder stopped refreshing them).
@@ -343,8 +409,11 @@ pub(crate) struct Templates {
 
 impl Templates {
     pub fn new(backend: DbBackend) -> Self {
-        let lease = Template::new(backend, 8, move |rows| {
-            let upsert = lease_upsert((0..rows).map(|_| lease_values("", "", &LEASE_SAMPLE, 0, 0)));
+        let lease = Template::new(backend, LEASE_PARAMS, move |rows| {
+            let upsert = lease_upsert(
+                backend,
+                (0..rows).map(|_| lease_values("", "", &LEASE_SAMPLE, 0)),
+            );
             backend.build(&upsert).sql
         });
         let free = |table: sea_orm::sea_query::TableRef, scope: Expr, run_key: Expr| {
@@ -378,13 +447,22 @@ const LEASE_SAMPLE: LeaseRow<'static> = LeaseRow {
     run_key: "",
     locked: false,
     task_name: "",
-    started_ms: 0,
-    deadline_ms: None,
+    elapsed_ms: 0,
+    remaining_ms: None,
 };
 
+/// How many values one lease row binds ([`lease_values`]).
+const LEASE_PARAMS: usize = 7;
+
 /// The lease upsert for `rows` (each [`lease_values`]): a new lease is
-/// inserted, an existing one gets the instance, heartbeat and expiry.
-fn lease_upsert(rows: impl Iterator<Item = Vec<sea_orm::Value>>) -> InsertStatement {
+/// inserted, an existing one gets the instance, heartbeat and expiry. The
+/// times are the database's: started = now − elapsed, heartbeat = now,
+/// expires = now + TTL, deadline = now + remaining (`NULL` without one).
+fn lease_upsert(
+    backend: DbBackend,
+    rows: impl Iterator<Item = Vec<sea_orm::Value>>,
+) -> InsertStatement {
+    let now = db_now(backend);
     let mut upsert = Query::insert();
     upsert.into_table(lease::Entity).columns([
         lease::Column::Scope,
@@ -397,7 +475,18 @@ fn lease_upsert(rows: impl Iterator<Item = Vec<sea_orm::Value>>) -> InsertStatem
         lease::Column::DeadlineMs,
     ]);
     for row in rows {
-        upsert.values_panic(row.into_iter().map(Expr::val));
+        let [scope, run_key, task_name, instance, elapsed, ttl, remaining]: [sea_orm::Value;
+            LEASE_PARAMS] = row.try_into().expect("a lease row has LEASE_PARAMS values");
+        upsert.values_panic([
+            Expr::val(scope),
+            Expr::val(run_key),
+            Expr::val(task_name),
+            Expr::val(instance),
+            now.clone().sub(Expr::val(elapsed)),
+            now.clone(),
+            now.clone().add(Expr::val(ttl)),
+            now.clone().add(Expr::val(remaining)),
+        ]);
     }
     upsert.on_conflict(
         OnConflict::columns([lease::Column::Scope, lease::Column::RunKey])
@@ -411,12 +500,11 @@ fn lease_upsert(rows: impl Iterator<Item = Vec<sea_orm::Value>>) -> InsertStatem
     upsert
 }
 
-/// One lease row's values, in the lease template's column order.
+/// One lease row's values, in the lease template's order.
 pub(crate) fn lease_values(
     scope: &str,
     instance: &str,
     run: &LeaseRow<'_>,
-    now: i64,
     ttl_ms: i64,
 ) -> Vec<sea_orm::Value> {
     vec![
@@ -424,9 +512,46 @@ pub(crate) fn lease_values(
         run.run_key.into(),
         run.task_name.into(),
         instance.into(),
-        run.started_ms.into(),
-        now.into(),
-        now.saturating_add(ttl_ms).into(),
-        run.deadline_ms.into(),
+        run.elapsed_ms.into(),
+        ttl_ms.into(),
+        run.remaining_ms.into(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lease times come from the database's clock, an instance's only as
+    /// durations (elapsed, TTL, remaining).
+    #[test]
+    fn lease_times_are_the_databases() {
+        for (backend, clock) in [
+            (DbBackend::Sqlite, "julianday('now')"),
+            (DbBackend::Postgres, "clock_timestamp()"),
+        ] {
+            let sql = Templates::new(backend).lease.sql(2);
+            println!("{sql}");
+            assert_eq!(sql.matches(clock).count(), 8, "{sql}");
+            let heartbeat = heartbeat(
+                backend,
+                "s",
+                "i",
+                1_000,
+                &[
+                    LEASE_SAMPLE,
+                    LeaseRow {
+                        locked: true,
+                        ..LEASE_SAMPLE
+                    },
+                ],
+                false,
+            );
+            assert_eq!(heartbeat.len(), 2);
+            for stmt in heartbeat {
+                println!("{}", stmt.sql);
+                assert!(stmt.sql.contains(clock), "{}", stmt.sql);
+            }
+        }
+    }
 }

@@ -166,7 +166,7 @@ impl Template {
         1 << fit.ilog2()
     }
 
-    fn sql(&self, rows: usize) -> Arc<str> {
+    pub(crate) fn sql(&self, rows: usize) -> Arc<str> {
         let mut rendered = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
         rendered
             .entry(rows)
