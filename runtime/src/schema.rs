@@ -26,7 +26,9 @@ use crate::config::{Role, TrackingConfig};
 
 /// The index statements the dashboard and the lifecycle manager need:
 /// a unique index on the key (unless the entity declares the key unique or
-/// primary), `(status, created_at)` and `created_at`.
+/// primary), `(status, created_at)`, `created_at` and, when `updated_at`
+/// is mapped, `(status, updated_at)` (what the retention's purge selects
+/// by).
 pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     let entity = M::Entity::default();
     let table = entity.table_name();
@@ -37,6 +39,7 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
         .expect("the derive guarantees a status column")
         .column;
     let created = M::binding(Role::CreatedAt).map(|b| b.column);
+    let updated = M::binding(Role::UpdatedAt).map(|b| b.column);
 
     let mut out = Vec::new();
     // `ON CONFLICT (key)` needs a unique index; the entity may declare one
@@ -77,6 +80,20 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     }
     by_status.if_not_exists();
     out.push(by_status);
+    if let Some(updated) = updated {
+        let mut by_age = Index::create();
+        by_age
+            .name(format!(
+                "ix_{table}_{}_{}",
+                status.as_str(),
+                updated.as_str()
+            ))
+            .table(entity)
+            .col(status)
+            .col(updated)
+            .if_not_exists();
+        out.push(by_age);
+    }
     out
 }
 

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, Set,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tasktrail::run::store::{lease, lock};
@@ -1185,6 +1188,88 @@ async fn skewed_clocks_take_no_live_run(backend: Backend) {
     assert_eq!(row(tracker.db(), &key).await.status, "success");
 }
 
+// A long purge (100,000 ended runs, 200 delete statements) never delays
+// the heartbeat: another instance sweeping all along finds the live run's
+// lease fresh. The background purge goes in slices, and it finishes.
+async fn a_long_purge_lets_no_lease_lapse(backend: Backend) {
+    if backend == Backend::SqliteMemory {
+        return; // one in-memory database per connection: no second instance
+    }
+    let (db, guard) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let old = chrono::Utc::now() - chrono::Duration::days(40);
+    let backend_kind = db.get_database_backend();
+    let rows = if backend_kind == sea_orm::DbBackend::Postgres {
+        "SELECT i FROM generate_series(1, 100000) AS n(i)"
+    } else {
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) SELECT i FROM n"
+    };
+    let marks = if backend_kind == sea_orm::DbBackend::Postgres {
+        "$1, $2"
+    } else {
+        "?, ?"
+    };
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        backend_kind,
+        format!(
+            "INSERT INTO task_runs (task_key, task_name, status, cleaned_up, created_at, updated_at) \
+             SELECT 'old-' || CAST(i AS TEXT), 'old', 'success', false, {marks} FROM ({rows}) AS seq"
+        ),
+        [old.into(), old.into()],
+    ))
+    .await
+    .unwrap();
+    let tracker = Tracker::with_options(
+        db.clone(),
+        TrackerOptions {
+            retention: Some(Retention::days(1).batch_size(500)),
+            ..quick()
+        },
+    );
+    let release = Arc::new(Notify::new());
+    let release2 = release.clone();
+    // Spawning starts the maintenance, and with it the purge.
+    let run = tracker
+        .spawn("live", &(), move |_ctx| async move {
+            release2.notified().await;
+            Ok::<_, String>(())
+        })
+        .await
+        .unwrap();
+    let key = run.key().to_owned();
+    let other = Tracker::with_options(second_pool(&guard, 2).await, quick());
+    let started = Instant::now();
+    let mut sweeps = 0;
+    loop {
+        let report = other.recover().await.unwrap();
+        sweeps += 1;
+        assert!(
+            report.interrupted.is_empty(),
+            "a live run was interrupted during the purge: {report:?}"
+        );
+        let left = task_run::Entity::find()
+            .filter(task_run::Column::TaskName.eq("old"))
+            .count(&db)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the purge did not finish: {left} rows left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sweeps > 3, "the purge ended before it could be watched");
+    assert_eq!(row(&db, &key).await.status, "in_progress");
+    release.notify_one();
+    run.await.unwrap();
+    assert_eq!(row(&db, &key).await.status, "success");
+}
+
 backends!(
     spawn_records_the_whole_life,
     spawn_err_and_panic_are_failed,
@@ -1203,4 +1288,5 @@ backends!(
     graceful_shutdown,
     cancel_from_another_instance,
     skewed_clocks_take_no_live_run,
+    a_long_purge_lets_no_lease_lapse,
 );

@@ -52,7 +52,11 @@ async fn create_is_idempotent_and_indexes(backend: Backend) {
         .await
         .expect("a second create is a no-op");
     let names = index_names(&db, "task_runs").await;
-    for wanted in ["ix_task_runs_status_created_at", "ix_task_runs_created_at"] {
+    for wanted in [
+        "ix_task_runs_status_created_at",
+        "ix_task_runs_created_at",
+        "ix_task_runs_status_updated_at",
+    ] {
         assert!(
             names.iter().any(|n| n == wanted),
             "{wanted} missing from {names:?}"

@@ -92,6 +92,10 @@ pub(crate) fn ended_values(encode: fn(Status) -> sea_orm::Value) -> Vec<sea_orm:
     values
 }
 
+/// Delete statements (of `Retention::batch_size` rows each) the background
+/// retention runs per maintenance tick before it yields to the next tick.
+pub(crate) const PURGE_STATEMENTS_PER_TICK: u64 = 10;
+
 impl<M: TrackingConfig> Tracker<M> {
     /// Starts the background maintenance of this tracker, if not started:
     /// a recovery sweep now and every `sweep_interval`, the heartbeat of
@@ -111,6 +115,31 @@ impl<M: TrackingConfig> Tracker<M> {
         let weak = Arc::downgrade(self.inner_arc());
         let stop = runs.stop.clone();
         let beat = self.inner().options.heartbeat_interval;
+        // The heartbeat has a task of its own: a long sweep or purge never
+        // delays it (a late heartbeat lets live runs' leases lapse).
+        tokio::spawn({
+            let weak = weak.clone();
+            let stop = stop.clone();
+            async move {
+                loop {
+                    {
+                        let Some(inner) = weak.upgrade() else { return };
+                        let tracker = Tracker::<M>::from_inner(inner);
+                        // One bad beat never ends the heartbeat.
+                        guarded(async {
+                            if let Err(err) = tracker.heartbeat().await {
+                                tracing::warn!(error = %err, "tasktrail: heartbeat failed; retrying at the next one");
+                            }
+                        })
+                        .await;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(beat) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
+            }
+        });
         tokio::spawn(async move {
             let mut last_sweep: Option<Instant> = None;
             let mut last_retention: Option<Instant> = None;
@@ -129,10 +158,10 @@ impl<M: TrackingConfig> Tracker<M> {
         });
     }
 
+    /// The sweep and the retention, when due. A purge deletes at most
+    /// [`PURGE_STATEMENTS_PER_TICK`] batches per tick and goes on at the
+    /// next tick, so that it never holds the database for long.
     async fn tick(&self, last_sweep: &mut Option<Instant>, last_retention: &mut Option<Instant>) {
-        if let Err(err) = self.heartbeat().await {
-            tracing::warn!(error = %err, "tasktrail: heartbeat failed; retrying at the next one");
-        }
         let options = &self.inner().options;
         let due =
             |last: &Option<Instant>, every: Duration| last.is_none_or(|t| t.elapsed() >= every);
@@ -145,9 +174,17 @@ impl<M: TrackingConfig> Tracker<M> {
         if let Some(retention) = &options.retention
             && due(last_retention, options.retention_interval)
         {
-            *last_retention = Some(Instant::now());
-            if let Err(err) = self.purge(retention).await {
-                tracing::warn!(error = %err, "tasktrail: retention failed");
+            match self
+                .purge_at_most(retention, PURGE_STATEMENTS_PER_TICK)
+                .await
+            {
+                // Rows remain: the purge goes on at the next tick.
+                Ok((_, true)) => {}
+                Ok((_, false)) => *last_retention = Some(Instant::now()),
+                Err(err) => {
+                    *last_retention = Some(Instant::now());
+                    tracing::warn!(error = %err, "tasktrail: retention failed");
+                }
             }
         }
     }

@@ -126,6 +126,20 @@ impl<M: TrackingConfig> Tracker<M> {
     /// Deletes the ended runs `retention` selects, in batches; returns the
     /// counts. Runs in progress are never touched.
     pub async fn purge(&self, retention: &Retention) -> Result<PurgeReport, RetentionError> {
+        self.purge_at_most(retention, u64::MAX)
+            .await
+            .map(|(report, _)| report)
+    }
+
+    /// [`purge`](Self::purge), at most `statements` delete statements;
+    /// answers whether rows may remain (the limit was reached).
+    pub(crate) async fn purge_at_most(
+        &self,
+        retention: &Retention,
+        statements: u64,
+    ) -> Result<(PurgeReport, bool), RetentionError> {
+        let mut budget = statements;
+        let mut more = false;
         if let Some((status, _)) = retention.rules().iter().find(|(s, _)| !s.is_terminal()) {
             return Err(RetentionError::NotTerminal(*status));
         }
@@ -152,10 +166,19 @@ impl<M: TrackingConfig> Tracker<M> {
         let mut report = PurgeReport::default();
         let now = self.inner().options.clock.now();
         for target in targets(retention.rules(), encode_status, decode_status) {
+            if budget == 0 {
+                more = true;
+                break;
+            }
             let mut deleted_for_status = 0;
             // Nothing is older than a date can be.
             let cutoff = target.age.and_then(|age| crate::limits::cutoff(now, age));
             while let Some(cutoff) = cutoff {
+                if budget == 0 {
+                    more = true;
+                    break;
+                }
+                budget -= 1;
                 let mut batch = Query::select();
                 batch
                     .column(key)
@@ -192,7 +215,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 "tasktrail: retention deleted old runs"
             );
         }
-        Ok(report)
+        Ok((report, more))
     }
 }
 
