@@ -11,9 +11,9 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tasktrail::{Dashboard, Event, Task, TaskContext};
+use tasktrail::{Dashboard, Event, Task, TaskContext, TrackerOptions};
 use tasktrail_tests::entities::task_run;
-use tasktrail_tests::{Backend, backends, connect};
+use tasktrail_tests::{Backend, backends, connect, second_pool};
 use tower::ServiceExt;
 
 tasktrail::dashboard! {
@@ -234,4 +234,84 @@ async fn actions(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "nothing was deleted");
 }
 
-backends!(actions);
+/// Cancel-then-delete across instances: B runs the task, A's dashboard
+/// cancels it (recorded; B stops at its next heartbeat) and deletes it at
+/// once. While B still holds the run's lease the delete is refused (409):
+/// deleting then would let B's final event bring a row back with an empty
+/// name. Once B has let the run go, the delete goes through and nothing
+/// comes back.
+async fn cancel_then_delete_from_another_instance(backend: Backend) {
+    if backend == Backend::SqliteMemory {
+        return; // one in-memory database per connection: no second instance
+    }
+    let (db, guard) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let quick = || TrackerOptions {
+        heartbeat_interval: Duration::from_millis(100),
+        lease_ttl: Duration::from_secs(5),
+        ..TrackerOptions::default()
+    };
+    let owner = task_run::Tracker::with_options(db.clone(), quick());
+    let running = owner
+        .spawn("long", &(), |ctx| async move {
+            let stop = ctx.cancelled().await;
+            // Cleaning up takes a moment.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err::<(), _>(stop)
+        })
+        .await
+        .unwrap();
+    let key = running.key().to_owned();
+    let other = task_run::Tracker::with_options(second_pool(&guard, 2).await, quick());
+    let app = Dashboard::new(Ops::default(), other.clone()).router();
+    let mut started = false;
+    for _ in 0..200 {
+        let (_, run) = call(&app, Method::GET, &format!("/ops/api/runs/{key}"), &[]).await;
+        if run["status"] == "in_progress" {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(started);
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        &format!("/ops/api/runs/{key}/cancel"),
+        &[MARK],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outcome"], "recorded", "{body}");
+    let delete = format!("/ops/api/runs/{key}");
+    let (status, body) = call(&app, Method::DELETE, &delete, &[MARK]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("still stopping"),
+        "{body}"
+    );
+    let outcome = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the owner stops the run");
+    assert!(outcome.is_err(), "{outcome:?}");
+    // The lease goes just after the run's last event.
+    let mut deleted = false;
+    for _ in 0..100 {
+        let (status, _) = call(&app, Method::DELETE, &delete, &[MARK]).await;
+        if status == StatusCode::NO_CONTENT {
+            deleted = true;
+            break;
+        }
+        assert_eq!(status, StatusCode::CONFLICT);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(deleted, "the ended run could not be deleted");
+    // Several of the owner's heartbeats later, nothing came back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = call(&app, Method::GET, &delete, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+backends!(actions, cancel_then_delete_from_another_instance);

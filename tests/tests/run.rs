@@ -1270,6 +1270,49 @@ async fn a_long_purge_lets_no_lease_lapse(backend: Backend) {
     assert_eq!(row(&db, &key).await.status, "success");
 }
 
+// A run whose lease vanished while it ran (another instance's sweep took
+// it, then the run was deleted) stops at its owner's next heartbeat and
+// writes nothing more: no event brings the deleted row back.
+async fn a_run_whose_lease_was_taken_stops_and_stays_deleted(backend: Backend) {
+    let (tracker, _g) = setup(backend, quick()).await;
+    let run = tracker
+        .spawn("long", &(), |ctx| async move {
+            Err::<(), _>(ctx.cancelled().await)
+        })
+        .await
+        .unwrap();
+    let key = run.key().to_owned();
+    let db = tracker.db().clone();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            try_row(&db, &key)
+                .await
+                .is_some_and(|r| r.status == "in_progress")
+                && !lease::Entity::find().all(&db).await.unwrap().is_empty()
+        })
+        .await
+    );
+    // What another instance's sweep and a delete leave behind.
+    lease::Entity::delete_many().exec(&db).await.unwrap();
+    task_run::Entity::delete_many()
+        .filter(task_run::Column::TaskKey.eq(&key))
+        .exec(&db)
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("the run stops at the next heartbeat");
+    assert!(
+        matches!(&outcome, Err(RunError::Cancelled(m)) if m.contains("recovery sweep took over")),
+        "{outcome:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        try_row(&db, &key).await.is_none(),
+        "an event of the run brought its row back"
+    );
+}
+
 backends!(
     spawn_records_the_whole_life,
     spawn_err_and_panic_are_failed,
@@ -1289,4 +1332,5 @@ backends!(
     cancel_from_another_instance,
     skewed_clocks_take_no_live_run,
     a_long_purge_lets_no_lease_lapse,
+    a_run_whose_lease_was_taken_stops_and_stays_deleted,
 );

@@ -337,7 +337,8 @@ async fn retry_run<C: DashboardConfig>(
     }
 }
 
-/// Only runs that have ended can be deleted.
+/// Only runs that have ended, and that no instance still runs, can be
+/// deleted.
 async fn delete_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result<Done, ApiError> {
     let row = find_run::<C::Model>(shared, key).await?;
     if !status_of(&row).is_some_and(|s| s.is_terminal()) {
@@ -346,12 +347,32 @@ async fn delete_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result
             format!("run `{key}` has not ended; cancel it first"),
         ));
     }
+    // A run whose lease is still held has an instance that may still run
+    // it (a cancel recorded from here takes effect at its next heartbeat):
+    // deleting its row now would let its next event bring the row back.
+    // Checked in the delete itself, so no lease can slip in between.
+    use crate::run::store::lease;
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let mut leased = Query::select();
+    leased
+        .expr(Expr::val(1))
+        .from(lease::Entity)
+        .and_where(Expr::col(lease::Column::Scope).eq(shared.tracker.scope()))
+        .and_where(Expr::col(lease::Column::RunKey).eq(key));
     let (key_col, encode_key) = crate::config::key_encoder::<C::Model>();
-    let delete =
-        <C::Model as TrackingConfig>::Entity::delete_many().filter(key_col.eq(encode_key(key)));
+    let delete = <C::Model as TrackingConfig>::Entity::delete_many()
+        .filter(key_col.eq(encode_key(key)))
+        .filter(Expr::exists(leased).not());
     let result: Result<sea_orm::DeleteResult, sea_orm::DbErr> =
         Box::pin(delete.exec(shared.tracker.db())).await;
-    result?;
+    if result?.rows_affected == 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "run `{key}` is still stopping: the instance that runs it has not let it go yet; try again in a few seconds"
+            ),
+        ));
+    }
     Ok(Done::Deleted)
 }
 

@@ -252,6 +252,7 @@ impl<M: TrackingConfig> Tracker<M> {
                     .push(*row);
             }
             let mut ops = Vec::new();
+            let mut refreshes = Vec::new();
             for (lane, shard_rows) in by_shard.into_values() {
                 let statements = store::heartbeat(
                     db.get_database_backend(),
@@ -261,16 +262,20 @@ impl<M: TrackingConfig> Tracker<M> {
                     &shard_rows,
                     insert,
                 );
-                ops.extend(
-                    statements
-                        .into_iter()
-                        .map(|stmt| (Some(lane), Work::Statement(stmt), OnTransient::Fail)),
-                );
+                for (stmt, refresh) in statements {
+                    refreshes.push(refresh);
+                    ops.push((Some(lane), Work::Statement(stmt), OnTransient::Fail));
+                }
             }
             let outcomes = writer.write_all(ops).await;
-            for outcome in outcomes {
+            let mut refreshed = 0;
+            for (outcome, refresh) in outcomes.into_iter().zip(refreshes) {
                 match outcome {
-                    Outcome::Done(_) => {}
+                    Outcome::Done(rows) => {
+                        if refresh {
+                            refreshed += rows;
+                        }
+                    }
                     Outcome::Refused(err) | Outcome::Unavailable(err) => return Err(err),
                     Outcome::Queued | Outcome::Dropped => {
                         return Err(DbErr::Custom("the heartbeat was not written".into()));
@@ -281,6 +286,27 @@ impl<M: TrackingConfig> Tracker<M> {
                 for (key, control) in &active {
                     if rows.iter().any(|r| r.run_key == key) {
                         control.lease.store(LEASE_WRITTEN, Ordering::Release);
+                    }
+                }
+            } else if refreshed < rows.len() as u64 {
+                // Leases vanished under live runs: another instance's sweep
+                // took them (this process lost the database for longer than
+                // the TTL), or the runs ended meanwhile. Those still running
+                // stop, and write nothing more (their rows may be deleted).
+                let keys: Vec<&str> = rows.iter().map(|r| r.run_key).collect();
+                let held: HashSet<String> = store::leased(db, &scope, &keys)
+                    .await?
+                    .into_iter()
+                    .collect();
+                for key in keys.iter().filter(|k| !held.contains(**k)) {
+                    if let Some(control) = runs.active().get(*key) {
+                        control.orphaned.store(true, Ordering::Release);
+                        if control.request_cancel(CancelReason::LeaseLost) {
+                            tracing::warn!(
+                                key,
+                                "tasktrail: the run's lease was taken by another instance's recovery sweep; stopping it"
+                            );
+                        }
                     }
                 }
             }

@@ -62,6 +62,11 @@ pub enum CancelReason {
     /// Another instance recorded a terminal status for the run (it cancelled
     /// it, or its recovery sweep interrupted it).
     Remote(crate::Status),
+    /// The run's lease is gone while it runs: another instance's recovery
+    /// sweep took it (this process had lost the database for longer than
+    /// the lease TTL), and the run may have been deleted since. It stops,
+    /// and writes no more events.
+    LeaseLost,
 }
 
 impl std::fmt::Display for CancelReason {
@@ -79,6 +84,9 @@ impl std::fmt::Display for CancelReason {
             CancelReason::Remote(status) => {
                 write!(f, "stopped: another instance recorded the run as {status}")
             }
+            CancelReason::LeaseLost => f.write_str(
+                "stopped: another instance's recovery sweep took over the run (its lease lapsed)",
+            ),
         }
     }
 }

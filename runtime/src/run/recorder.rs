@@ -32,6 +32,8 @@ pub(crate) struct Recorder<M: TrackingConfig> {
     interval: Duration,
     state: Mutex<State>,
     wake: Notify,
+    /// The run's shared state: an orphaned run writes nothing more.
+    control: std::sync::Arc<super::Control>,
 }
 
 enum Step {
@@ -42,13 +44,19 @@ enum Step {
 }
 
 impl<M: TrackingConfig> Recorder<M> {
-    pub fn new(tracker: Tracker<M>, key: String, interval: Duration) -> Self {
+    pub fn new(
+        tracker: Tracker<M>,
+        key: String,
+        interval: Duration,
+        control: std::sync::Arc<super::Control>,
+    ) -> Self {
         Recorder {
             tracker,
             key,
             interval,
             state: Mutex::new(State::default()),
             wake: Notify::new(),
+            control,
         }
     }
 
@@ -113,6 +121,12 @@ impl<M: TrackingConfig> Recorder<M> {
             };
             match step {
                 Step::Write(event) => {
+                    if self.control.orphaned.load(Ordering::Acquire) {
+                        // Another instance took the run over (and may have
+                        // deleted it): an event now could re-create its row.
+                        tracing::debug!(key = %self.key, kind = ?event.kind, "tasktrail: an event of a run taken over by another instance is not written");
+                        continue;
+                    }
                     // Errors are logged and counted by the tracker; what the
                     // database cannot take now waits in its retry queue.
                     let _ = self.tracker.lifecycle(*event).await;

@@ -249,6 +249,7 @@ impl<M: TrackingConfig> RunBuilder<M> {
             max_duration,
             locked,
             lease: std::sync::atomic::AtomicU8::new(LEASE_PENDING),
+            orphaned: Default::default(),
         });
         if runs.active().contains_key(&key) {
             return Err(SpawnError::AlreadyRunning(key));
@@ -309,6 +310,7 @@ impl<M: TrackingConfig> RunBuilder<M> {
             tracker.clone(),
             key.clone(),
             options.progress_interval,
+            control.clone(),
         ));
         let actor = event.actor.clone().flatten();
         let ctx = TaskContext::new(

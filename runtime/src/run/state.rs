@@ -42,6 +42,10 @@ pub(crate) struct Control {
     /// first write is in flight could re-create a lease the run's release
     /// has just deleted).
     pub lease: std::sync::atomic::AtomicU8,
+    /// Set when the run's lease vanished while it ran (another instance's
+    /// sweep took it, or the run was deleted): the run is stopped and
+    /// writes no more events, so none can bring a deleted row back.
+    pub orphaned: std::sync::atomic::AtomicBool,
 }
 
 /// See [`Control::lease`].

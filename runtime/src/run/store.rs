@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, TransactionSession,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    TransactionSession, TransactionTrait,
 };
 
 use crate::writer::Template;
@@ -275,7 +275,9 @@ pub(crate) struct LeaseRow<'a> {
 /// tracker's writer runs them in one transaction).
 ///
 /// A refresh never re-creates a lease: a run that ended (and deleted its
-/// lease) while the heartbeat was under way stays without one.
+/// lease) while the heartbeat was under way stays without one. Each
+/// statement comes with whether it refreshes leases (its row count tells
+/// how many leases were still there).
 pub(crate) fn heartbeat(
     backend: DbBackend,
     scope: &str,
@@ -283,7 +285,7 @@ pub(crate) fn heartbeat(
     ttl_ms: i64,
     runs: &[LeaseRow<'_>],
     insert: bool,
-) -> Vec<sea_orm::Statement> {
+) -> Vec<(sea_orm::Statement, bool)> {
     let now = db_now(backend);
     let mut statements = Vec::new();
     for chunk in runs.chunks(500) {
@@ -294,7 +296,7 @@ pub(crate) fn heartbeat(
                     .iter()
                     .map(|run| lease_values(scope, instance, run, ttl_ms)),
             );
-            statements.push(backend.build(&upsert));
+            statements.push((backend.build(&upsert), false));
         } else {
             let mut refresh = Query::update();
             refresh
@@ -303,7 +305,7 @@ pub(crate) fn heartbeat(
                 .value(lease::Column::ExpiresMs, now.clone().add(ttl_ms))
                 .and_where(Expr::col(lease::Column::Scope).eq(scope))
                 .and_where(Expr::col(lease::Column::RunKey).is_in(chunk.iter().map(|r| r.run_key)));
-            statements.push(backend.build(&refresh));
+            statements.push((backend.build(&refresh), true));
         }
 
         let locked: Vec<&str> = chunk
@@ -318,7 +320,7 @@ pub(crate) fn heartbeat(
                 .value(lock::Column::ExpiresMs, now.clone().add(ttl_ms))
                 .and_where(Expr::col(lock::Column::Scope).eq(scope))
                 .and_where(Expr::col(lock::Column::RunKey).is_in(locked));
-            statements.push(backend.build(&refresh));
+            statements.push((backend.build(&refresh), false));
         }
     }
     statements
@@ -379,6 +381,28 @@ pub(crate) async fn take_stale_lease(
         .exec_with_returning(db)
         .await?
         .pop())
+}
+
+/// Which of `run_keys` still have a lease.
+pub(crate) async fn leased(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    run_keys: &[&str],
+) -> Result<Vec<String>, DbErr> {
+    let mut out = Vec::new();
+    for chunk in run_keys.chunks(500) {
+        out.extend(
+            lease::Entity::find()
+                .select_only()
+                .column(lease::Column::RunKey)
+                .filter(lease::Column::Scope.eq(scope))
+                .filter(lease::Column::RunKey.is_in(chunk.iter().copied()))
+                .into_tuple::<String>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
 }
 
 /// Deletes locks that lapsed (their holder stopped refreshing them).
@@ -548,7 +572,7 @@ mod tests {
                 false,
             );
             assert_eq!(heartbeat.len(), 2);
-            for stmt in heartbeat {
+            for (stmt, _) in heartbeat {
                 println!("{}", stmt.sql);
                 assert!(stmt.sql.contains(clock), "{}", stmt.sql);
             }
