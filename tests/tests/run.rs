@@ -1313,6 +1313,78 @@ async fn a_run_whose_lease_was_taken_stops_and_stays_deleted(backend: Backend) {
     );
 }
 
+// PostgreSQL: a cancel from another instance reaches the owner through
+// LISTEN / NOTIFY, long before its next heartbeat (here 30 s away); also
+// right after the owner's listening connection was killed (it reconnects
+// and catches up with what it missed).
+async fn cancel_from_another_instance_is_prompt(backend: Backend) {
+    if backend != Backend::Postgres {
+        return; // SQLite: the heartbeat carries it (cancel_from_another_instance)
+    }
+    let slow = || TrackerOptions {
+        heartbeat_interval: Duration::from_secs(30),
+        lease_ttl: Duration::from_secs(120),
+        ..TrackerOptions::default()
+    };
+    let (tracker, guard) = setup(backend, slow()).await;
+    let other = Tracker::with_options(second_pool(&guard, 2).await, slow());
+    let db = tracker.db().clone();
+    let mut latencies = Vec::new();
+    for round in 0..4 {
+        let run = tracker
+            .spawn("long", &(), |ctx| async move {
+                Err::<(), _>(ctx.cancelled().await)
+            })
+            .await
+            .unwrap();
+        let key = run.key().to_owned();
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                try_row(&db, &key)
+                    .await
+                    .is_some_and(|r| r.status == "in_progress")
+            })
+            .await
+        );
+        if round == 3 {
+            // Kill the owner's listening connection first.
+            let killed = db
+                .execute_unprepared(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+                )
+                .await
+                .unwrap()
+                .rows_affected();
+            assert!(killed >= 1, "no listening connection found");
+        } else {
+            // Let the listener settle (it starts with the maintenance).
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let asked = Instant::now();
+        assert_eq!(
+            other.cancel(&key, Some("from A".into())).await.unwrap(),
+            CancelOutcome::Recorded
+        );
+        let outcome = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the owner stops the run well before its next heartbeat");
+        latencies.push(asked.elapsed());
+        assert!(
+            matches!(&outcome, Err(RunError::Cancelled(m)) if m.contains("another instance")),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            row(&db, &key).await.message.as_deref(),
+            Some("cancelled: from A")
+        );
+    }
+    println!("cross-instance cancel latencies (the last after a killed listener): {latencies:?}");
+    for latency in &latencies[..3] {
+        assert!(*latency < Duration::from_secs(1), "{latencies:?}");
+    }
+}
+
 backends!(
     spawn_records_the_whole_life,
     spawn_err_and_panic_are_failed,
@@ -1333,4 +1405,5 @@ backends!(
     skewed_clocks_take_no_live_run,
     a_long_purge_lets_no_lease_lapse,
     a_run_whose_lease_was_taken_stops_and_stays_deleted,
+    cancel_from_another_instance_is_prompt,
 );

@@ -112,6 +112,7 @@ impl<M: TrackingConfig> Tracker<M> {
         {
             return;
         }
+        self.start_listener();
         let weak = Arc::downgrade(self.inner_arc());
         let stop = runs.stop.clone();
         let beat = self.inner().options.heartbeat_interval;
@@ -312,7 +313,17 @@ impl<M: TrackingConfig> Tracker<M> {
             }
         }
 
-        // Runs another instance cancelled or interrupted stop here too.
+        self.stop_runs_ended_elsewhere(&active).await
+    }
+
+    /// Stops the runs of `active` that another instance cancelled or
+    /// interrupted (their rows have an ended status): what the heartbeat
+    /// checks, and the change listener after it (re)connects.
+    pub(crate) async fn stop_runs_ended_elsewhere(
+        &self,
+        active: &[(String, Arc<super::Control>)],
+    ) -> Result<(), DbErr> {
+        let db = self.db();
         let key_binding = M::binding(Role::Key).expect("the derive guarantees a key column");
         let Encode::Key(encode_key) = key_binding.encode else {
             unreachable!("the key column has a key encoder")
@@ -460,7 +471,12 @@ impl<M: TrackingConfig> Tracker<M> {
             return Ok(CancelOutcome::AlreadyEnded(status));
         }
         let reason = CancelReason::Requested(reason).to_string();
-        self.lifecycle(Event::cancel(key).message(reason)).await?;
+        if self.lifecycle(Event::cancel(key).message(reason)).await? == crate::Written::Stored
+            && let Err(err) = self.announce_cancel(key).await
+        {
+            // The owner's heartbeat still finds it.
+            tracing::debug!(key, error = %err, "tasktrail: the cancel could not be announced");
+        }
         Ok(CancelOutcome::Recorded)
     }
 

@@ -28,6 +28,7 @@
 mod context;
 mod hooks;
 mod maintenance;
+mod notify;
 mod recorder;
 mod registry;
 mod retention;
