@@ -1313,13 +1313,14 @@ async fn a_run_whose_lease_was_taken_stops_and_stays_deleted(backend: Backend) {
     );
 }
 
-// PostgreSQL: a cancel from another instance reaches the owner through
-// LISTEN / NOTIFY, long before its next heartbeat (here 30 s away); also
-// right after the owner's listening connection was killed (it reconnects
-// and catches up with what it missed).
+// A cancel from another instance reaches the owner long before its next
+// heartbeat (here 30 s away): through LISTEN / NOTIFY on PostgreSQL (also
+// right after the owner's listening connection was killed: it reconnects
+// and catches up with what it missed), through the owner's 200 ms check on
+// a SQLite file.
 async fn cancel_from_another_instance_is_prompt(backend: Backend) {
-    if backend != Backend::Postgres {
-        return; // SQLite: the heartbeat carries it (cancel_from_another_instance)
+    if backend == Backend::SqliteMemory {
+        return; // one in-memory database per connection: no second instance
     }
     let slow = || TrackerOptions {
         heartbeat_interval: Duration::from_secs(30),
@@ -1346,7 +1347,7 @@ async fn cancel_from_another_instance_is_prompt(backend: Backend) {
             })
             .await
         );
-        if round == 3 {
+        if round == 3 && backend == Backend::Postgres {
             // Kill the owner's listening connection first.
             let killed = db
                 .execute_unprepared(

@@ -112,7 +112,7 @@ impl<M: TrackingConfig> Tracker<M> {
         {
             return;
         }
-        self.start_listener();
+        self.watch_remote_cancels();
         let weak = Arc::downgrade(self.inner_arc());
         let stop = runs.stop.clone();
         let beat = self.inner().options.heartbeat_interval;

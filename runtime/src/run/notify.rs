@@ -8,9 +8,11 @@
 //! starved); a notification for one of its runs stops it at once instead of
 //! at the next heartbeat. The listener reconnects with backoff and, after
 //! every (re)connect, checks its runs against the table (what it may have
-//! missed while it was away). The heartbeat's check stays as the fallback:
-//! on SQLite, behind PgBouncer's transaction mode (no `LISTEN`), or while
-//! the listener is down, a cancel takes effect at the next heartbeat.
+//! missed while it was away). The heartbeat's check stays as the fallback
+//! behind PgBouncer's transaction mode (no `LISTEN`) or while the listener
+//! is down. On other backends (SQLite) there are no notifications: while
+//! the tracker has runs, it checks them against the table every
+//! [`CANCEL_POLL`] instead (one query per 500 runs), once per tracker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,10 @@ use crate::run::CancelReason;
 
 /// The notification channel.
 pub(crate) const CHANNEL: &str = "tasktrail_cancel";
+
+/// How often a tracker without notifications (SQLite) checks its running
+/// runs for a cancel recorded by another instance.
+pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(200);
 
 /// The longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -51,14 +57,45 @@ impl<M: TrackingConfig> Tracker<M> {
         .map(|_| ())
     }
 
-    /// Starts this tracker's listener, on a sqlx PostgreSQL pool only. Stops
-    /// with the maintenance (tracker dropped or shut down).
-    pub(crate) fn start_listener(&self) {
+    /// Starts watching for cancels recorded by other instances: the
+    /// listener on a sqlx PostgreSQL pool, the poll elsewhere. Stops with
+    /// the maintenance (tracker dropped or shut down).
+    pub(crate) fn watch_remote_cancels(&self) {
         use sea_orm::DatabaseConnectionType as Inner;
-        let db = self.db();
-        if !matches!(db.inner, Inner::SqlxPostgresPoolConnection(_)) {
-            return;
+        if matches!(self.db().inner, Inner::SqlxPostgresPoolConnection(_)) {
+            self.start_listener();
+        } else {
+            self.start_cancel_poll();
         }
+    }
+
+    /// Every [`CANCEL_POLL`] while runs are running, checks them against the
+    /// table.
+    fn start_cancel_poll(&self) {
+        let weak = Arc::downgrade(self.inner_arc());
+        let stop = self.runs().stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(CANCEL_POLL) => {}
+                    () = stop.cancelled() => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                let tracker = Tracker::<M>::from_inner(inner);
+                let active = tracker.runs().active_pairs();
+                if active.is_empty() {
+                    continue;
+                }
+                if let Err(err) = tracker.stop_runs_ended_elsewhere(&active).await {
+                    tracing::debug!(error = %err, "tasktrail: the cancel check failed; retrying");
+                }
+            }
+        });
+    }
+
+    /// The PostgreSQL listener; see the [module](self) docs.
+    fn start_listener(&self) {
+        let db = self.db();
         // A connection of its own, with the application pool's settings.
         let options = (*db.get_postgres_connection_pool().connect_options()).clone();
         let own = PgPoolOptions::new()
