@@ -29,3 +29,6 @@ pub struct Logs;
 
 #[doc = include_str!("../../docs/authentication.md")]
 pub struct Authentication;
+
+#[doc = include_str!("../../docs/scaling-out.md")]
+pub struct ScalingOut;
