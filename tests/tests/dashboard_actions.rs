@@ -73,6 +73,17 @@ async fn call(
     )
 }
 
+/// Waits (up to 2 s) until the API shows the run `in_progress`.
+async fn until_in_progress(app: &axum::Router, key: &str) {
+    for _ in 0..200 {
+        let (_, run) = call(app, Method::GET, &format!("/ops/api/runs/{key}"), &[]).await;
+        if run["status"] == "in_progress" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the spawned run `{key}` is not recorded in progress");
+}
 const MARK: (&str, &str) = ("x-requested-with", "tasktrail");
 
 async fn actions(backend: Backend) {
@@ -93,16 +104,7 @@ async fn actions(backend: Backend) {
         .unwrap();
     let key = running.key().to_owned();
     let cancel = format!("/ops/api/runs/{key}/cancel");
-    let mut started = false;
-    for _ in 0..200 {
-        let (_, run) = call(&app, Method::GET, &format!("/ops/api/runs/{key}"), &[]).await;
-        if run["status"] == "in_progress" {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(started, "the spawned run is recorded in progress");
+    until_in_progress(&app, &key).await;
 
     // Refused: no action header; another origin; GET.
     let (status, body) = call(&app, Method::POST, &cancel, &[]).await;
@@ -266,16 +268,7 @@ async fn cancel_then_delete_from_another_instance(backend: Backend) {
     let key = running.key().to_owned();
     let other = task_run::Tracker::with_options(second_pool(&guard, 2).await, quick());
     let app = Dashboard::new(Ops::default(), other.clone()).router();
-    let mut started = false;
-    for _ in 0..200 {
-        let (_, run) = call(&app, Method::GET, &format!("/ops/api/runs/{key}"), &[]).await;
-        if run["status"] == "in_progress" {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(started);
+    until_in_progress(&app, &key).await;
     let (status, body) = call(
         &app,
         Method::POST,

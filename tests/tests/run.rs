@@ -16,7 +16,7 @@ use serde_json::json;
 use tasktrail::run::store::{lease, lock};
 use tasktrail::{
     CancelOutcome, Cancelled, Clock, Event, LockConflict, Retention, RetentionError, RetryError,
-    RunError, SpawnError, Status, Task, TaskContext, TrackerOptions,
+    RunError, SpawnError, Spawned, Status, Task, TaskContext, TrackerOptions,
 };
 use tasktrail_tests::entities::task_run;
 use tasktrail_tests::{Backend, TestDb, backends, connect, second_pool};
@@ -89,6 +89,30 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     check().await
+}
+
+/// Spawns a run that waits until it is cancelled, and returns it once its
+/// row is `in_progress` and its lease is written.
+async fn spawn_until_cancelled(tracker: &Tracker) -> (Spawned<(), Cancelled>, String) {
+    let run = tracker
+        .spawn("long", &(), |ctx| async move {
+            Err::<(), _>(ctx.cancelled().await)
+        })
+        .await
+        .unwrap();
+    let key = run.key().to_owned();
+    let db = tracker.db();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            try_row(db, &key)
+                .await
+                .is_some_and(|r| r.status == "in_progress")
+                && !lease::Entity::find().all(db).await.unwrap().is_empty()
+        })
+        .await,
+        "the run did not start"
+    );
+    (run, key)
 }
 
 // 1. spawn records create → start → complete and returns the typed result.
@@ -1097,22 +1121,8 @@ async fn cancel_from_another_instance(backend: Backend) {
         return; // one in-memory database per connection: no second instance
     }
     let (tracker, guard) = setup(backend, quick()).await;
-    let run = tracker
-        .spawn("long", &(), |ctx| async move {
-            Err::<(), _>(ctx.cancelled().await)
-        })
-        .await
-        .unwrap();
-    let key = run.key().to_owned();
+    let (run, key) = spawn_until_cancelled(&tracker).await;
     let db = tracker.db().clone();
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            try_row(&db, &key)
-                .await
-                .is_some_and(|r| r.status == "in_progress")
-        })
-        .await
-    );
     let other = Tracker::with_options(second_pool(&guard, 2).await, quick());
     assert_eq!(
         other
@@ -1275,23 +1285,8 @@ async fn a_long_purge_lets_no_lease_lapse(backend: Backend) {
 // writes nothing more: no event brings the deleted row back.
 async fn a_run_whose_lease_was_taken_stops_and_stays_deleted(backend: Backend) {
     let (tracker, _g) = setup(backend, quick()).await;
-    let run = tracker
-        .spawn("long", &(), |ctx| async move {
-            Err::<(), _>(ctx.cancelled().await)
-        })
-        .await
-        .unwrap();
-    let key = run.key().to_owned();
+    let (run, key) = spawn_until_cancelled(&tracker).await;
     let db = tracker.db().clone();
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            try_row(&db, &key)
-                .await
-                .is_some_and(|r| r.status == "in_progress")
-                && !lease::Entity::find().all(&db).await.unwrap().is_empty()
-        })
-        .await
-    );
     // What another instance's sweep and a delete leave behind.
     lease::Entity::delete_many().exec(&db).await.unwrap();
     task_run::Entity::delete_many()
@@ -1332,21 +1327,7 @@ async fn cancel_from_another_instance_is_prompt(backend: Backend) {
     let db = tracker.db().clone();
     let mut latencies = Vec::new();
     for round in 0..4 {
-        let run = tracker
-            .spawn("long", &(), |ctx| async move {
-                Err::<(), _>(ctx.cancelled().await)
-            })
-            .await
-            .unwrap();
-        let key = run.key().to_owned();
-        assert!(
-            eventually(Duration::from_secs(5), || async {
-                try_row(&db, &key)
-                    .await
-                    .is_some_and(|r| r.status == "in_progress")
-            })
-            .await
-        );
+        let (run, key) = spawn_until_cancelled(&tracker).await;
         if round == 3 && backend == Backend::Postgres {
             // Kill the owner's listening connection first.
             let killed = db

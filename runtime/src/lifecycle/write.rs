@@ -218,18 +218,7 @@ impl<M: TrackingConfig> Prepared<M> {
     /// The upsert's bound values, in the order its SQL binds them: the key,
     /// the status, then the cells.
     pub fn upsert_values(&self) -> Vec<Value> {
-        let Some((_, status)) = self.status else {
-            return Vec::new();
-        };
-        let encode_status = match M::binding(Role::Status).map(|b| b.encode) {
-            Some(Encode::Status(f, _)) => f,
-            _ => unreachable!("the derive guarantees a status column with a status encoder"),
-        };
-        let mut values = Vec::with_capacity(self.cells.len() + 2);
-        values.push(self.key_value.clone());
-        values.push(encode_status(status));
-        values.extend(self.cells.iter().map(|c| c.value.clone()));
-        values
+        self.clone().into_upsert_values()
     }
 
     /// [`upsert_values`](Self::upsert_values), moving the values out.
