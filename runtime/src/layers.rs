@@ -25,6 +25,13 @@ fn the_writer_imports_none_of_the_modules_above_it() {
     assert_stands_below("writer", &["lifecycle", "run", "logs", "auth", "dashboard"]);
 }
 
+/// The change feed's reader stands beside the writer: the live stream,
+/// cancel and the run page read it; it reads none of them.
+#[test]
+fn the_feed_imports_none_of_the_modules_that_read_it() {
+    assert_stands_below("feed", &["lifecycle", "run", "logs", "auth", "dashboard"]);
+}
+
 /// Fails if a file under `src/<module>/` names one of `above`.
 fn assert_stands_below(module: &str, above: &[&str]) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

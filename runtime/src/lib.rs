@@ -57,6 +57,7 @@ pub mod auth;
 pub mod config;
 pub mod dashboard;
 mod db_error;
+mod feed;
 pub mod fields;
 pub mod hooks;
 #[cfg(test)]

@@ -98,8 +98,9 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
 }
 
 /// Creates the entity's table (and, on PostgreSQL, its enum types), the
-/// [`indexes`] and the tables spawned runs share (`tasktrail_locks`,
-/// `tasktrail_leases`), skipping whatever already exists.
+/// [`indexes`], the tables spawned runs share (`tasktrail_locks`,
+/// `tasktrail_leases`), the change feed (`tasktrail_changes`) and the audit
+/// trail, skipping whatever already exists.
 pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let schema = Schema::new(backend);
@@ -126,6 +127,7 @@ pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), 
         db.execute(&index).await?;
     }
     crate::run::store::create_tables(db).await?;
+    crate::writer::feed::create_table(db).await?;
     crate::auth::audit::create_table(db).await
 }
 
@@ -145,6 +147,20 @@ pub async fn create_log_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
 /// Drops the tables spawned runs share, if they exist.
 pub async fn drop_run_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     crate::run::store::drop_tables(db).await
+}
+
+/// Creates the change feed's table `tasktrail_changes` and its indexes, if
+/// missing (what [`create`] does, and what a tracker does at its first
+/// write; for migrations that create tables ahead of time). Every lifecycle
+/// write adds a row in the same transaction; the live stream, cross-instance
+/// cancel and each run's timeline read it.
+pub async fn create_feed_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    crate::writer::feed::create_table(db).await
+}
+
+/// Drops the change feed's table, if it exists.
+pub async fn drop_feed_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    crate::writer::feed::drop_table(db).await
 }
 
 /// Drops the entity's table, if it exists.

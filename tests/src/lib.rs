@@ -168,3 +168,83 @@ pub async fn sse_events(body: &mut axum::body::Body, want: usize) -> Vec<(String
     }
     events
 }
+
+/// The events of a server-sent event stream as they come: `(id, data)`,
+/// in order, read by a task of their own until the stream ends or the
+/// returned collector is dropped.
+pub struct SseCollector {
+    events: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SseCollector {
+    /// Starts reading `body`.
+    pub fn start(mut body: axum::body::Body) -> Self {
+        let events: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> = Default::default();
+        let sink = events.clone();
+        let task = tokio::spawn(async move {
+            let mut text = String::new();
+            while let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await {
+                if let Ok(data) = frame.into_data() {
+                    text.push_str(&String::from_utf8_lossy(&data));
+                }
+                while let Some(end) = text.find("\n\n") {
+                    let block: String = text.drain(..end + 2).collect();
+                    let mut id = String::new();
+                    let mut data = String::new();
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("id: ") {
+                            id = v.to_owned();
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data = v.to_owned();
+                        }
+                    }
+                    if !data.is_empty() {
+                        let mut sink = sink.lock().unwrap();
+                        sink.push((id, data));
+                    }
+                }
+            }
+        });
+        SseCollector { events, task }
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<(String, String)> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` events came (at most `timeout`); returns them all.
+    pub async fn wait_for(&self, n: usize, timeout: std::time::Duration) -> Vec<(String, String)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let events = self.events();
+            if events.len() >= n || tokio::time::Instant::now() >= deadline {
+                return events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for SseCollector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Sets the `updated_at` of the `task_runs` row `key` to `at`: a run last
+/// written then (`updated_at` is the time of a write, so a test of the
+/// retention backdates the runs it seeds).
+pub async fn backdate(db: &DatabaseConnection, key: &str, at: chrono::DateTime<chrono::Utc>) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    entities::task_run::Entity::update_many()
+        .col_expr(
+            entities::task_run::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::val(at),
+        )
+        .filter(entities::task_run::Column::TaskKey.eq(key))
+        .exec(db)
+        .await
+        .expect("backdate a run");
+}

@@ -622,6 +622,24 @@ async fn retention_days(backend: Backend) {
         assert_eq!(event.key, key);
         tracker.lifecycle(event.name("import")).await.unwrap();
     }
+    // `updated_at` is the time of the write: the runs were last written
+    // when their events say.
+    for (key, at) in [
+        ("old-ok", long_ago),
+        ("old-failed", long_ago),
+        ("old-running", long_ago),
+        ("new-ok", lately),
+    ] {
+        task_run::Entity::update_many()
+            .col_expr(
+                task_run::Column::UpdatedAt,
+                sea_orm::sea_query::Expr::val(at),
+            )
+            .filter(task_run::Column::TaskKey.eq(key))
+            .exec(&db)
+            .await
+            .unwrap();
+    }
     // 0 would delete every ended run: refused in a settings file as by
     // the macro.
     let err = serde_json::from_str::<Kept>(r#"{ "retention_days": 0 }"#).unwrap_err();

@@ -476,22 +476,45 @@ async fn live_updates(backend: Backend) {
         .lifecycle(Event::progress("live-1", 40.0))
         .await
         .unwrap();
-    let events = sse_events(&mut body, 1).await;
-    assert!(!events.is_empty(), "an event for the write");
-    let (last_id, data) = events.last().unwrap().clone();
+    // An event per change: the start, then the progress.
+    let events = sse_events(&mut body, 2).await;
+    let changes: Vec<(String, String)> = events
+        .iter()
+        .map(|(_, d)| {
+            let run: Value = serde_json::from_str(d).unwrap();
+            (
+                run["task_key"].as_str().unwrap().to_owned(),
+                run["__change"]["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("live-1".into(), "start".into()),
+            ("live-1".into(), "progress".into())
+        ],
+        "the writes, in order, not `before`"
+    );
+    let first_id = events[0].0.clone();
+    let (_, data) = events[1].clone();
     let run: Value = serde_json::from_str(&data).unwrap();
-    assert_eq!(run["task_key"], "live-1", "the run written, not `before`");
+    assert_eq!(
+        run["percent"], 40.0,
+        "an event carries the run as it is when sent: {data}"
+    );
     assert!(!data.contains('<'), "HTML-safe JSON in the stream: {data}");
     drop(body);
 
-    // Reconnect with the last id: only later changes come.
+    // Reconnect with the first id: only later changes come (the progress
+    // it missed, then the new run).
     tracker
         .lifecycle(Event::complete("live-2").name("export"))
         .await
         .unwrap();
-    let response = open(Some(last_id.clone())).await;
+    let response = open(Some(first_id.clone())).await;
     let mut body = response.into_body();
-    let events = sse_events(&mut body, 1).await;
+    let events = sse_events(&mut body, 2).await;
     let keys: Vec<String> = events
         .iter()
         .map(|(_, d)| {
@@ -501,8 +524,14 @@ async fn live_updates(backend: Backend) {
                 .to_owned()
         })
         .collect();
-    assert!(keys.contains(&"live-2".to_owned()), "{keys:?}");
-    assert!(!keys.contains(&"before".to_owned()), "{keys:?}");
+    assert_eq!(keys, ["live-1", "live-2"], "{keys:?}");
+
+    // An id from before the stream followed the change feed (an
+    // `(updated_at, key)` cursor, base64 of its JSON) resumes from now
+    // rather than failing.
+    let old = "WyJzIiwiMjAyNi0wMS0wMSIsImsiXQ";
+    let response = open(Some(old.into())).await;
+    assert_eq!(response.status(), StatusCode::OK);
 
     // A Last-Event-ID that is not ours: 400.
     let response = open(Some("garbage".into())).await;

@@ -75,6 +75,7 @@ async fn seed_ended(tracker: &task_run::Tracker) {
         let mut end = end;
         end.key = key.to_owned();
         tracker.lifecycle(end.at(old)).await.unwrap();
+        tasktrail_tests::backdate(tracker.db(), key, old).await;
     }
 }
 

@@ -787,6 +787,7 @@ async fn retention_deletes_old_ended_runs(backend: Backend) {
                     end.key = key.to_owned();
                     tracker.lifecycle(end.at(at)).await.unwrap();
                 }
+                tasktrail_tests::backdate(tracker.db(), key, at).await;
             }
         }
     };

@@ -185,7 +185,8 @@ async fn act_as<C: DashboardConfig>(
     use crate::auth::audit::{Keep, Outcome, record};
     let (result, keep) = match action.allowed(shared, identity) {
         Ok(()) => {
-            let result = apply(shared, action, key, in_bulk).await;
+            let by = identity.user.as_ref().map(|u| u.name.clone());
+            let result = apply(shared, action, key, in_bulk, by).await;
             // A 404 is about a run that does not exist: nothing to keep.
             let keep = match &result {
                 Err(err) if err.status() == StatusCode::NOT_FOUND => Keep::TraceOnly,
@@ -243,19 +244,24 @@ pub(crate) async fn apply<C: DashboardConfig>(
     action: Action,
     key: &str,
     in_bulk: bool,
+    by: Option<String>,
 ) -> Result<Done, ApiError> {
     match action {
-        Action::Cancel => cancel_run(shared, key).await,
+        Action::Cancel => cancel_run(shared, key, by).await,
         Action::Retry => retry_run(shared, key, in_bulk).await,
-        Action::Delete => delete_run(shared, key).await,
+        Action::Delete => delete_run(shared, key, by).await,
     }
 }
 
-async fn cancel_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result<Done, ApiError> {
+async fn cancel_run<C: DashboardConfig>(
+    shared: &Shared<C>,
+    key: &str,
+    by: Option<String>,
+) -> Result<Done, ApiError> {
     use crate::lifecycle::TrackError;
     let outcome = match shared
         .tracker
-        .cancel(key, Some("from the dashboard".into()))
+        .cancel_by(key, Some("from the dashboard".into()), by)
         .await
     {
         Ok(outcome) => outcome,
@@ -339,7 +345,11 @@ async fn retry_run<C: DashboardConfig>(
 
 /// Only runs that have ended, and that no instance still runs, can be
 /// deleted.
-async fn delete_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result<Done, ApiError> {
+async fn delete_run<C: DashboardConfig>(
+    shared: &Shared<C>,
+    key: &str,
+    by: Option<String>,
+) -> Result<Done, ApiError> {
     let row = find_run::<C::Model>(shared, key).await?;
     if !status_of(&row).is_some_and(|s| s.is_terminal()) {
         return Err(ApiError::new(
@@ -363,9 +373,11 @@ async fn delete_run<C: DashboardConfig>(shared: &Shared<C>, key: &str) -> Result
     let delete = <C::Model as TrackingConfig>::Entity::delete_many()
         .filter(key_col.eq(encode_key(key)))
         .filter(Expr::exists(leased).not());
-    let result: Result<sea_orm::DeleteResult, sea_orm::DbErr> =
-        Box::pin(delete.exec(shared.tracker.db())).await;
-    if result?.rows_affected == 0 {
+    // Through the writer: the delete and its change in the feed commit
+    // together (the live streams learn of it).
+    let stmt = sea_orm::QueryTrait::build(&delete, shared.tracker.db().get_database_backend());
+    let deleted = Box::pin(shared.tracker.write_run_statement(key, stmt, "delete", by)).await?;
+    if deleted == 0 {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(

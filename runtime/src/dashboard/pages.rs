@@ -655,6 +655,68 @@ struct RunPage {
     logs: Option<(Vec<crate::dashboard::log_pages::LineView>, String)>,
     /// What was done to the run from the dashboard, newest first.
     audit: Vec<AuditView>,
+    /// Its changes from the feed, oldest first.
+    history: Vec<HistoryView>,
+}
+
+/// One change of the run, as its history shows it.
+struct HistoryView {
+    at: String,
+    kind: String,
+    /// The status once it was written.
+    status: String,
+    /// The lifecycle rules kept the status (an event after the run ended).
+    ignored: bool,
+    actor: String,
+    instance: String,
+}
+
+/// The run's changes with the status each left, replaying the lifecycle
+/// rules the upsert applies (the feed holds the events, not the rows).
+fn history(changes: Vec<crate::feed::ChangeRow>, zone: Zone) -> Vec<HistoryView> {
+    let mut current: Option<Status> = None;
+    changes
+        .into_iter()
+        .map(|c| {
+            let target = match c.kind.as_str() {
+                "create" => Some(Status::Pending),
+                "start" | "progress" => Some(Status::InProgress),
+                "complete" => Some(Status::Success),
+                "fail" => Some(Status::Failed),
+                "cancel" => Some(Status::Cancelled),
+                "interrupt" => Some(Status::Interrupted),
+                _ => None,
+            };
+            let mut ignored = false;
+            match (target, c.kind.as_str()) {
+                (_, "delete") => current = None,
+                (Some(to), _) => {
+                    if current.is_none_or(|from| !to.blocked_from().contains(&from)) {
+                        current = Some(to);
+                    } else {
+                        // A late `create` fills in what is missing: no
+                        // refusal to show.
+                        ignored = to != Status::Pending;
+                    }
+                }
+                _ => {}
+            }
+            HistoryView {
+                at: chrono::DateTime::from_timestamp_millis(c.at_ms)
+                    .map(|t| zone.show_precise(t))
+                    .unwrap_or_default(),
+                status: if c.kind == "delete" {
+                    "deleted".to_owned()
+                } else {
+                    current.map(|s| s.as_str().to_owned()).unwrap_or_default()
+                },
+                kind: c.kind,
+                ignored,
+                actor: c.actor.unwrap_or_default(),
+                instance: c.instance.unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 /// One audit entry as the run page shows it.
@@ -732,8 +794,21 @@ pub(crate) async fn run<C: DashboardConfig>(
             detail: e.detail,
         })
         .collect();
+    let history = crate::feed::of_run(
+        shared.tracker.db(),
+        &shared.tracker.inner().scope,
+        &key,
+        200,
+    )
+    .await
+    .map(|changes| history(changes, zone))
+    .unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "tasktrail dashboard: the run's changes could not be read");
+        Vec::new()
+    });
     render(&RunPage {
         audit,
+        history,
         logs,
         layout: Layout::of(&shared, &links, &identity),
         action_base: format!("{}/runs/{key_path}", links.0),

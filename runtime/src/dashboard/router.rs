@@ -18,6 +18,8 @@ pub(crate) struct SharedInner<C: DashboardConfig> {
     pub stats: stats::StatsCache,
     pub logs: Option<Arc<dyn crate::logs::LogStorage>>,
     pub auth: Option<Arc<crate::auth::AuthState>>,
+    /// The live stream's follower of the change feed.
+    pub live: live::Live,
 }
 
 /// A cheap handle on [`SharedInner`].
@@ -217,6 +219,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             settings: in_range(self.config.settings()),
             tracker: self.tracker,
             stats: stats::StatsCache::new(self.stats_max_age),
+            live: live::Live::default(),
             logs: self.logs,
             auth: self.auth.clone().map(|backend| {
                 let key = self.session_key.clone().unwrap_or_else(|| {

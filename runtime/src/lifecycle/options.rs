@@ -54,11 +54,27 @@ pub struct TrackerOptions {
     /// How often the retention runs (default 1 h).
     pub retention_interval: Duration,
     /// The clock this tracker reads where it needs the time itself: the
+    /// `updated_at` of each write (the time it is written) and the
     /// retention's cut-offs (default: the system clock). Leases and locks
     /// never depend on it: they are timed by the database's clock, so that
     /// instances whose clocks disagree cannot take each other's runs or
     /// locks. Tests set it to simulate a skewed instance.
     pub clock: Clock,
+    /// This tracker's name among the instances sharing the database: the
+    /// owner of its leases and locks, and the `instance` of the changes it
+    /// writes (shown on each run's timeline). Default: a fresh UUID. A name
+    /// given here must be unique among live trackers of one table (a worker
+    /// name, `host:pid`): two trackers of one name take each other's runs
+    /// for their own.
+    pub instance: Option<String>,
+    /// Whether, on PostgreSQL, the process's reader of the change feed
+    /// listens for the writes' notifications (`LISTEN` on a connection of
+    /// its own; default `true`). Turn it off behind PgBouncer's transaction
+    /// mode, which passes `LISTEN` through but never delivers the
+    /// notifications: the reader then polls every 200 ms, as on SQLite. The
+    /// trackers of one pool share the reader: one saying `false` turns the
+    /// listener off for all of them.
+    pub listen: bool,
 }
 
 /// A source of the current time, for [`TrackerOptions::clock`]: the system
@@ -129,6 +145,8 @@ impl Default for TrackerOptions {
             retention: None,
             retention_interval: Duration::from_secs(3600),
             clock: Clock::system(),
+            instance: None,
+            listen: true,
         }
     }
 }

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::Notify;
 
 use crate::lifecycle::write::Shapes;
 use crate::lifecycle::{TrackerOptions, TrackerStats};
@@ -46,8 +45,13 @@ pub(crate) struct Inner {
     pub(super) templates: Mutex<Shapes<Arc<Template>>>,
     /// Whether the database's set-up was checked (once, at the first write).
     pub(super) setup_checked: AtomicBool,
-    /// Woken after every commit, for live views.
-    pub(crate) changed: Arc<Notify>,
+    /// This tracker's instance ([`TrackerOptions::instance`]).
+    pub(crate) instance: Arc<str>,
+    /// The tracked table's name: the `scope` of its leases, locks and
+    /// changes.
+    pub(crate) scope: Arc<str>,
+    /// The change feed of the tracker's database (one per process).
+    pub(crate) feed: Arc<crate::feed::Hub>,
     /// The spawned runs' state: see [`Inner::run_state`].
     pub(super) runs: OnceLock<Box<dyn RunState>>,
 }

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr, IdenStatic};
-use tokio::sync::Notify;
 
 use crate::config::{Encode, Role, TrackingConfig};
 use crate::hooks::{
@@ -21,6 +20,7 @@ use crate::hooks::{
 use crate::lifecycle::state::{Counters, Inner, bump};
 use crate::lifecycle::write::{Cell, Class, Prepared, Statement, placeholder};
 use crate::lifecycle::{Event, EventKind, TrackerOptions};
+use crate::writer::feed::{Change, Stamp};
 use crate::writer::{OnTransient, Outcome, Template, Work, Writer, WriterOptions, lane_of};
 
 /// Why an event could not be recorded.
@@ -156,6 +156,7 @@ impl<M: TrackingConfig> std::fmt::Debug for Tracker<M> {
 struct Ready {
     lane: u64,
     work: Work,
+    change: Box<Change>,
     cleanup: bool,
     key: String,
     kind: EventKind,
@@ -190,7 +191,8 @@ impl<M: TrackingConfig> Tracker<M> {
     /// A tracker writing through `db`.
     pub fn with_options(db: DatabaseConnection, options: TrackerOptions) -> Self {
         let options = options.normalized();
-        let changed = Arc::new(Notify::new());
+        let feed = crate::feed::Hub::of(&db, options.listen);
+        let clock = options.clock.clone();
         let writer = Writer::new(
             db.clone(),
             WriterOptions {
@@ -203,10 +205,20 @@ impl<M: TrackingConfig> Tracker<M> {
                     sea_orm::DbBackend::Postgres => 4,
                     _ => 1,
                 },
+                clock: Some(Arc::new(move || clock.now())),
                 ..WriterOptions::default()
             },
-            changed.clone(),
+            feed.wake.clone(),
         );
+        let instance: Arc<str> = match &options.instance {
+            // Storable on every backend (no NUL), like every value.
+            Some(name) => crate::storable::text(name).as_ref().into(),
+            None => uuid::Uuid::now_v7().to_string().into(),
+        };
+        let scope: Arc<str> = {
+            use sea_orm::EntityName;
+            M::Entity::default().table_name().into()
+        };
         Tracker {
             inner: Arc::new(Inner {
                 db,
@@ -215,7 +227,9 @@ impl<M: TrackingConfig> Tracker<M> {
                 writer,
                 templates: Mutex::new(Default::default()),
                 setup_checked: AtomicBool::new(false),
-                changed,
+                instance,
+                scope,
+                feed,
                 runs: OnceLock::new(),
             }),
             _model: PhantomData,
@@ -288,6 +302,17 @@ impl<M: TrackingConfig> Tracker<M> {
         &self,
         event: Event,
     ) -> impl Future<Output = Result<Written, TrackError>> + Send + '_ {
+        self.lifecycle_by(event, None)
+    }
+
+    /// [`lifecycle`](Self::lifecycle), naming `by` as the change's actor in
+    /// the feed (a dashboard user acting on a run, which must not replace
+    /// the run's own user).
+    pub(crate) fn lifecycle_by(
+        &self,
+        event: Event,
+        by: Option<String>,
+    ) -> impl Future<Output = Result<Written, TrackError>> + Send + '_ {
         use futures::FutureExt;
         use futures::future::Either;
         match self.ready(event) {
@@ -295,15 +320,59 @@ impl<M: TrackingConfig> Tracker<M> {
             Ok(Ready {
                 lane,
                 work,
+                mut change,
                 cleanup,
                 key,
                 kind,
-            }) => Either::Right(
-                self.inner
-                    .writer
-                    .write(Some(lane), work, OnTransient::Retry)
-                    .map(move |outcome| self.answer(key, kind, cleanup, outcome)),
-            ),
+            }) => {
+                if let Some(by) = by {
+                    change.actor = Some(crate::writer::feed::actor_label(&by));
+                }
+                Either::Right(
+                    self.inner
+                        .writer
+                        .record(Some(lane), work, Some(change), OnTransient::Retry)
+                        .map(move |outcome| self.answer(key, kind, cleanup, outcome)),
+                )
+            }
+        }
+    }
+
+    /// Runs `stmt`, a write of the run `key` other than an event (the
+    /// dashboard's delete), through the writer, recording it in the feed as
+    /// `kind` by `by`; returns the rows it affected. Never queued: an
+    /// unreachable database is an error.
+    pub(crate) async fn write_run_statement(
+        &self,
+        key: &str,
+        stmt: sea_orm::Statement,
+        kind: &'static str,
+        by: Option<String>,
+    ) -> Result<u64, DbErr> {
+        let change = Box::new(Change {
+            scope: self.inner.scope.clone(),
+            run_key: key.to_owned(),
+            kind,
+            instance: self.inner.instance.clone(),
+            actor: by.as_deref().map(crate::writer::feed::actor_label),
+            stamp: None,
+        });
+        match self
+            .inner
+            .writer
+            .record(
+                Some(lane_of(key)),
+                Work::Statement(stmt),
+                Some(change),
+                OnTransient::Fail,
+            )
+            .await
+        {
+            Outcome::Done(rows) => Ok(rows),
+            Outcome::Refused(err) | Outcome::Unavailable(err) => Err(err),
+            Outcome::Queued | Outcome::Dropped => Err(DbErr::Custom(
+                "the database is unreachable; nothing was written".into(),
+            )),
         }
     }
 
@@ -315,10 +384,11 @@ impl<M: TrackingConfig> Tracker<M> {
             tracing::error!(error = %err, "tasktrail: lifecycle event refused");
             return Err(err);
         }
-        let (work, cleanup) = self.work(&event);
+        let (work, change, cleanup) = self.work(&event);
         Ok(Ready {
             lane: lane_of(&event.key),
             work,
+            change,
             cleanup,
             key: event.key,
             kind: event.kind,
@@ -349,7 +419,12 @@ impl<M: TrackingConfig> Tracker<M> {
             match self.ready(event) {
                 Err(err) => answers.push(Some(Err(err))),
                 Ok(ready) => {
-                    ops.push((Some(ready.lane), ready.work, OnTransient::Retry));
+                    ops.push((
+                        Some(ready.lane),
+                        ready.work,
+                        OnTransient::Retry,
+                        Some(ready.change),
+                    ));
                     valid.push((answers.len(), ready.key, ready.kind, ready.cleanup));
                     answers.push(None);
                 }
@@ -407,11 +482,16 @@ impl<M: TrackingConfig> Tracker<M> {
     pub async fn write(&self, event: &Event) -> Result<Written, DbErr> {
         self.validate(event)
             .map_err(|e| DbErr::Custom(e.to_string()))?;
-        let (work, cleanup) = self.work(event);
+        let (work, change, cleanup) = self.work(event);
         let outcome = self
             .inner
             .writer
-            .write(Some(lane_of(&event.key)), work, OnTransient::Fail)
+            .record(
+                Some(lane_of(&event.key)),
+                work,
+                Some(change),
+                OnTransient::Fail,
+            )
             .await;
         match outcome {
             Outcome::Done(rows) if cleanup && rows == 0 => Ok(Written::NoRun),
@@ -423,11 +503,37 @@ impl<M: TrackingConfig> Tracker<M> {
         }
     }
 
-    /// The writer's work for `event`, and whether it is a `cleanup` (which
-    /// writes nothing for a run that does not exist).
-    fn work(&self, event: &Event) -> (Work, bool) {
+    /// The change `event` records in the feed; its `updated_at` (if
+    /// mapped) is the value at `stamp` among the op's bound values.
+    fn change(&self, event: &Event, actor: Option<String>, stamp: Option<usize>) -> Box<Change> {
+        let encode = match M::binding(Role::UpdatedAt).map(|b| b.encode) {
+            Some(Encode::Time(f)) => Some(f),
+            _ => None,
+        };
+        Box::new(Change {
+            scope: self.inner.scope.clone(),
+            run_key: event.key.clone(),
+            kind: event.kind.name(),
+            instance: self.inner.instance.clone(),
+            actor,
+            stamp: stamp
+                .zip(encode)
+                .map(|(index, encode)| Stamp { index, encode }),
+        })
+    }
+
+    /// The writer's work for `event`, the change it records, and whether it
+    /// is a `cleanup` (which writes nothing for a run that does not exist).
+    fn work(&self, event: &Event) -> (Work, Box<Change>, bool) {
         self.check_setup();
-        let prepared = self.prepare(event);
+        let (prepared, actor) = self.prepare(event);
+        let updated = M::binding(Role::UpdatedAt).map(|b| b.column.as_str());
+        let updated_at = updated.and_then(|name| {
+            prepared
+                .cells
+                .iter()
+                .position(|c| c.column.as_str() == name)
+        });
         let backend = self.inner.db.get_database_backend();
         if prepared.status.is_some() {
             // One template per shape: its SQL is rendered once per row count.
@@ -458,13 +564,29 @@ impl<M: TrackingConfig> Tracker<M> {
                 .expect("an event with a status has a shape");
             drop(templates);
             let values = prepared.into_upsert_values();
-            return (Work::Row { template, values }, false);
+            // The key and the status come first.
+            let change = self.change(event, actor, updated_at.map(|i| i + 2));
+            return (Work::Row { template, values }, change, false);
         }
-        let stmt = match prepared.statement() {
-            Statement::Upsert(stmt) => backend.build(&stmt),
-            Statement::Update(stmt) => backend.build(&stmt),
+        let (stmt, stamp) = match prepared.statement() {
+            Statement::Upsert(stmt) => (backend.build(&stmt), updated_at.map(|i| i + 2)),
+            // The `SET` values, less those only an insert writes.
+            Statement::Update(stmt) => (
+                backend.build(&stmt),
+                updated_at.map(|i| {
+                    prepared.cells[..i]
+                        .iter()
+                        .filter(|c| c.class != Class::InsertOnly)
+                        .count()
+                }),
+            ),
         };
-        (Work::Statement(stmt), event.kind == EventKind::Cleanup)
+        let change = self.change(event, actor, stamp);
+        (
+            Work::Statement(stmt),
+            change,
+            event.kind == EventKind::Cleanup,
+        )
     }
 
     /// Warns once if the database is set up in a way that makes the tracker
@@ -540,8 +662,9 @@ impl<M: TrackingConfig> Tracker<M> {
         cap_payload(value, cap)
     }
 
-    /// Maps an event onto the entity's columns, running the hooks.
-    fn prepare(&self, event: &Event) -> Prepared<M> {
+    /// Maps an event onto the entity's columns, running the hooks; with
+    /// the label of the event's actor.
+    fn prepare(&self, event: &Event) -> (Prepared<M>, Option<String>) {
         let key = M::binding(Role::Key).expect("the derive guarantees a key column");
         let status = M::binding(Role::Status).expect("the derive guarantees a status column");
         let Encode::Key(encode_key) = key.encode else {
@@ -569,7 +692,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 Encode::Flag(f) => Some(f(true)),
                 _ => None,
             });
-            return p;
+            return (p, None);
         }
 
         p.push(Role::CreatedAt, Class::InsertOnly, time);
@@ -590,6 +713,7 @@ impl<M: TrackingConfig> Tracker<M> {
         if let Some(name) = &event.name {
             p.push(Role::Name, identity, text_cell(name));
         }
+        let mut actor_label = None;
         if let Some(actor) = &event.actor {
             let actor = actor.as_ref().map(|a| a as &dyn Actor);
             let label = self.hook(
@@ -598,6 +722,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 || default_format_user(actor),
             );
             p.push(Role::User, identity, text_cell(&label));
+            actor_label = Some(crate::writer::feed::actor_label(&label));
         }
         if let Some(retry_of) = &event.retry_of {
             p.push(Role::RetryOf, Class::Fill, text_cell(retry_of));
@@ -681,6 +806,6 @@ impl<M: TrackingConfig> Tracker<M> {
             let value = std::mem::replace(&mut cell.value, sea_orm::Value::Bool(None));
             cell.value = crate::storable::value(value);
         }
-        p
+        (p, actor_label)
     }
 }

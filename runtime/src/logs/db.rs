@@ -411,6 +411,7 @@ impl LogStorage for DbLogStorage {
             },
             on_transient: OnTransient::Retry,
             ack: None,
+            change: None,
         };
         if self.writer.try_submit(op).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);

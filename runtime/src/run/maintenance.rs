@@ -265,7 +265,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 );
                 for (stmt, refresh) in statements {
                     refreshes.push(refresh);
-                    ops.push((Some(lane), Work::Statement(stmt), OnTransient::Fail));
+                    ops.push((Some(lane), Work::Statement(stmt), OnTransient::Fail, None));
                 }
             }
             let outcomes = writer.write_all(ops).await;
@@ -445,6 +445,16 @@ impl<M: TrackingConfig> Tracker<M> {
         key: &str,
         reason: Option<String>,
     ) -> Result<CancelOutcome, TrackError> {
+        self.cancel_by(key, reason, None).await
+    }
+
+    /// [`cancel`](Self::cancel), naming `by` in the change feed.
+    pub(crate) async fn cancel_by(
+        &self,
+        key: &str,
+        reason: Option<String>,
+        by: Option<String>,
+    ) -> Result<CancelOutcome, TrackError> {
         if let Some(control) = self.runs().active().get(key) {
             control.request_cancel(CancelReason::Requested(reason));
             return Ok(CancelOutcome::Signalled);
@@ -471,12 +481,9 @@ impl<M: TrackingConfig> Tracker<M> {
             return Ok(CancelOutcome::AlreadyEnded(status));
         }
         let reason = CancelReason::Requested(reason).to_string();
-        if self.lifecycle(Event::cancel(key).message(reason)).await? == crate::Written::Stored
-            && let Err(err) = self.announce_cancel(key).await
-        {
-            // The owner's heartbeat still finds it.
-            tracing::debug!(key, error = %err, "tasktrail: the cancel could not be announced");
-        }
+        // The owner learns of it from the change feed.
+        self.lifecycle_by(Event::cancel(key).message(reason), by)
+            .await?;
         Ok(CancelOutcome::Recorded)
     }
 

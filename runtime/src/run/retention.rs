@@ -215,6 +215,39 @@ impl<M: TrackingConfig> Tracker<M> {
                 "tasktrail: retention deleted old runs"
             );
         }
+        // The change feed, after the longest age of the retention: by then
+        // the runs it speaks of are gone (a run kept longer keeps its row;
+        // its timeline reaches back that far). Timed by the database's
+        // clock, which wrote the changes' times.
+        let longest = retention.rules().iter().map(|(_, age)| *age).max();
+        if let Some(age) = longest
+            && !more
+            && let Ok(age_ms) = i64::try_from(age.as_millis())
+        {
+            let pruned = async {
+                let now_ms = crate::run::store::db_now_ms(db).await?;
+                let mut pruned = 0;
+                while budget > 0 {
+                    budget -= 1;
+                    let n =
+                        crate::feed::prune(db, now_ms.saturating_sub(age_ms), batch_size).await?;
+                    pruned += n;
+                    if n < batch_size {
+                        return Ok::<_, DbErr>((pruned, false));
+                    }
+                }
+                Ok((pruned, true))
+            };
+            match pruned.await {
+                Ok((n, left)) => {
+                    more |= left;
+                    if n > 0 {
+                        tracing::info!(pruned = n, "tasktrail: retention pruned the change feed");
+                    }
+                }
+                Err(source) => return Err(RetentionError::Db { report, source }),
+            }
+        }
         Ok((report, more))
     }
 }

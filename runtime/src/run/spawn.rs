@@ -482,6 +482,7 @@ async fn execute<M, T, E, Fut>(
             values: row(),
         },
         OnTransient::Retry,
+        None,
     )];
     if locked {
         frees.insert(
@@ -493,6 +494,7 @@ async fn execute<M, T, E, Fut>(
                     values: row(),
                 },
                 OnTransient::Retry,
+                None,
             ),
         );
     }

@@ -99,9 +99,9 @@ pub(crate) struct Runs {
 }
 
 impl Runs {
-    pub fn new(max_concurrent: Option<usize>, backend: DbBackend) -> Self {
+    pub fn new(instance: &str, max_concurrent: Option<usize>, backend: DbBackend) -> Self {
         Runs {
-            instance: uuid::Uuid::now_v7().to_string(),
+            instance: instance.to_owned(),
             active: Mutex::new(HashMap::new()),
             semaphore: max_concurrent.map(|n| Arc::new(Semaphore::new(n.max(1)))),
             bulk_gate: Arc::new(Semaphore::new(BULK_RETRY_CONCURRENCY)),
@@ -138,6 +138,7 @@ impl Runs {
     pub fn of(inner: &Inner) -> &Runs {
         inner.run_state(|inner| {
             Runs::new(
+                &inner.instance,
                 inner.options.max_concurrent,
                 inner.db().get_database_backend(),
             )

@@ -145,11 +145,7 @@ pub(crate) struct Claim<'a> {
 
 /// The database's clock in milliseconds since the Unix epoch, as SQL.
 pub(crate) fn db_now(backend: DbBackend) -> Expr {
-    Expr::cust(match backend {
-        DbBackend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
-        DbBackend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
-        _ => "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
-    })
+    Expr::cust(crate::writer::feed::db_now(backend))
 }
 
 /// Reads the database's clock ([`db_now`]).

@@ -43,7 +43,18 @@ pub(crate) fn chunks(mut n: usize, max: usize) -> Vec<usize> {
 
 /// The statements that write `ops`, in order, each with the indices of the
 /// ops it writes.
-pub(crate) fn plan(ops: &[Op]) -> Vec<(sea_orm::Statement, Vec<usize>)> {
+/// An op's `updated_at` ([`super::feed::Stamp`]) is set to `now`.
+pub(crate) fn plan(
+    ops: &[Op],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(sea_orm::Statement, Vec<usize>)> {
+    let stamp = |op: &Op, values: &mut [sea_orm::Value], base: usize| {
+        if let Some(s) = op.change.as_ref().and_then(|c| c.stamp)
+            && let Some(v) = values.get_mut(base + s.index)
+        {
+            *v = (s.encode)(now);
+        }
+    };
     let mut out = Vec::new();
     for round in rounds(ops.iter().map(|op| op.lane)) {
         // Groups in order of first appearance; lone statements in place.
@@ -76,7 +87,11 @@ pub(crate) fn plan(ops: &[Op]) -> Vec<(sea_orm::Statement, Vec<usize>)> {
             match item {
                 Item::Single(i) => {
                     if let Work::Statement(stmt) = &ops[i].work {
-                        out.push((stmt.clone(), vec![i]));
+                        let mut stmt = stmt.clone();
+                        if let Some(values) = stmt.values.as_mut() {
+                            stamp(&ops[i], &mut values.0, 0);
+                        }
+                        out.push((stmt, vec![i]));
                     }
                 }
                 Item::Group(template, rows) => {
@@ -87,7 +102,9 @@ pub(crate) fn plan(ops: &[Op]) -> Vec<(sea_orm::Statement, Vec<usize>)> {
                         let mut values = Vec::with_capacity(size * template.params_per_row);
                         for &i in these {
                             if let Work::Row { values: v, .. } = &ops[i].work {
+                                let base = values.len();
                                 values.extend(v.iter().cloned());
+                                stamp(&ops[i], &mut values, base);
                             }
                         }
                         let sql = template.sql(size);
@@ -146,6 +163,7 @@ mod tests {
             },
             on_transient: super::super::OnTransient::Retry,
             ack: None,
+            change: None,
         };
         let stmt = |lane: u64| Op {
             lane: Some(lane),
@@ -155,10 +173,11 @@ mod tests {
             )),
             on_transient: super::super::OnTransient::Retry,
             ack: None,
+            change: None,
         };
         // Lane 1 twice: its second row waits for round 1.
         let ops = vec![row(1, 10), row(2, 20), stmt(3), row(1, 11), row(4, 40)];
-        let plan = plan(&ops);
+        let plan = plan(&ops, chrono::Utc::now());
         let shapes: Vec<(String, Vec<usize>)> = plan
             .iter()
             .map(|(s, rows)| (s.sql.clone(), rows.clone()))

@@ -54,6 +54,7 @@
 //! The tests in `src/layers.rs` fail when a module names one above it.
 
 mod batch;
+pub(crate) mod feed;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -65,7 +66,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Transaction
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// What a writer is tuned by.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct WriterOptions {
     /// Ops taken into one transaction at most.
     pub batch_cap: usize,
@@ -80,6 +81,20 @@ pub(crate) struct WriterOptions {
     /// How many writer tasks (each with its own connection); lanes are
     /// spread over them by hash, so a lane keeps its order.
     pub shards: usize,
+    /// The time of a write, for the `updated_at` an op stamps
+    /// ([`feed::Stamp`]); the system clock when `None`.
+    pub clock: Option<Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>>,
+}
+
+impl std::fmt::Debug for WriterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterOptions")
+            .field("batch_cap", &self.batch_cap)
+            .field("intake", &self.intake)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for WriterOptions {
@@ -91,6 +106,7 @@ impl Default for WriterOptions {
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             shards: 1,
+            clock: None,
         }
     }
 }
@@ -201,6 +217,8 @@ pub(crate) struct Op {
     pub on_transient: OnTransient,
     /// Where the outcome goes (`None`: nobody waits for it).
     pub ack: Option<oneshot::Sender<Outcome>>,
+    /// The change the op records in the feed, in its transaction.
+    pub change: Option<Box<feed::Change>>,
 }
 
 impl Op {
@@ -209,6 +227,7 @@ impl Op {
         lane: Option<u64>,
         work: Work,
         on_transient: OnTransient,
+        change: Option<Box<feed::Change>>,
     ) -> (Op, oneshot::Receiver<Outcome>) {
         let (tx, rx) = oneshot::channel();
         (
@@ -217,6 +236,7 @@ impl Op {
                 work,
                 on_transient,
                 ack: Some(tx),
+                change,
             },
             rx,
         )
@@ -327,8 +347,13 @@ struct Shared {
     pending: AtomicUsize,
     /// Woken whenever `pending` reaches zero.
     idle: Notify,
-    /// Woken after every commit (live views).
+    /// Woken after every commit that recorded changes (the feed's reader).
     committed: Arc<Notify>,
+    /// The change feed's inserts.
+    feed: feed::Inserts,
+    /// Whether the feed's table is there (made at the first change):
+    /// `false` if it could not be made (logged; changes are then skipped).
+    feed_ready: tokio::sync::OnceCell<bool>,
 }
 
 /// What a shard's task and the callers' idle fast path share: the shard
@@ -399,7 +424,6 @@ async fn write_alone(
     match commit(&shared, &mut ops).await {
         Ok(()) => {
             drop(pending);
-            shared.committed.notify_waiters();
             drop(busy);
         }
         Err(err) => {
@@ -458,6 +482,7 @@ impl Writer {
     pub fn new(db: DatabaseConnection, options: WriterOptions, committed: Arc<Notify>) -> Self {
         let shards = options.shards.max(1);
         let intake = options.intake.max(1);
+        let feed = feed::Inserts::new(db.get_database_backend());
         let shared = Arc::new(Shared {
             db,
             options,
@@ -465,6 +490,8 @@ impl Writer {
             pending: AtomicUsize::new(0),
             idle: Notify::new(),
             committed,
+            feed,
+            feed_ready: tokio::sync::OnceCell::new(),
         });
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..shards).map(|_| mpsc::channel(intake)).unzip();
@@ -600,7 +627,19 @@ impl Writer {
     /// task is copied into its place once): across its await it holds the
     /// answer's receiver, and the op itself only while the intake is full.
     pub async fn write(&self, lane: Option<u64>, work: Work, on_transient: OnTransient) -> Outcome {
-        let (op, rx) = Op::new(lane, work, on_transient);
+        self.record(lane, work, None, on_transient).await
+    }
+
+    /// [`write`](Self::write), recording `change` in the feed in the same
+    /// transaction.
+    pub async fn record(
+        &self,
+        lane: Option<u64>,
+        work: Work,
+        change: Option<Box<feed::Change>>,
+        on_transient: OnTransient,
+    ) -> Outcome {
+        let (op, rx) = Op::new(lane, work, on_transient, change);
         let shard = self.shard_of(lane);
         let op = match self.alone(shard, op) {
             Ok(written) => {
@@ -673,12 +712,12 @@ impl Writer {
     /// the future is first polled.
     pub fn write_all(
         &self,
-        ops: impl IntoIterator<Item = (Option<u64>, Work, OnTransient)>,
+        ops: impl IntoIterator<Item = (Option<u64>, Work, OnTransient, Option<Box<feed::Change>>)>,
     ) -> impl Future<Output = Vec<Outcome>> + Send + '_ {
         let mut waiting = Vec::new();
         let mut per_shard: Vec<Vec<Op>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
-        for (lane, work, on_transient) in ops {
-            let (op, rx) = Op::new(lane, work, on_transient);
+        for (lane, work, on_transient, change) in ops {
+            let (op, rx) = Op::new(lane, work, on_transient, change);
             per_shard[self.shard_of(lane)].push(op);
             waiting.push(rx);
         }
@@ -755,6 +794,30 @@ impl Writer {
 }
 
 impl Shared {
+    /// Whether changes can be recorded: makes the feed's table at the
+    /// first change. An unreachable database is an error (the batch waits
+    /// and tries again); a database that refuses to make it is logged once
+    /// and the feed is left out.
+    async fn feed_ready(&self) -> Result<bool, DbErr> {
+        self.feed_ready
+            .get_or_try_init(|| async {
+                match feed::create_table(&self.db).await {
+                    Ok(()) => Ok(true),
+                    Err(err) if crate::db_error::is_transient(&err) => Err(err),
+                    Err(err) => {
+                        tracing::error!(error = %err,
+                            "tasktrail: the change feed's table `{}` could not be made; \
+                             live updates, cross-instance cancel and run timelines will not see \
+                             this tracker's writes (create it with `tasktrail::schema::create`)",
+                            feed::TABLE);
+                        Ok(false)
+                    }
+                }
+            })
+            .await
+            .copied()
+    }
+
     /// `n` ops are finished.
     fn done(&self, n: usize) {
         if n > 0 && self.pending.fetch_sub(n, Ordering::AcqRel) == n {
@@ -946,7 +1009,6 @@ impl Shard {
                 Ok(()) => {
                     let n = part.len();
                     self.shared.done(n);
-                    self.shared.committed.notify_waiters();
                 }
                 Err(err) if conflicts < CONFLICT_RETRIES && crate::db_error::is_conflict(&err) => {
                     // A deadlock or serialization failure: the database
@@ -1008,11 +1070,32 @@ impl Shard {
 /// committed, answers each `Done`.
 async fn commit(shared: &Shared, ops: &mut [Op]) -> Result<(), DbErr> {
     let counters = &shared.counters;
-    let statements = batch::plan(ops);
+    let changes = ops.iter().any(|op| op.change.is_some());
+    let feed = changes && shared.feed_ready().await?;
+    let now = shared
+        .options
+        .clock
+        .as_ref()
+        .map_or_else(chrono::Utc::now, |clock| clock());
+    let mut statements = batch::plan(ops, now);
+    if feed {
+        let changes: Vec<&feed::Change> =
+            ops.iter().filter_map(|op| op.change.as_deref()).collect();
+        statements.extend(
+            shared
+                .feed
+                .statements(&changes)
+                .into_iter()
+                .map(|stmt| (stmt, Vec::new())),
+        );
+    }
     let mut affected = vec![0u64; ops.len()];
     execute(&shared.db, statements, &mut affected, &counters.statements).await?;
     bump(&counters.commits, 1);
     bump(&counters.written, ops.len() as u64);
+    if feed {
+        shared.committed.notify_one();
+    }
     // Answer after the commit (and its counters): `Done` means durable.
     for (op, rows) in ops.iter_mut().zip(affected) {
         op.answer(Outcome::Done(rows));
