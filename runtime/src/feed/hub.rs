@@ -324,17 +324,27 @@ impl Hub {
     }
 }
 
+/// The shortest time between two reads: under load, the wake-ups of many
+/// commits (this process's and, through the listener, every instance's)
+/// are read together; a lone change is read at once.
+const MIN_GAP: Duration = Duration::from_millis(10);
+
 /// The hub's reading loop; ends when the hub is dropped.
 async fn reader(hub: Weak<Hub>, wake: Arc<Notify>, subscribed: Arc<Notify>) {
     let mut failing = false;
     let mut held = Duration::from_millis(10);
+    let mut last_read: Option<tokio::time::Instant> = None;
     loop {
+        if let Some(last) = last_read {
+            tokio::time::sleep_until(last + MIN_GAP).await;
+        }
         let Some(strong) = hub.upgrade() else { return };
         let wait = if strong.tick.receiver_count() == 0 {
             // Nobody subscribes: read nothing, look again now and then
             // (whether the hub is still there).
             Duration::from_secs(1)
         } else {
+            last_read = Some(tokio::time::Instant::now());
             match strong.catch_up().await {
                 Ok(held_back) => {
                     if failing {

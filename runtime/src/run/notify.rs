@@ -50,15 +50,22 @@ impl<M: TrackingConfig> Tracker<M> {
                     Ok((changes, next)) => {
                         cursor = next;
                         caught_up = changes.len() < BATCH;
-                        let active = tracker.runs().active_pairs();
-                        let touched: Vec<_> = active
-                            .into_iter()
-                            .filter(|(key, _)| {
-                                changes.iter().any(|c| {
-                                    c.run_key == *key && c.instance.as_deref() != Some(&*instance)
-                                })
-                            })
-                            .collect();
+                        // Other instances' changes of runs running here.
+                        let touched: Vec<_> = {
+                            let active = tracker.runs().active();
+                            let mut touched: Vec<(String, Arc<crate::run::Control>)> = Vec::new();
+                            for c in &changes {
+                                if c.instance.as_deref() == Some(&*instance) {
+                                    continue;
+                                }
+                                if let Some(control) = active.get(&c.run_key)
+                                    && !touched.iter().any(|(k, _)| *k == c.run_key)
+                                {
+                                    touched.push((c.run_key.clone(), control.clone()));
+                                }
+                            }
+                            touched
+                        };
                         if !touched.is_empty()
                             && let Err(err) = tracker.stop_runs_ended_elsewhere(&touched).await
                         {

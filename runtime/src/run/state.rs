@@ -126,14 +126,6 @@ impl Runs {
         self.active().keys().cloned().collect()
     }
 
-    /// The running runs, with their state (a snapshot).
-    pub fn active_pairs(&self) -> Vec<(String, Arc<Control>)> {
-        self.active()
-            .iter()
-            .map(|(k, c)| (k.clone(), c.clone()))
-            .collect()
-    }
-
     /// The runs' state of the tracker `inner`, made at its first use.
     pub fn of(inner: &Inner) -> &Runs {
         inner.run_state(|inner| {
