@@ -151,6 +151,8 @@ struct Sql {
     lock_refresh: &'static str,
     lock_release: &'static str,
     lease_release: &'static str,
+    /// The change feed's row, written with each event in its transaction.
+    change: &'static str,
 }
 
 fn marks(n: usize) -> String {
@@ -270,16 +272,26 @@ impl Sql {
                     format!(r#""progress_payload" = {}"#, state("progress_payload")),
                 ],
             )),
-            lease: concat!(
-                r#"INSERT INTO "tasktrail_leases" ("scope", "run_key", "task_name", "instance", "started_ms", "heartbeat_ms", "expires_ms", "deadline_ms") "#,
-                r#"VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("scope", "run_key") DO UPDATE SET "#,
-                r#""instance" = "excluded"."instance", "heartbeat_ms" = "excluded"."heartbeat_ms", "expires_ms" = "excluded"."expires_ms""#
-            ),
+            // Timed by the database's clock: started = now − elapsed,
+            // heartbeat = now, expires = now + TTL, deadline = now +
+            // remaining.
+            lease: leak({
+                let now = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+                format!(
+                    concat!(
+                        r#"INSERT INTO "tasktrail_leases" ("scope", "run_key", "task_name", "instance", "started_ms", "heartbeat_ms", "expires_ms", "deadline_ms") "#,
+                        r#"VALUES (?, ?, ?, ?, ({now}) - ?, {now}, ({now}) + ?, ({now}) + ?) ON CONFLICT ("scope", "run_key") DO UPDATE SET "#,
+                        r#""instance" = "excluded"."instance", "heartbeat_ms" = "excluded"."heartbeat_ms", "expires_ms" = "excluded"."expires_ms""#
+                    ),
+                    now = now
+                )
+            }),
             lock_refresh: r#"UPDATE "tasktrail_locks" SET "expires_ms" = ? WHERE "scope" = ? AND "run_key" IN (?)"#,
             // Since group commit the releases are one-row forms of the
             // writer's multi-row deletes.
             lock_release: r#"DELETE FROM "tasktrail_locks" WHERE ("scope", "run_key") IN ((?, ?))"#,
             lease_release: r#"DELETE FROM "tasktrail_leases" WHERE ("scope", "run_key") IN ((?, ?))"#,
+            change: "INSERT INTO tasktrail_changes (scope, run_key, kind, instance, actor) VALUES (?, ?, ?, ?, ?)",
         };
         Box::leak(Box::new(sql))
     }
@@ -304,6 +316,28 @@ struct LeaseShape {
 }
 
 impl Hand {
+    /// An event's statement and its change in the feed, in one transaction
+    /// (as tasktrail writes a lone event).
+    async fn event<'q>(
+        &self,
+        q: sqlx::query::Query<'q, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments>,
+        key: &str,
+        kind: &str,
+        actor: Option<&str>,
+    ) -> SqlxResult {
+        let mut tx = self.pool.begin().await?;
+        q.execute(&mut *tx).await?;
+        sqlx::query(self.sql.change)
+            .bind(self.scope)
+            .bind(key)
+            .bind(kind)
+            .bind("bench-instance")
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
     async fn create(&self, key: &str, name: &str) -> SqlxResult {
         let now = Utc::now();
         let q = sqlx::query(self.sql.create)
@@ -314,8 +348,7 @@ impl Hand {
             .bind(name)
             .bind("anonymous")
             .bind(Json(&ARGS));
-        q.execute(&self.pool).await?;
-        Ok(())
+        self.event(q, key, "create", Some("anonymous")).await
     }
 
     async fn start(&self, key: &str) -> SqlxResult {
@@ -327,8 +360,7 @@ impl Hand {
             .bind(now)
             .bind(now)
             .bind("");
-        q.execute(&self.pool).await?;
-        Ok(())
+        self.event(q, key, "start", None).await
     }
 
     async fn progress(&self, key: &str, percent: f64) -> SqlxResult {
@@ -340,8 +372,7 @@ impl Hand {
             .bind(now)
             .bind(percent)
             .bind("");
-        q.execute(&self.pool).await?;
-        Ok(())
+        self.event(q, key, "progress", None).await
     }
 
     async fn complete<T: serde::Serialize + Sync>(&self, key: &str, result: &T) -> SqlxResult {
@@ -355,8 +386,7 @@ impl Hand {
             .bind(Json(result))
             .bind(100.0_f64)
             .bind("");
-        q.execute(&self.pool).await?;
-        Ok(())
+        self.event(q, key, "complete", None).await
     }
 
     /// `full_run`: create, start, 10 progress, complete.
@@ -383,14 +413,14 @@ impl Hand {
     async fn short_run_with_lease(&self, key: &str, shape: LeaseShape) -> SqlxResult {
         let now = Utc::now().timestamp_millis();
         let ttl = 30_000;
+        // Elapsed 0, the TTL, no maximum duration.
         sqlx::query(self.sql.lease)
             .bind(self.scope)
             .bind(key)
             .bind("bench_spawn")
             .bind("bench-instance")
-            .bind(now)
-            .bind(now)
-            .bind(now + ttl)
+            .bind(0_i64)
+            .bind(ttl)
             .bind(None::<i64>)
             .execute(&self.pool)
             .await?;
@@ -513,7 +543,9 @@ async fn verify() -> LeaseShape {
     // statements.
     let take = || {
         let mut statements = std::mem::take(&mut *captured.lock().expect("lock"));
-        statements.retain(|(sql, _)| !sql.starts_with("PRAGMA"));
+        // Nor is the writer's look for the change feed's table (once).
+        statements
+            .retain(|(sql, _)| !sql.starts_with("PRAGMA") && !sql.contains("FROM sqlite_master"));
         statements
     };
     let check = |what: &str, got: &(String, usize), want: &str| {
@@ -539,11 +571,17 @@ async fn verify() -> LeaseShape {
     run.progress(9.0).await;
     run.complete(&RESULT).await;
     let statements = take();
-    assert_eq!(statements.len(), 4, "{statements:#?}");
+    // Each event, then its change in the feed; `start()` hands over the
+    // create and the start together: their changes are one statement.
+    assert_eq!(statements.len(), 7, "{statements:#?}");
     check("create", &statements[0], sql.create);
     check("start", &statements[1], sql.start);
-    check("progress", &statements[2], sql.progress);
-    check("complete", &statements[3], sql.complete);
+    let two = format!("{}, (?, ?, ?, ?, ?)", sql.change);
+    check("change ×2", &statements[2], &two);
+    check("progress", &statements[3], sql.progress);
+    check("change", &statements[4], sql.change);
+    check("complete", &statements[5], sql.complete);
+    check("change", &statements[6], sql.change);
 
     let key = "verify-hand";
     hand.create(key, "bench_full").await.expect("create");
@@ -587,6 +625,7 @@ async fn verify() -> LeaseShape {
             ("lock refresh", sql.lock_refresh),
             ("lock release", sql.lock_release),
             ("lease release", sql.lease_release),
+            ("change", sql.change),
         ]
         .into_iter()
         .find(|(_, want)| *want == text);

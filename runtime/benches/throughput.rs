@@ -151,17 +151,40 @@ enum Kind {
     Progress,
     Complete,
     Release,
+    /// Rows of the change feed, one per lifecycle event, written after the
+    /// batch's own statements (`writer/feed.rs`).
+    Change,
+    /// The same, on PostgreSQL the batch's last one: with the `NOTIFY`.
+    ChangeNotify,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 8] = [
         Kind::Lease,
         Kind::Create,
         Kind::Start,
         Kind::Progress,
         Kind::Complete,
         Kind::Release,
+        Kind::Change,
+        Kind::ChangeNotify,
     ];
+
+    /// Values bound by a statement of `rows` rows.
+    fn binds(self, rows: usize) -> usize {
+        self.params() * rows + if self == Kind::ChangeNotify { 2 } else { 0 }
+    }
+
+    /// The event's name in the change feed.
+    fn event(self) -> Option<&'static str> {
+        match self {
+            Kind::Create => Some("create"),
+            Kind::Start => Some("start"),
+            Kind::Progress => Some("progress"),
+            Kind::Complete => Some("complete"),
+            _ => None,
+        }
+    }
 
     /// Values bound per row.
     fn params(self) -> usize {
@@ -171,6 +194,7 @@ impl Kind {
             Kind::Start | Kind::Progress => 6,
             Kind::Complete => 8,
             Kind::Release => 2,
+            Kind::Change | Kind::ChangeNotify => 5,
         }
     }
 }
@@ -184,7 +208,8 @@ const SIZES: usize = 9; // 1, 2, 4, …, 256
 /// tasktrail generates for this entity (see `lifecycle/write.rs` and
 /// `run/store.rs`), written out once.
 struct Sql {
-    texts: [[&'static str; SIZES]; 6],
+    texts: [[&'static str; SIZES]; 8],
+    pg: bool,
 }
 
 impl Sql {
@@ -195,7 +220,10 @@ impl Sql {
                 &*Box::leak(sql.into_boxed_str())
             })
         });
-        Box::leak(Box::new(Sql { texts }))
+        Box::leak(Box::new(Sql {
+            texts,
+            pg: backend == DbBackend::Postgres,
+        }))
     }
 
     /// The statement for `rows` rows (a power of two, at most [`MAX_ROWS`]).
@@ -364,7 +392,80 @@ fn render(t: &str, backend: DbBackend, kind: Kind, rows: usize) -> String {
         Kind::Release => {
             format!(r#"DELETE FROM "tasktrail_leases" WHERE ("scope", "run_key") IN ({values})"#)
         }
+        Kind::Change => format!(
+            "INSERT INTO tasktrail_changes (scope, run_key, kind, instance, actor) VALUES {values}"
+        ),
+        Kind::ChangeNotify => format!(
+            "WITH c AS (INSERT INTO tasktrail_changes (scope, run_key, kind, instance, actor) VALUES {values}) SELECT pg_notify(${}, ${})",
+            next + 1,
+            next + 2
+        ),
     }
+}
+
+/// The change feed's rows of a batch's events (in batch order): multi-row
+/// inserts, the last one with the `NOTIFY` on PostgreSQL, whose payload is
+/// `scope TAB key` per distinct run (only the scopes past 7,000 bytes).
+fn change_statements(sql: &Sql, changes: Vec<(String, Vec<Val>)>) -> Vec<(&'static str, Vec<Val>)> {
+    let mut payload = String::new();
+    let mut scope = String::new();
+    if sql.pg {
+        let mut seen = std::collections::HashSet::new();
+        for (key, vals) in &changes {
+            if let Val::Text(s) = &vals[0] {
+                scope.clone_from(s);
+            }
+            if seen.insert(key.clone()) {
+                if !payload.is_empty() {
+                    payload.push('\n');
+                }
+                payload.push_str(&scope);
+                payload.push('\t');
+                payload.push_str(key);
+            }
+        }
+        if payload.len() > 7_000 {
+            payload = scope;
+        }
+    }
+    let sizes = chunks(changes.len(), MAX_ROWS);
+    let last = sizes.len().saturating_sub(1);
+    let mut rows = changes.into_iter();
+    let mut out = Vec::with_capacity(sizes.len());
+    for (n, size) in sizes.into_iter().enumerate() {
+        let notify = sql.pg && n == last;
+        let kind = if notify {
+            Kind::ChangeNotify
+        } else {
+            Kind::Change
+        };
+        let mut vals = Vec::with_capacity(size * 5 + 2);
+        for (_, mut v) in rows.by_ref().take(size) {
+            vals.append(&mut v);
+        }
+        if notify {
+            vals.push(text("tasktrail_changes"));
+            vals.push(Val::Text(std::mem::take(&mut payload)));
+        }
+        out.push((sql.text(kind, size), vals));
+    }
+    out
+}
+
+/// The change feed's row of an event of `kind` on run `key`.
+fn change_values(kind: Kind, key: &str, lease: &LeaseOf) -> Option<Vec<Val>> {
+    let event = kind.event()?;
+    Some(vec![
+        text(lease.scope),
+        text(key),
+        text(event),
+        text(&lease.instance),
+        if kind == Kind::Create {
+            text("anonymous")
+        } else {
+            Val::NoText
+        },
+    ])
 }
 
 // ---------------------------------------------------------------------------
@@ -378,6 +479,7 @@ enum Val {
     F64(f64),
     I64(i64),
     NoI64,
+    NoText,
     Json(Json),
 }
 
@@ -391,6 +493,7 @@ macro_rules! bind_vals {
                 Val::F64(f) => q.bind(f),
                 Val::I64(i) => q.bind(i),
                 Val::NoI64 => q.bind(None::<i64>),
+                Val::NoText => q.bind(None::<String>),
                 Val::Json(j) => q.bind(j),
             };
         }
@@ -444,6 +547,7 @@ fn values(kind: Kind, key: &str, name: &str, i: u64, lease: &LeaseOf) -> Vec<Val
             Val::NoI64,
         ],
         Kind::Release => vec![text(lease.scope), text(key)],
+        Kind::Change | Kind::ChangeNotify => unreachable!("see `change_values`"),
     }
 }
 
@@ -536,6 +640,8 @@ struct BatchOp {
     lane: u64,
     kind: Kind,
     vals: Vec<Val>,
+    /// The op's row in the change feed (lifecycle events).
+    change: Option<(String, Vec<Val>)>,
     ack: oneshot::Sender<Result<u64, String>>,
 }
 
@@ -577,16 +683,17 @@ impl BatchClient {
 
     /// Sends several ops of one run at once (in order), then waits for
     /// each: how tasktrail hands over a run's `create` and `start`.
-    async fn write_all(&self, key: &str, ops: Vec<(Kind, Vec<Val>)>) -> Vec<u64> {
+    async fn write_all(&self, key: &str, ops: Vec<(Kind, Vec<Val>, Option<Vec<Val>>)>) -> Vec<u64> {
         let lane = lane_of(key);
         let shard = (lane % self.shards.len() as u64) as usize;
         let mut waiting = Vec::with_capacity(ops.len());
-        for (kind, vals) in ops {
+        for (kind, vals, change) in ops {
             let (ack, done) = oneshot::channel();
             let op = BatchOp {
                 lane,
                 kind,
                 vals,
+                change: change.map(|c| (key.to_owned(), c)),
                 ack,
             };
             if self.shards[shard].send(op).await.is_err() {
@@ -605,7 +712,7 @@ impl BatchClient {
         rows
     }
 
-    async fn write(&self, key: &str, kind: Kind, vals: Vec<Val>) -> u64 {
+    async fn write(&self, key: &str, kind: Kind, vals: Vec<Val>, change: Option<Vec<Val>>) -> u64 {
         let lane = lane_of(key);
         let (ack, done) = oneshot::channel();
         let shard = (lane % self.shards.len() as u64) as usize;
@@ -613,6 +720,7 @@ impl BatchClient {
             lane,
             kind,
             vals,
+            change: change.map(|c| (key.to_owned(), c)),
             ack,
         };
         if self.shards[shard].send(op).await.is_err() {
@@ -689,6 +797,15 @@ async fn batch_writer(
                 }
             }
         }
+        // The change feed's rows, in batch order, in the same transaction.
+        let changes: Vec<(String, Vec<Val>)> =
+            batch.iter_mut().filter_map(|op| op.change.take()).collect();
+        if !changes.is_empty() {
+            for stmt in change_statements(sql, changes) {
+                stmts.push(stmt);
+                rows_of.push(0);
+            }
+        }
         let n_stmts = stmts.len() as u64;
         let result = pool.commit(stmts).await;
         match result {
@@ -743,12 +860,20 @@ impl Hand {
     }
 
     async fn write(&self, key: &str, kind: Kind, vals: Vec<Val>) {
+        let change = change_values(kind, key, self.lease());
         let rows = match self {
-            Hand::PerStatement { pool, sql, .. } => pool
-                .execute(sql.text(kind, 1), vals)
-                .await
-                .unwrap_or_else(|e| panic!("the hand-written `{kind:?}` failed: {e}")),
-            Hand::Batched { client, .. } => client.write(key, kind, vals).await,
+            // An event and its change in one transaction (as tasktrail
+            // writes a lone event); a lease or a release alone.
+            Hand::PerStatement { pool, sql, .. } => {
+                let mut stmts = vec![(sql.text(kind, 1), vals)];
+                if let Some(change) = change {
+                    stmts.extend(change_statements(sql, vec![(key.to_owned(), change)]));
+                }
+                pool.commit(stmts)
+                    .await
+                    .unwrap_or_else(|e| panic!("the hand-written `{kind:?}` failed: {e}"))[0]
+            }
+            Hand::Batched { client, .. } => client.write(key, kind, vals, change).await,
         };
         assert_eq!(
             rows, 1,
@@ -776,8 +901,16 @@ impl Hand {
                 // together; the baseline does the same.
                 drop(create);
                 let both = vec![
-                    (Kind::Create, values(Kind::Create, key, name, i, lease)),
-                    (Kind::Start, values(Kind::Start, key, name, i, lease)),
+                    (
+                        Kind::Create,
+                        values(Kind::Create, key, name, i, lease),
+                        change_values(Kind::Create, key, lease),
+                    ),
+                    (
+                        Kind::Start,
+                        values(Kind::Start, key, name, i, lease),
+                        change_values(Kind::Start, key, lease),
+                    ),
                 ];
                 let rows = client.write_all(key, both).await;
                 assert_eq!(rows, [1, 1], "the hand-batched create and start of `{key}`");
@@ -1402,6 +1535,14 @@ fn maintenance(sql: &str) -> bool {
         || sql.contains(r#""expires_ms" < "#)
 }
 
+/// The statements other than the change feed's, and the feed's rows.
+fn without_changes(kinds: Vec<(Kind, usize)>) -> (Vec<(Kind, usize)>, usize) {
+    let (changes, rest): (Vec<_>, Vec<_>) = kinds
+        .into_iter()
+        .partition(|(k, _)| matches!(k, Kind::Change | Kind::ChangeNotify));
+    (rest, changes.iter().map(|(_, rows)| rows).sum())
+}
+
 /// Classifies captured statements: each must be one of the hand-written
 /// statements (any row count) with as many binds, or maintenance.
 fn classify(sql: &Sql, captured: Vec<(String, usize)>, print: bool) -> Vec<(Kind, usize)> {
@@ -1409,11 +1550,7 @@ fn classify(sql: &Sql, captured: Vec<(String, usize)>, print: bool) -> Vec<(Kind
     for (text, binds) in captured {
         match sql.classify(&text) {
             Some((kind, rows)) => {
-                assert_eq!(
-                    binds,
-                    kind.params() * rows,
-                    "`{kind:?}` × {rows}: bind count"
-                );
+                assert_eq!(binds, kind.binds(rows), "`{kind:?}` × {rows}: bind count");
                 out.push((kind, rows));
             }
             None if maintenance(&text) => {
@@ -1466,7 +1603,8 @@ async fn verify(setup: &Setup) {
         })
         .await;
     assert_eq!(out.expect("the verify run"), 7);
-    let kinds = classify(sql, take(), print);
+    let (kinds, changes) = without_changes(classify(sql, take(), print));
+    assert_eq!(changes, 5, "a change per event of the `begin` run");
     assert_eq!(
         kinds,
         [
@@ -1493,7 +1631,8 @@ async fn verify(setup: &Setup) {
         .expect("spawn");
     let key_a = spawned.key().to_owned();
     assert_eq!(spawned.await.expect("the verify spawn"), 7);
-    let mut kinds = classify(sql, take(), print);
+    let (mut kinds, changes) = without_changes(classify(sql, take(), print));
+    assert_eq!(changes, 5, "a change per event of the spawned run");
     // The maintenance's heartbeat (its first tick comes at once) writes the
     // live runs' leases again, with the same statement.
     let leases_written = kinds.iter().filter(|k| k.0 == Kind::Lease).count();
