@@ -150,20 +150,28 @@ pub async fn sse_events(body: &mut axum::body::Body, want: usize) -> Vec<(String
         if let Ok(data) = frame.into_data() {
             text.push_str(&String::from_utf8_lossy(&data));
         }
-        while let Some(end) = text.find("\n\n") {
-            let block: String = text.drain(..end + 2).collect();
-            let mut id = String::new();
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = v.to_owned();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = v.to_owned();
-                }
+        events.extend(take_sse_events(&mut text));
+    }
+    events
+}
+
+/// The whole events at the start of `text` (`(id, data)`, those with
+/// data), taken out of it.
+fn take_sse_events(text: &mut String) -> Vec<(String, String)> {
+    let mut events = Vec::new();
+    while let Some(end) = text.find("\n\n") {
+        let block: String = text.drain(..end + 2).collect();
+        let mut id = String::new();
+        let mut data = String::new();
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = v.to_owned();
             }
-            if !data.is_empty() {
-                events.push((id, data));
-            }
+        }
+        if !data.is_empty() {
+            events.push((id, data));
         }
     }
     events
@@ -188,22 +196,7 @@ impl SseCollector {
                 if let Ok(data) = frame.into_data() {
                     text.push_str(&String::from_utf8_lossy(&data));
                 }
-                while let Some(end) = text.find("\n\n") {
-                    let block: String = text.drain(..end + 2).collect();
-                    let mut id = String::new();
-                    let mut data = String::new();
-                    for line in block.lines() {
-                        if let Some(v) = line.strip_prefix("id: ") {
-                            id = v.to_owned();
-                        } else if let Some(v) = line.strip_prefix("data: ") {
-                            data = v.to_owned();
-                        }
-                    }
-                    if !data.is_empty() {
-                        let mut sink = sink.lock().unwrap();
-                        sink.push((id, data));
-                    }
-                }
+                sink.lock().unwrap().extend(take_sse_events(&mut text));
             }
         });
         SseCollector { events, task }
@@ -247,4 +240,17 @@ pub async fn backdate(db: &DatabaseConnection, key: &str, at: chrono::DateTime<c
         .exec(db)
         .await
         .expect("backdate a run");
+}
+
+/// The events of one whole run, in order: create, start, two progress
+/// writes, complete (the feed tests' unit of work).
+pub fn run_events(key: &str) -> [tasktrail::Event; 5] {
+    use tasktrail::Event;
+    [
+        Event::create(key).name("feed"),
+        Event::start(key),
+        Event::progress(key, 30.0),
+        Event::progress(key, 60.0),
+        Event::complete(key),
+    ]
 }

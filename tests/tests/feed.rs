@@ -123,13 +123,7 @@ async fn write_runs(tracker: &task_run::Tracker, prefix: &str, writers: usize, r
         tasks.push(tokio::spawn(async move {
             for r in 0..runs {
                 let key = format!("{prefix}-{w}-{r}");
-                for event in [
-                    Event::create(&key).name("feed"),
-                    Event::start(&key),
-                    Event::progress(&key, 30.0),
-                    Event::progress(&key, 60.0),
-                    Event::complete(&key),
-                ] {
+                for event in tasktrail_tests::run_events(&key) {
                     tracker.lifecycle(event).await.unwrap();
                 }
             }
@@ -293,13 +287,7 @@ async fn queued_events_and_a_killed_listener_lose_nothing() {
     let mut written = Vec::new();
     for i in 0..10 {
         let key = format!("queued-{i}");
-        for event in [
-            Event::create(&key).name("feed"),
-            Event::start(&key),
-            Event::progress(&key, 30.0),
-            Event::progress(&key, 60.0),
-            Event::complete(&key),
-        ] {
+        for event in tasktrail_tests::run_events(&key) {
             written.push(b.lifecycle(event).await.unwrap());
         }
     }

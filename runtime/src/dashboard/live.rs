@@ -36,7 +36,7 @@ use crate::config::{Role, TrackingConfig, find_all, key_encoder};
 use crate::dashboard::api::{ApiError, run_json, safe_json_text};
 use crate::dashboard::router::SharedInner;
 use crate::dashboard::{DashboardConfig, Shared};
-use crate::feed::{ChangeRow, Cursor, Since};
+use crate::feed::{ChangeRow, Cursor, Placed, Ring, Since};
 
 /// Events kept for the clients.
 const RING: usize = 4_096;
@@ -51,19 +51,17 @@ pub(crate) struct Item {
     data: String,
 }
 
-#[derive(Default)]
-struct Ring {
-    items: VecDeque<Arc<Item>>,
-    /// The ring holds every event after this cursor; `None`: the follower
-    /// is not running.
-    floor: Option<Cursor>,
-    /// The follower's place in the feed.
-    head: Option<Cursor>,
+impl Placed for Arc<Item> {
+    fn cursor(&self) -> Cursor {
+        self.cursor
+    }
 }
 
 /// A dashboard's follower of the feed and the events it made.
 pub(crate) struct Live {
-    ring: Mutex<Ring>,
+    /// The events made; stopped (no place) while the follower does not
+    /// run. Its head is the follower's place in the feed.
+    ring: Mutex<Ring<Arc<Item>>>,
     tick: watch::Sender<u64>,
     running: AtomicBool,
 }
@@ -71,7 +69,7 @@ pub(crate) struct Live {
 impl Default for Live {
     fn default() -> Self {
         Live {
-            ring: Mutex::new(Ring::default()),
+            ring: Mutex::new(Ring::new(RING)),
             tick: watch::Sender::new(0),
             running: AtomicBool::new(false),
         }
@@ -79,21 +77,14 @@ impl Default for Live {
 }
 
 impl Live {
-    fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+    fn ring(&self) -> std::sync::MutexGuard<'_, Ring<Arc<Item>>> {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Up to `max` events after `after`, or where the ring starts if the
     /// events after `after` have left it.
     fn since(&self, after: Cursor, max: usize) -> Since<Arc<Item>> {
-        let ring = self.ring();
-        match ring.floor {
-            Some(floor) if after >= floor => {
-                let start = ring.items.partition_point(|i| i.cursor <= after);
-                Since::Rows(ring.items.range(start..).take(max).cloned().collect())
-            }
-            floor => Since::Behind(floor),
-        }
+        self.ring().since(after, max)
     }
 }
 
@@ -140,7 +131,7 @@ pub(crate) async fn events<C: DashboardConfig>(
 
 /// The feed's present end, as this dashboard's follower knows it.
 async fn now<C: DashboardConfig>(shared: &Shared<C>) -> Result<Cursor, ApiError> {
-    if let Some(head) = shared.live.ring().head {
+    if let Some(head) = shared.live.ring().head() {
         return Ok(head);
     }
     Ok(shared.tracker.inner().feed.now().await?)
@@ -172,12 +163,7 @@ async fn follower<C: DashboardConfig>(weak: Weak<SharedInner<C>>) {
             }
         }
     };
-    {
-        let mut ring = shared.live.ring();
-        ring.items.clear();
-        ring.floor = Some(cursor);
-        ring.head = Some(cursor);
-    }
+    shared.live.ring().start(cursor);
     drop(shared);
     let mut idle_since: Option<tokio::time::Instant> = None;
     let mut failing = false;
@@ -186,10 +172,7 @@ async fn follower<C: DashboardConfig>(weak: Weak<SharedInner<C>>) {
         if live_of(&shared) == 0 {
             let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
             if since.elapsed() >= LINGER {
-                let mut ring = shared.live.ring();
-                ring.items.clear();
-                ring.floor = None;
-                ring.head = None;
+                shared.live.ring().stop();
                 shared.live.running.store(false, Ordering::Release);
                 return;
             }
@@ -206,16 +189,8 @@ async fn follower<C: DashboardConfig>(weak: Weak<SharedInner<C>>) {
             Ok((items, next)) => {
                 failing = false;
                 cursor = next;
-                let mut ring = shared.live.ring();
                 let any = !items.is_empty();
-                ring.items.extend(items);
-                while ring.items.len() > RING {
-                    if let Some(gone) = ring.items.pop_front() {
-                        ring.floor = Some(gone.cursor);
-                    }
-                }
-                ring.head = Some(cursor);
-                drop(ring);
+                shared.live.ring().push(items, cursor);
                 if any {
                     shared.live.tick.send_modify(|n| *n = n.wrapping_add(1));
                 }

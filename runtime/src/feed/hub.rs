@@ -18,7 +18,7 @@
 //! SQLite, or behind PgBouncer's transaction mode, the poll is all there
 //! is).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -26,7 +26,7 @@ use std::time::Duration;
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::{Notify, watch};
 
-use super::{ChangeRow, Cursor, POLL, head, read};
+use super::{ChangeRow, Cursor, POLL, Ring, Since, head, read};
 
 /// Changes kept in memory for subscribers.
 const RING: usize = 16_384;
@@ -44,7 +44,9 @@ pub(crate) struct Hub {
     pub(crate) wake: Arc<Notify>,
     /// Wakes an idle reader when a subscriber comes.
     subscribed: Arc<Notify>,
-    state: Mutex<State>,
+    /// The newest changes; its head is the last change read (none before
+    /// the first read).
+    ring: Mutex<Ring<Arc<ChangeRow>>>,
     /// Bumped after every read that found changes.
     tick: watch::Sender<u64>,
     started: AtomicBool,
@@ -54,25 +56,6 @@ pub(crate) struct Hub {
     /// [`TrackerOptions::listen`]: crate::TrackerOptions::listen
     no_listen: AtomicBool,
     table_made: AtomicBool,
-}
-
-#[derive(Default)]
-struct State {
-    /// The last change read; `None` before the first read.
-    head: Option<Cursor>,
-    /// The newest changes, oldest first.
-    ring: VecDeque<Arc<ChangeRow>>,
-    /// The ring holds every change after this one.
-    floor: Option<Cursor>,
-}
-
-/// What a ring holds after a cursor.
-pub(crate) enum Since<T> {
-    /// Every entry after it (up to the number asked).
-    Rows(Vec<T>),
-    /// Changes after it have left the ring (or the hub has not read yet):
-    /// read the database from the cursor, up to this floor.
-    Behind(Option<Cursor>),
 }
 
 /// A subscriber's wake-ups; while one exists, the hub reads.
@@ -142,7 +125,7 @@ impl Hub {
                 db: db.clone(),
                 wake: Arc::new(Notify::new()),
                 subscribed: Arc::new(Notify::new()),
-                state: Mutex::new(State::default()),
+                ring: Mutex::new(Ring::new(RING)),
                 tick: watch::Sender::new(0),
                 started: AtomicBool::new(false),
                 listening: AtomicBool::new(false),
@@ -164,8 +147,8 @@ impl Hub {
         hub
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn ring(&self) -> std::sync::MutexGuard<'_, Ring<Arc<ChangeRow>>> {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Subscribes: the hub reads while a subscription exists.
@@ -181,7 +164,7 @@ impl Hub {
 
     /// The last change read, if the hub has read.
     pub fn head(&self) -> Option<Cursor> {
-        self.state().head
+        self.ring().head()
     }
 
     /// Whether a listener is connected (PostgreSQL).
@@ -200,14 +183,7 @@ impl Hub {
 
     /// Up to `max` changes of the ring after `after`.
     pub fn since(&self, after: Cursor, max: usize) -> Since<Arc<ChangeRow>> {
-        let st = self.state();
-        match st.floor {
-            Some(floor) if after >= floor => {
-                let start = st.ring.partition_point(|c| c.cursor <= after);
-                Since::Rows(st.ring.range(start..).take(max).cloned().collect())
-            }
-            floor => Since::Behind(floor),
-        }
+        self.ring().since(after, max)
     }
 
     /// Up to `max` changes after `after` (of `scope` only, if given), from
@@ -258,28 +234,16 @@ impl Hub {
             None => {
                 self.make_table().await?;
                 let now = head(&self.db).await?;
-                let mut st = self.state();
-                st.head = Some(now);
-                st.floor = Some(now);
+                self.ring().start(now);
                 now
             }
         };
         loop {
             let page = read(&self.db, at, None, PAGE).await?;
             let n = page.rows.len();
-            if n > 0 {
-                let mut st = self.state();
-                for row in page.rows {
-                    at = row.cursor;
-                    st.ring.push_back(Arc::new(row));
-                }
-                while st.ring.len() > RING {
-                    if let Some(gone) = st.ring.pop_front() {
-                        st.floor = Some(gone.cursor);
-                    }
-                }
-                st.head = Some(at);
-                drop(st);
+            if let Some(last) = page.rows.last() {
+                at = last.cursor;
+                self.ring().push(page.rows.into_iter().map(Arc::new), at);
                 self.tick.send_modify(|n| *n = n.wrapping_add(1));
             }
             if page.held_back {

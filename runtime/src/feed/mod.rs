@@ -24,8 +24,10 @@
 //! while the listener is down, it looks every [`POLL`].
 
 mod hub;
+mod ring;
 
-pub(crate) use hub::{Hub, Since};
+pub(crate) use hub::Hub;
+pub(crate) use ring::{Placed, Ring, Since};
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 

@@ -5,7 +5,7 @@
 //! start with the sixth argument: create, start, two progress writes,
 //! complete. Prints `DONE` once every event is stored.
 
-use tasktrail::{Clock, Event, TrackerOptions, Written};
+use tasktrail::{Clock, TrackerOptions, Written};
 use tasktrail_tests::entities::task_run;
 
 #[tokio::main]
@@ -41,13 +41,7 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             for r in 0..runs {
                 let key = format!("{prefix}-{w}-{r}");
-                for event in [
-                    Event::create(&key).name("feed"),
-                    Event::start(&key),
-                    Event::progress(&key, 30.0),
-                    Event::progress(&key, 60.0),
-                    Event::complete(&key),
-                ] {
+                for event in tasktrail_tests::run_events(&key) {
                     let written = tracker.lifecycle(event).await.expect("written");
                     assert_eq!(written, Written::Stored);
                 }
