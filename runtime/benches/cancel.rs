@@ -39,18 +39,11 @@ async fn run() {
         .unwrap_or(200);
     println!("| set-up | cancels | p50 | p90 | p99 | max |");
     println!("|---|---|---|---|---|---|");
-    let url = tasktrail_tests::pg::fresh_database().await;
-    let owner = sea_orm::Database::connect(&url).await.expect("connect");
-    let other = sea_orm::Database::connect(&url).await.expect("connect");
+    let (owner, other) = tasktrail_tests::two_pools_postgres().await;
     measure("postgres (NOTIFY)", owner, other, cancels).await;
 
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("cancel.sqlite").display()
-    );
-    let owner = tasktrail::sqlite::connect(&url).await.expect("connect");
-    let other = tasktrail::sqlite::connect(&url).await.expect("connect");
+    let (owner, other) = tasktrail_tests::two_pools_sqlite(&dir.path().join("cancel.sqlite")).await;
     measure(
         "sqlite file (200 ms check)",
         owner,

@@ -67,9 +67,7 @@ async fn run() {
     println!("| set-up | events | p50 | p90 | p99 | max |");
     println!("|---|---|---|---|---|---|");
     for listen in [true, false] {
-        let url = tasktrail_tests::pg::fresh_database().await;
-        let a = sea_orm::Database::connect(&url).await.expect("connect");
-        let b = sea_orm::Database::connect(&url).await.expect("connect");
+        let (a, b) = tasktrail_tests::two_pools_postgres().await;
         let name = if listen {
             "PostgreSQL, NOTIFY"
         } else {
@@ -78,17 +76,10 @@ async fn run() {
         latency(name, a, b, listen, events).await;
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("live.sqlite").display()
-    );
-    let a = tasktrail::sqlite::connect(&url).await.expect("connect");
-    let b = tasktrail::sqlite::connect(&url).await.expect("connect");
+    let (a, b) = tasktrail_tests::two_pools_sqlite(&dir.path().join("live.sqlite")).await;
     latency("SQLite file, polling", a, b, true, events / 2).await;
 
-    let url = tasktrail_tests::pg::fresh_database().await;
-    let a = sea_orm::Database::connect(&url).await.expect("connect");
-    let b = sea_orm::Database::connect(&url).await.expect("connect");
+    let (a, b) = tasktrail_tests::two_pools_postgres().await;
     many(a, b, clients).await;
 }
 

@@ -110,6 +110,43 @@ macro_rules! backends {
     )*};
 }
 
+/// [`backends!`] for scenarios with a second instance (another pool on
+/// the same database): a SQLite file and PostgreSQL (an in-memory SQLite
+/// database belongs to one connection).
+#[macro_export]
+macro_rules! shared_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_file() {
+                super::$name($crate::Backend::SqliteFile).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
+/// Two pools on one fresh PostgreSQL database, connected as the docs show:
+/// what two instances (processes) would have.
+pub async fn two_pools_postgres() -> (DatabaseConnection, DatabaseConnection) {
+    let url = pg::fresh_database().await;
+    let one = Database::connect(&url).await.expect("connect");
+    let two = Database::connect(&url).await.expect("connect");
+    (one, two)
+}
+
+/// Two pools on the SQLite file `path` (made if missing), connected as the
+/// docs show (`tasktrail::sqlite::connect`).
+pub async fn two_pools_sqlite(path: &std::path::Path) -> (DatabaseConnection, DatabaseConnection) {
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let one = tasktrail::sqlite::connect(&url).await.expect("connect");
+    let two = tasktrail::sqlite::connect(&url).await.expect("connect");
+    (one, two)
+}
+
 /// A `tracing_subscriber` writer that keeps what is written, for tests that
 /// read logs.
 #[derive(Clone, Default)]

@@ -243,9 +243,6 @@ async fn actions(backend: Backend) {
 /// name. Once B has let the run go, the delete goes through and nothing
 /// comes back.
 async fn cancel_then_delete_from_another_instance(backend: Backend) {
-    if backend == Backend::SqliteMemory {
-        return; // one in-memory database per connection: no second instance
-    }
     let (db, guard) = connect(backend).await;
     tasktrail::schema::create::<task_run::Model>(&db)
         .await
@@ -307,4 +304,5 @@ async fn cancel_then_delete_from_another_instance(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-backends!(actions, cancel_then_delete_from_another_instance);
+backends!(actions);
+tasktrail_tests::shared_backends!(cancel_then_delete_from_another_instance);

@@ -673,9 +673,6 @@ async fn recovery_interrupts_dead_runs(backend: Backend) {
 
 // 5. a live run keeps its lease fresh: another instance's sweep leaves it.
 async fn heartbeat_keeps_live_runs(backend: Backend) {
-    if backend == Backend::SqliteMemory {
-        return; // one in-memory database per connection: no second instance
-    }
     let (tracker, guard) = setup(backend, quick()).await;
     let release = Arc::new(Notify::new());
     let release2 = release.clone();
@@ -1118,9 +1115,6 @@ async fn graceful_shutdown(backend: Backend) {
 
 // 2 + 5. cancelled from another instance: the owner's heartbeat stops it.
 async fn cancel_from_another_instance(backend: Backend) {
-    if backend == Backend::SqliteMemory {
-        return; // one in-memory database per connection: no second instance
-    }
     let (tracker, guard) = setup(backend, quick()).await;
     let (run, key) = spawn_until_cancelled(&tracker).await;
     let db = tracker.db().clone();
@@ -1149,9 +1143,6 @@ async fn cancel_from_another_instance(backend: Backend) {
 // instance whose clock runs 40 s ahead neither interrupts another
 // instance's live run nor takes its locks.
 async fn skewed_clocks_take_no_live_run(backend: Backend) {
-    if backend == Backend::SqliteMemory {
-        return; // one in-memory database per connection: no second instance
-    }
     let behind = TrackerOptions {
         clock: Clock::offset(chrono::TimeDelta::seconds(-40)),
         ..quick()
@@ -1203,9 +1194,6 @@ async fn skewed_clocks_take_no_live_run(backend: Backend) {
 // the heartbeat: another instance sweeping all along finds the live run's
 // lease fresh. The background purge goes in slices, and it finishes.
 async fn a_long_purge_lets_no_lease_lapse(backend: Backend) {
-    if backend == Backend::SqliteMemory {
-        return; // one in-memory database per connection: no second instance
-    }
     let (db, guard) = connect(backend).await;
     tasktrail::schema::create::<task_run::Model>(&db)
         .await
@@ -1315,9 +1303,6 @@ async fn a_run_whose_lease_was_taken_stops_and_stays_deleted(backend: Backend) {
 // and catches up with what it missed), through the owner's 200 ms check on
 // a SQLite file.
 async fn cancel_from_another_instance_is_prompt(backend: Backend) {
-    if backend == Backend::SqliteMemory {
-        return; // one in-memory database per connection: no second instance
-    }
     let slow = || TrackerOptions {
         heartbeat_interval: Duration::from_secs(30),
         lease_ttl: Duration::from_secs(120),
@@ -1378,15 +1363,18 @@ backends!(
     locks_conflict_and_release,
     lapsed_lock_is_taken_over,
     recovery_interrupts_dead_runs,
-    heartbeat_keeps_live_runs,
     max_duration_interrupts,
     retention_deletes_old_ended_runs,
     completion_hooks,
     retry_reruns_with_stored_args,
     graceful_shutdown,
+    a_run_whose_lease_was_taken_stops_and_stays_deleted,
+);
+
+tasktrail_tests::shared_backends!(
+    heartbeat_keeps_live_runs,
     cancel_from_another_instance,
     skewed_clocks_take_no_live_run,
     a_long_purge_lets_no_lease_lapse,
-    a_run_whose_lease_was_taken_stops_and_stays_deleted,
     cancel_from_another_instance_is_prompt,
 );
