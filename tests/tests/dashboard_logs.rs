@@ -3,7 +3,9 @@
 //! with its filters in the URL, hostile text escaped, the run page's logs
 //! panel, the JSON API with the storage's stats, 400 with a message for
 //! malformed parameters, and the live tail (server-sent events, resumable
-//! with `Last-Event-ID`); without a storage, no Logs page.
+//! with `Last-Event-ID`); without a storage, no Logs page. On PostgreSQL,
+//! two instances writing at once: the tail never skips a line whose id was
+//! drawn first but committed last.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use serde_json::Value;
 use tasktrail::logs::{DbLogStorage, LogLevel, LogRecord, LogStorage};
 use tasktrail::{Dashboard, Event};
 use tasktrail_tests::entities::task_run;
-use tasktrail_tests::{Backend, backends, connect, sse_events};
+use tasktrail_tests::{Backend, SseCollector, backends, connect, second_pool, sse_events};
 use tower::ServiceExt;
 
 tasktrail::dashboard! {
@@ -200,3 +202,68 @@ async fn logs_on_the_dashboard(backend: Backend) {
 }
 
 backends!(logs_on_the_dashboard);
+
+/// Two instances write lines to one PostgreSQL at once. Instance A's write
+/// draws its line id first and then stays open for 2 s (a trigger sleeps
+/// after the insert); B writes the next line meanwhile. Ids come from a
+/// sequence before commit, so without the log writers' commit-order lock B
+/// committed id n+1 first, the tail read it and moved past n, and A's line
+/// never reached the stream. Now B's write waits for A's commit: the tail
+/// shows both, in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_tail_never_skips_a_line_committed_late() {
+    use sea_orm::ConnectionTrait;
+    let (db, test) = connect(Backend::Postgres).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let a = Arc::new(DbLogStorage::new(db.clone()).await.unwrap());
+    let b = Arc::new(
+        DbLogStorage::new(second_pool(&test, 4).await)
+            .await
+            .unwrap(),
+    );
+    db.execute_unprepared(
+        "CREATE FUNCTION slow_line() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.message = 'slow' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER slow_line AFTER INSERT ON tasktrail_logs \
+         FOR EACH ROW EXECUTE FUNCTION slow_line();",
+    )
+    .await
+    .unwrap();
+    let app = Dashboard::new(Ops::default(), task_run::Tracker::new(db.clone()))
+        .log_storage(a.clone())
+        .router();
+    let response = request(&app, "/ops/api/logs/events", &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tail = SseCollector::start(response.into_body());
+
+    a.append(LogRecord::new(LogLevel::Info, "slow"));
+    // A's insert has drawn its id and sleeps in the trigger.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.append(LogRecord::new(LogLevel::Info, "fast"));
+    assert!(b.flush(Duration::from_secs(10)).await);
+    assert!(a.flush(Duration::from_secs(10)).await);
+
+    let events = tail.wait_for(2, Duration::from_secs(5)).await;
+    // Give a wrongly late third event the chance to show.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let events = if events.len() >= 2 {
+        tail.events()
+    } else {
+        events
+    };
+    let lines: Vec<(u64, String)> = events
+        .iter()
+        .map(|(_, data)| {
+            let line: Value = serde_json::from_str(data).unwrap();
+            (
+                line["id"].as_u64().unwrap(),
+                line["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let messages: Vec<&str> = lines.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(messages, ["slow", "fast"], "every line once, in id order");
+    assert!(lines[0].0 < lines[1].0, "{lines:?}");
+}

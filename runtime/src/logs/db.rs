@@ -224,6 +224,7 @@ impl DbLogStorage {
                 intake: capacity,
                 queue_capacity: capacity,
                 shards: 1,
+                preamble: commit_order_lock(db.get_database_backend()),
                 ..WriterOptions::default()
             },
             Arc::new(tokio::sync::Notify::new()),
@@ -290,6 +291,28 @@ async fn purge(
 /// ```
 pub fn stored_run_key(key: &str) -> Cow<'_, str> {
     crate::storable::bounded_key(key, MAX_STORED_RUN_KEY)
+}
+
+/// The advisory lock every log write on PostgreSQL takes first (its key
+/// reads "tasklogs" in ASCII).
+const LOG_WRITE_LOCK: i64 = 0x7461_736b_6c6f_6773;
+
+/// What makes line ids follow commit order, so a live tail that resumes
+/// after id `n` never skips a line: on PostgreSQL ids come from a sequence
+/// before commit, and two instances writing at once could commit 8 before
+/// 7; a reader that saw 8 would then never read 7. Each write takes a
+/// transaction-scoped advisory lock before its insert, so the next write's
+/// ids are drawn only once the previous one is visible (the lock is
+/// released after the commit). SQLite needs nothing: a write holds the
+/// database's write lock from its first id to its commit.
+fn commit_order_lock(backend: sea_orm::DbBackend) -> Option<sea_orm::Statement> {
+    (backend == sea_orm::DbBackend::Postgres).then(|| {
+        sea_orm::Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_advisory_xact_lock($1)",
+            [LOG_WRITE_LOCK.into()],
+        )
+    })
 }
 
 /// The multi-row insert of log lines; a row is [`row_values`].

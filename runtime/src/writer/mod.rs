@@ -84,6 +84,9 @@ pub(crate) struct WriterOptions {
     /// The time of a write, for the `updated_at` an op stamps
     /// ([`feed::Stamp`]); the system clock when `None`.
     pub clock: Option<Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>>,
+    /// A statement every write starts with, in the same transaction (the
+    /// log table's commit-order lock on PostgreSQL, [`crate::logs`]).
+    pub preamble: Option<sea_orm::Statement>,
 }
 
 impl std::fmt::Debug for WriterOptions {
@@ -107,6 +110,7 @@ impl Default for WriterOptions {
             max_backoff: Duration::from_secs(5),
             shards: 1,
             clock: None,
+            preamble: None,
         }
     }
 }
@@ -1078,6 +1082,9 @@ async fn commit(shared: &Shared, ops: &mut [Op]) -> Result<(), DbErr> {
         .as_ref()
         .map_or_else(chrono::Utc::now, |clock| clock());
     let mut statements = batch::plan(ops, now);
+    if let Some(preamble) = &shared.options.preamble {
+        statements.insert(0, (preamble.clone(), Vec::new()));
+    }
     if feed {
         let changes: Vec<&feed::Change> =
             ops.iter().filter_map(|op| op.change.as_deref()).collect();
