@@ -53,6 +53,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "apalis")]
+pub mod apalis;
 pub mod auth;
 pub mod config;
 pub mod dashboard;

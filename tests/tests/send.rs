@@ -67,6 +67,11 @@ const PUBLIC_ASYNC: &[(&str, &str)] = &[
     ("run/registry.rs", "submit"),
     ("run/registry.rs", "retry"),
     ("run/registry.rs", "retry_with"),
+    ("run/registry.rs", "retry_or_enqueue"),
+    // The crate-private `Enqueue` trait (apalis retries): a `BoxFuture`,
+    // `Send` by its type.
+    ("run/registry.rs", "enqueue"),
+    ("apalis.rs", "enqueue"),
     ("run/registry.rs", "run"),
     ("run/context.rs", "cancelled"),
     ("run/maintenance.rs", "recover"),
@@ -332,6 +337,11 @@ async fn tracker_and_run_futures_are_send() {
             .await
             .unwrap();
         assert_eq!((again, adjusted, built), (2.into(), 2.into(), 1));
+        let enqueued = t.retry_or_enqueue(&key).await.unwrap();
+        assert_ne!(
+            enqueued, key,
+            "a local kind is spawned again under a new key"
+        );
         (spawned, submitted, 2)
     })
     .await;
@@ -550,6 +560,7 @@ fn futures_are_send_for_every_model<M: TrackingConfig>(
     assert_send(&tracker.begin("n").submit::<Import>(Vec::new()));
     assert_send(&tracker.retry("k"));
     assert_send(&tracker.retry_with("k", |b| b));
+    assert_send(&tracker.retry_or_enqueue("k"));
     assert_send(&tracker.recover());
     assert_send(&tracker.cancel("k", None));
     assert_send(&tracker.shutdown(Duration::ZERO));

@@ -307,16 +307,10 @@ async fn retry_run<C: DashboardConfig>(
     key: &str,
     in_bulk: bool,
 ) -> Result<Done, ApiError> {
-    let retried = if in_bulk {
-        shared.tracker.retry_in_bulk(key).await
-    } else {
-        shared.tracker.retry(key).await
-    };
+    let retried = shared.tracker.retry_anywhere(key, in_bulk).await;
     let refused = |status: StatusCode, err: RetryError| Err(ApiError::new(status, err.to_string()));
     match retried {
-        Ok(spawned) => Ok(Done::Retried {
-            new_key: spawned.key().to_owned(),
-        }),
+        Ok(new_key) => Ok(Done::Retried { new_key }),
         Err(err @ RetryError::NotFound(_)) => refused(StatusCode::NOT_FOUND, err),
         Err(
             err @ (RetryError::NotEnded { .. }
@@ -326,6 +320,7 @@ async fn retry_run<C: DashboardConfig>(
         Err(
             err @ (RetryError::Unmapped(_)
             | RetryError::UnknownKind { .. }
+            | RetryError::Remote { .. }
             | RetryError::BadArgs { .. }
             | RetryError::Spawn(
                 SpawnError::UnknownKind(_)
@@ -334,7 +329,7 @@ async fn retry_run<C: DashboardConfig>(
                 | SpawnError::InvalidKey { .. },
             )),
         ) => refused(StatusCode::UNPROCESSABLE_ENTITY, err),
-        Err(err @ RetryError::Spawn(SpawnError::ShuttingDown)) => {
+        Err(err @ (RetryError::Spawn(SpawnError::ShuttingDown) | RetryError::Enqueue { .. })) => {
             refused(StatusCode::SERVICE_UNAVAILABLE, err)
         }
         Err(

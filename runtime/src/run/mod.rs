@@ -40,6 +40,8 @@ pub use crate::lifecycle::options::Retention;
 pub use context::{Cancelled, TaskContext};
 pub use hooks::Finished;
 pub use maintenance::{CancelOutcome, RecoveryReport, ShutdownReport};
+#[cfg(feature = "apalis")]
+pub(crate) use registry::{Enqueue, EnqueueError};
 pub use registry::{RetryError, Task};
 pub use retention::{PurgeReport, RetentionError};
 pub use spawn::{LockConflict, SpawnError, Spawned};

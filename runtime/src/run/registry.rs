@@ -106,6 +106,24 @@ impl<K: Task> ErasedTask for Kind<K> {
 
 use serde::Deserialize as _;
 
+/// A kind whose runs execute elsewhere — on the workers of a job queue
+/// (the `apalis` feature's `Tracker::enqueue_retries`) —
+/// so a retry enqueues a new job there instead of spawning one here.
+pub(crate) trait Enqueue: Send + Sync {
+    /// Checks `args` and enqueues a new job with them; answers the key of
+    /// the run the job's first attempt will record.
+    fn enqueue(&self, args: serde_json::Value) -> BoxFuture<'static, Result<String, EnqueueError>>;
+}
+
+/// Why a job could not be enqueued.
+#[cfg_attr(not(feature = "apalis"), allow(dead_code))]
+pub(crate) enum EnqueueError {
+    /// The arguments do not fit the job's type.
+    BadArgs(String),
+    /// The queue refused or could not be reached.
+    Push(String),
+}
+
 /// Why a run could not be retried. Nothing was recorded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -161,6 +179,29 @@ pub enum RetryError {
     /// The retry could not be spawned (a lock conflict, shutdown, …).
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// The run's kind runs on a job queue's workers (a kind registered
+    /// with an enqueuer): [`Tracker::retry`] runs kinds of this process;
+    /// [`Tracker::retry_or_enqueue`] enqueues the job again.
+    #[error(
+        "run `{key}` is a `{name}` run, which runs on a job queue's workers; retry it with retry_or_enqueue, which enqueues it again"
+    )]
+    Remote {
+        /// The run's key.
+        key: String,
+        /// Its task name.
+        name: String,
+    },
+    /// The job queue refused the new job or could not be reached; the new
+    /// run (`new_key`) is recorded `failed` with the reason.
+    #[error("the retry of run `{key}` could not be enqueued: {message}")]
+    Enqueue {
+        /// The run's key.
+        key: String,
+        /// The key the new run was recorded under.
+        new_key: String,
+        /// What the queue answered.
+        message: String,
+    },
     /// Reading the stored run failed.
     #[error("reading run `{key}` failed: {source}")]
     Db {
@@ -182,6 +223,25 @@ impl<M: TrackingConfig> Tracker<M> {
             .unwrap_or_else(|e| e.into_inner())
             .insert(K::NAME.to_owned(), Arc::new(Kind(kind)));
         self
+    }
+
+    /// Retries of runs named `name` enqueue through `enqueue`.
+    #[cfg_attr(not(feature = "apalis"), allow(dead_code))]
+    pub(crate) fn register_remote(&self, name: &str, enqueue: Arc<dyn Enqueue>) {
+        self.runs()
+            .remote
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), enqueue);
+    }
+
+    fn remote_kind(&self, name: &str) -> Option<Arc<dyn Enqueue>> {
+        self.runs()
+            .remote
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     fn kind(&self, name: &str) -> Option<Arc<dyn ErasedTask>> {
@@ -227,18 +287,128 @@ impl<M: TrackingConfig> Tracker<M> {
         self.retry_gated(key, adjust, None).await
     }
 
-    /// [`retry`](Self::retry) as one of many (the dashboard's bulk retry):
-    /// in a tracker without `max_concurrent`, at most
-    /// [`BULK_RETRY_CONCURRENCY`](super::BULK_RETRY_CONCURRENCY) such runs
-    /// run at once and the others wait as `pending`; with it, its limit
-    /// applies.
-    pub(crate) async fn retry_in_bulk(
+    /// Runs the stored run `key` again wherever its kind runs, and answers
+    /// the new run's key: a kind registered here is spawned here, as
+    /// [`retry`](Self::retry) does; a kind whose runs execute on a job
+    /// queue's workers (the `apalis` feature) is enqueued there again, and
+    /// its new run is recorded `pending` with `retry_of = key` until a
+    /// worker takes the job. This is what the dashboard's *Retry* calls.
+    ///
+    /// For an enqueued retry, "one retry at a time" is checked against the
+    /// stored runs: a run whose `retry_of` is `key` and that has not ended
+    /// refuses the retry ([`RetryError::AlreadyRetrying`]).
+    pub async fn retry_or_enqueue(&self, key: &str) -> Result<String, RetryError> {
+        self.retry_anywhere(key, false).await
+    }
+
+    /// [`retry_or_enqueue`](Self::retry_or_enqueue); `in_bulk` (the
+    /// dashboard's "retry every matching run"): a local retry in a tracker
+    /// without `max_concurrent` waits for one of
+    /// [`BULK_RETRY_CONCURRENCY`](super::BULK_RETRY_CONCURRENCY) slots as
+    /// `pending`; with it, its limit applies.
+    pub(crate) async fn retry_anywhere(
         &self,
         key: &str,
-    ) -> Result<Spawned<serde_json::Value, String>, RetryError> {
-        let runs = self.runs();
-        let gate = runs.semaphore.is_none().then(|| runs.bulk_gate.clone());
-        self.retry_gated(key, |builder| builder, gate).await
+        in_bulk: bool,
+    ) -> Result<String, RetryError> {
+        let stored = self.ended_run(key).await?;
+        if let Some(remote) = self.remote_kind(&stored.name) {
+            return self.enqueue_retry(key, stored, remote).await;
+        }
+        let gate = if in_bulk {
+            let runs = self.runs();
+            runs.semaphore.is_none().then(|| runs.bulk_gate.clone())
+        } else {
+            None
+        };
+        let spawned = self.retry_stored(key, stored, |b| b, gate).await?;
+        Ok(spawned.key().to_owned())
+    }
+
+    /// The stored run `key`, refused unless it has ended.
+    async fn ended_run(&self, key: &str) -> Result<StoredRun, RetryError> {
+        let stored = self.stored_run(key).await?;
+        if !stored.status.is_terminal() {
+            return Err(RetryError::NotEnded {
+                key: key.to_owned(),
+                status: stored.status,
+            });
+        }
+        Ok(stored)
+    }
+
+    async fn enqueue_retry(
+        &self,
+        key: &str,
+        stored: StoredRun,
+        remote: Arc<dyn Enqueue>,
+    ) -> Result<String, RetryError> {
+        let bad_args = |message: String| RetryError::BadArgs {
+            key: key.to_owned(),
+            name: stored.name.clone(),
+            message,
+        };
+        if let Some(problem) = lossy(&stored.args) {
+            return Err(bad_args(problem));
+        }
+        if let Some(retry) = self.unended_retry_of(key).await? {
+            return Err(RetryError::AlreadyRetrying {
+                key: key.to_owned(),
+                retry,
+            });
+        }
+        let new_key = match remote.enqueue(stored.args.clone()).await {
+            Ok(new_key) => new_key,
+            Err(EnqueueError::BadArgs(message)) => return Err(bad_args(message)),
+            Err(EnqueueError::Push(message)) => {
+                return Err(RetryError::Enqueue {
+                    key: key.to_owned(),
+                    new_key: String::new(),
+                    message,
+                });
+            }
+        };
+        // The new run, pending until a worker takes the job. A worker that
+        // is faster than this write has started it already: a late
+        // `create` never moves a run back (rule 4), and it adds the link.
+        let mut create = crate::Event::create(&new_key)
+            .name(&stored.name)
+            .retry_of(key);
+        create.args = Some(stored.args);
+        if let Some(user) = &stored.user {
+            create = create.actor(user.as_str());
+        }
+        self.lifecycle(create).await.map_err(|err| RetryError::Db {
+            key: new_key.clone(),
+            source: match err {
+                crate::TrackError::Refused { source, .. } => source,
+                other => DbErr::Custom(other.to_string()),
+            },
+        })?;
+        Ok(new_key)
+    }
+
+    /// A run whose `retry_of` is `key` and that has not ended (when the
+    /// entity maps `retry_of`).
+    async fn unended_retry_of(&self, key: &str) -> Result<Option<String>, RetryError> {
+        let col = |role: Role| M::binding(role).map(|b| b.column);
+        let Some(retry_col) = col(Role::RetryOf) else {
+            return Ok(None);
+        };
+        let status_col = col(Role::Status).expect("the derive guarantees a status column");
+        let (key_col, _) = crate::config::key_encoder::<M>();
+        let rows = crate::config::find_all(M::Entity::find().filter(retry_col.eq(key)), self.db())
+            .await
+            .map_err(|source| RetryError::Db {
+                key: key.to_owned(),
+                source,
+            })?;
+        Ok(rows.iter().find_map(|row| {
+            let status = M::decode_status(column_value::<M::Entity>(row, status_col))
+                .unwrap_or(Status::Unknown);
+            (!status.is_terminal())
+                .then(|| value_text(column_value::<M::Entity>(row, key_col)).unwrap_or_default())
+        }))
     }
 
     async fn retry_gated(
@@ -247,13 +417,23 @@ impl<M: TrackingConfig> Tracker<M> {
         adjust: impl FnOnce(RunBuilder<M>) -> RunBuilder<M>,
         gate: Option<Arc<tokio::sync::Semaphore>>,
     ) -> Result<Spawned<serde_json::Value, String>, RetryError> {
-        let stored = self.stored_run(key).await?;
-        if !stored.status.is_terminal() {
-            return Err(RetryError::NotEnded {
+        let stored = self.ended_run(key).await?;
+        if self.remote_kind(&stored.name).is_some() {
+            return Err(RetryError::Remote {
                 key: key.to_owned(),
-                status: stored.status,
+                name: stored.name,
             });
         }
+        self.retry_stored(key, stored, adjust, gate).await
+    }
+
+    async fn retry_stored(
+        &self,
+        key: &str,
+        stored: StoredRun,
+        adjust: impl FnOnce(RunBuilder<M>) -> RunBuilder<M>,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+    ) -> Result<Spawned<serde_json::Value, String>, RetryError> {
         let kind = self
             .kind(&stored.name)
             .ok_or_else(|| RetryError::UnknownKind {

@@ -90,6 +90,8 @@ pub(crate) struct Runs {
     pub stop: CancellationToken,
     pub hooks: RwLock<hooks::Hooks>,
     pub registry: RwLock<HashMap<String, Arc<dyn registry::ErasedTask>>>,
+    /// Kinds whose runs execute on a job queue's workers: a retry enqueues.
+    pub remote: RwLock<HashMap<String, Arc<dyn registry::Enqueue>>>,
     /// Runs whose locks and lease could not be released (database down).
     pub unreleased: Mutex<Vec<String>>,
     pub completion_hook_errors: AtomicU64,
@@ -111,6 +113,7 @@ impl Runs {
             stop: CancellationToken::new(),
             hooks: RwLock::new(hooks::Hooks::default()),
             registry: RwLock::new(HashMap::new()),
+            remote: RwLock::new(HashMap::new()),
             unreleased: Mutex::new(Vec::new()),
             completion_hook_errors: AtomicU64::new(0),
             progress_writes: AtomicU64::new(0),
