@@ -32,6 +32,33 @@ fn the_feed_imports_none_of_the_modules_that_read_it() {
     assert_stands_below("feed", &["lifecycle", "run", "logs", "auth", "dashboard"]);
 }
 
+/// No sea-orm call whose SQL depends on a sea-orm feature tasktrail does
+/// not turn on: `exec_with_returning` answers "not supported" on SQLite
+/// unless sea-orm's `sqlite-use-returning-for-3_35` is on. It is one of
+/// sea-orm's default features, which tasktrail turns off — and which the
+/// test crates turn on again (sea-orm-migration), so a test passed where
+/// a user's build failed: the quickstart's recovery sweep failed on every
+/// tick. `RETURNING` goes through SQL the runtime builds
+/// (`run/store.rs`).
+#[test]
+fn no_returning_call_that_a_sea_orm_feature_gates() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for file in rust_files(&src) {
+        if file.ends_with("layers.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("a source file");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("exec_with_returning") || code.contains("exec_with_returning_many") {
+                found.push(format!("{}:{}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "feature-gated RETURNING calls: {found:?}");
+}
+
 /// Fails if a file under `src/<module>/` names one of `above`.
 fn assert_stands_below(module: &str, above: &[&str]) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -340,12 +340,37 @@ pub(crate) async fn take_stale_leases(
     instance: &str,
     now: i64,
 ) -> Result<Vec<lease::Model>, DbErr> {
-    lease::Entity::delete_many()
-        .filter(lease::Column::Scope.eq(scope))
-        .filter(lease::Column::Instance.ne(instance))
-        .filter(stale(now))
-        .exec_with_returning(db)
-        .await
+    delete_leases_returning(
+        db,
+        sea_orm::sea_query::Condition::all()
+            .add(lease::Column::Scope.eq(scope))
+            .add(lease::Column::Instance.ne(instance))
+            .add(stale(now)),
+    )
+    .await
+}
+
+/// `DELETE … WHERE condition RETURNING *` on the lease table, as SQL: sea-orm
+/// answers "not supported" for SQLite unless its feature
+/// `sqlite-use-returning-for-3_35` is on (it is in sea-orm's defaults, which
+/// tasktrail does not turn on), while every SQLite sqlx bundles (3.35 and
+/// later) and PostgreSQL run it.
+async fn delete_leases_returning(
+    db: &impl ConnectionTrait,
+    condition: sea_orm::sea_query::Condition,
+) -> Result<Vec<lease::Model>, DbErr> {
+    use sea_orm::FromQueryResult;
+    let mut delete = sea_orm::sea_query::Query::delete();
+    delete
+        .from_table(lease::Entity)
+        .cond_where(condition)
+        .returning_all();
+    let rows = db
+        .query_all_raw(db.get_database_backend().build(&delete))
+        .await?;
+    rows.iter()
+        .map(|row| lease::Model::from_query_result(row, ""))
+        .collect()
 }
 
 /// The stale leases of `instance` itself (its live runs are not taken).
@@ -370,13 +395,15 @@ pub(crate) async fn take_stale_lease(
     run_key: &str,
     now: i64,
 ) -> Result<Option<lease::Model>, DbErr> {
-    Ok(lease::Entity::delete_many()
-        .filter(lease::Column::Scope.eq(scope))
-        .filter(lease::Column::RunKey.eq(run_key))
-        .filter(stale(now))
-        .exec_with_returning(db)
-        .await?
-        .pop())
+    Ok(delete_leases_returning(
+        db,
+        sea_orm::sea_query::Condition::all()
+            .add(lease::Column::Scope.eq(scope))
+            .add(lease::Column::RunKey.eq(run_key))
+            .add(stale(now)),
+    )
+    .await?
+    .pop())
 }
 
 /// Which of `run_keys` still have a lease.

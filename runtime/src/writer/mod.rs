@@ -85,7 +85,7 @@ pub(crate) struct WriterOptions {
     /// ([`feed::Stamp`]); the system clock when `None`.
     pub clock: Option<Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>>,
     /// A statement every write starts with, in the same transaction (the
-    /// log table's commit-order lock on PostgreSQL, [`crate::logs`]).
+    /// log table's commit-order lock on PostgreSQL).
     pub preamble: Option<sea_orm::Statement>,
 }
 
