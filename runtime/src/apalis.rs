@@ -34,7 +34,7 @@
 //! The wiring (a whole worker and web process: `docs/scaling-out.md`):
 //!
 //! ```
-//! # mod task_run { pub type Tracker = tasktrail::Tracker<Model>;
+//! # mod task_run {
 //! # use sea_orm::entity::prelude::*;
 //! # #[derive(Clone, Debug, PartialEq, DeriveEntityModel, tasktrail::TrackingConfig)]
 //! # #[sea_orm(table_name = "task_runs")]
@@ -376,10 +376,8 @@ impl<M: TrackingConfig> Tracker<M> {
     /// `Args` is the jobs' type (a stored run's args must deserialise into
     /// it); `adjust` sets what the new job is built with — apalis' storages
     /// give a job 25 attempts unless told otherwise:
-    ///
-    /// ```ignore
-    /// tracker.enqueue_retries::<Email, _, _>("email", storage, |job| job.max_attempts(3));
-    /// ```
+    /// `tracker.enqueue_retries::<Email, _, _>("email", storage, |job|
+    /// job.max_attempts(3))` (a whole example: `docs/scaling-out.md`).
     ///
     /// The new job gets a fresh id (a ULID, as apalis' storages need); its
     /// first run's key is `<id>-1`.

@@ -50,10 +50,14 @@
 //!
 //! The guide lives in `docs/`: getting started, the field-mapping reference,
 //! formatter hooks and the lifecycle rules.
+//!
+//! Cargo features: `apalis` (off by default) tracks the tasks of apalis 1.0
+//! workers as runs (the module `tasktrail::apalis`; `docs/scaling-out.md`).
 
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "apalis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "apalis")))]
 pub mod apalis;
 pub mod auth;
 pub mod config;
