@@ -291,3 +291,33 @@ pub fn run_events(key: &str) -> [tasktrail::Event; 5] {
         Event::complete(key),
     ]
 }
+
+/// Sends `method uri` with `headers` through `app` from a loopback peer and
+/// returns the status and the JSON body (`Null` when it is not JSON).
+pub async fn call_api(
+    app: &axum::Router,
+    method: axum::http::Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut builder = axum::http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let mut request = builder.body(axum::body::Body::empty()).unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}

@@ -17,24 +17,25 @@
 //!   (apalis' `lock_by`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use apalis::prelude::{
     Attempt, BackendExt, BoxDynError, TaskBuilder, TaskId, TaskSink, WorkerBuilder, WorkerContext,
 };
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tasktrail::{Dashboard, TaskContext, TrackerOptions};
 use tasktrail_tests::entities::task_run;
-use tasktrail_tests::{Backend, connect, second_pool};
-use tower::ServiceExt;
+use tasktrail_tests::{Backend, call_api, connect, second_pool};
+
+const MARK: (&str, &str) = ("x-requested-with", "tasktrail");
+
+async fn call(app: &axum::Router, method: Method, uri: &str) -> (StatusCode, Value) {
+    call_api(app, method, uri, &[MARK]).await
+}
 
 tasktrail::dashboard! {
     struct Ops<task_run::Entity> {
@@ -175,6 +176,18 @@ impl Storage {
         )
     }
 
+    /// Waits (at most 5 s) until apalis' row of task `id` has `status`.
+    async fn until_job(&self, id: &TaskId, status: &str) -> (String, i64, String) {
+        for _ in 0..100 {
+            let job = self.job(id).await;
+            if job.0 == status {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.job(id).await
+    }
+
     /// Starts worker `name` recording into `tracker`.
     fn start(
         &self,
@@ -213,25 +226,6 @@ impl Storage {
             }
         }
     }
-}
-
-async fn call(app: &axum::Router, method: Method, uri: &str) -> (StatusCode, Value) {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("x-requested-with", "tasktrail")
-        .body(Body::empty())
-        .unwrap();
-    request.extensions_mut().insert(ConnectInfo(
-        "127.0.0.1:40000".parse::<SocketAddr>().unwrap(),
-    ));
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 async fn row(db: &DatabaseConnection, key: &str) -> Option<task_run::Model> {
@@ -387,13 +381,7 @@ async fn apalis_workers(backend: Backend) {
     assert_eq!(what, Some("dropped"), "the handler's future was dropped");
     let run = until_status(&db, &sleep_key, "cancelled").await;
     assert_eq!(run.retry_of, None);
-    for _ in 0..100 {
-        if storage.job(&sleeps).await.0 == "Killed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (status, attempts, lock_by) = storage.job(&sleeps).await;
+    let (status, attempts, lock_by) = storage.until_job(&sleeps, "Killed").await;
     assert_eq!((status.as_str(), attempts), ("Killed", 1));
     let mut by = instances(&db, &sleep_key).await;
     by.retain(|i| i != web.options().instance.as_deref().unwrap_or(""));
@@ -437,13 +425,7 @@ async fn apalis_workers(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     until_status(&db, &new_key, "cancelled").await;
     let new_id: TaskId = new_key.trim_end_matches("-1").parse().unwrap();
-    for _ in 0..100 {
-        if storage.job(&new_id).await.0 == "Killed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(storage.job(&new_id).await.0, "Killed");
+    assert_eq!(storage.until_job(&new_id, "Killed").await.0, "Killed");
     assert_eq!(
         probes().lock().unwrap().get(&probe).copied(),
         Some("dropped")

@@ -3,18 +3,12 @@
 //! read-only dashboard or when not enabled; 404 / 409 / 422 with messages —
 //! on a SQLite file, in-memory SQLite and PostgreSQL.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
-use serde_json::Value;
+use axum::http::{Method, StatusCode};
 use tasktrail::{Dashboard, Event, Task, TaskContext, TrackerOptions};
 use tasktrail_tests::entities::task_run;
-use tasktrail_tests::{Backend, backends, connect, second_pool};
-use tower::ServiceExt;
+use tasktrail_tests::{Backend, backends, call_api as call, connect, second_pool};
 
 tasktrail::dashboard! {
     struct Ops<task_run::Entity> {
@@ -48,29 +42,6 @@ impl Task for Echo {
     async fn run(&self, _ctx: TaskContext, args: String) -> Result<String, String> {
         Ok(args)
     }
-}
-
-async fn call(
-    app: &axum::Router,
-    method: Method,
-    uri: &str,
-    headers: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let mut builder = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    let mut request = builder.body(Body::empty()).unwrap();
-    request.extensions_mut().insert(ConnectInfo(
-        "127.0.0.1:40000".parse::<SocketAddr>().unwrap(),
-    ));
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 /// Waits (up to 2 s) until the API shows the run `in_progress`.

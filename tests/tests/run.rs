@@ -1190,9 +1190,10 @@ async fn skewed_clocks_take_no_live_run(backend: Backend) {
     assert_eq!(row(tracker.db(), &key).await.status, "success");
 }
 
-// A long purge (100,000 ended runs, 200 delete statements) never delays
-// the heartbeat: another instance sweeping all along finds the live run's
-// lease fresh. The background purge goes in slices, and it finishes.
+// A long purge (100,000 ended runs, 200 delete statements; set
+// TASKTRAIL_PURGE_RUNS for more, e.g. 1000000) never delays the heartbeat:
+// another instance sweeping all along finds the live run's lease fresh.
+// The background purge goes in slices, and it finishes.
 async fn a_long_purge_lets_no_lease_lapse(backend: Backend) {
     let (db, guard) = connect(backend).await;
     tasktrail::schema::create::<task_run::Model>(&db)
@@ -1200,10 +1201,16 @@ async fn a_long_purge_lets_no_lease_lapse(backend: Backend) {
         .unwrap();
     let old = chrono::Utc::now() - chrono::Duration::days(40);
     let backend_kind = db.get_database_backend();
+    let count: u64 = std::env::var("TASKTRAIL_PURGE_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
     let rows = if backend_kind == sea_orm::DbBackend::Postgres {
-        "SELECT i FROM generate_series(1, 100000) AS n(i)"
+        format!("SELECT i FROM generate_series(1, {count}) AS n(i)")
     } else {
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) SELECT i FROM n"
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) SELECT i FROM n"
+        )
     };
     let marks = if backend_kind == sea_orm::DbBackend::Postgres {
         "$1, $2"
@@ -1257,13 +1264,17 @@ async fn a_long_purge_lets_no_lease_lapse(backend: Backend) {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(120),
+            started.elapsed() < Duration::from_secs(120 * count.div_ceil(100_000)),
             "the purge did not finish: {left} rows left"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(sweeps > 3, "the purge ended before it could be watched");
     assert_eq!(row(&db, &key).await.status, "in_progress");
+    eprintln!(
+        "purged {count} ended runs in {:.1} s while another instance swept {sweeps} times; the live run kept its lease",
+        started.elapsed().as_secs_f64()
+    );
     release.notify_one();
     run.await.unwrap();
     assert_eq!(row(&db, &key).await.status, "success");
