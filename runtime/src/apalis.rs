@@ -16,6 +16,9 @@
 //! - a cancel from the dashboard or any instance drops the handler's future
 //!   at once and tells apalis the task was aborted (status `Killed`: apalis
 //!   does not run it again);
+//! - an entity that maps the extras `attempt` and `worker`
+//!   ([`EXTRA_ATTEMPT`], [`EXTRA_WORKER`]) gets the attempt number and the
+//!   worker's name in those columns;
 //! - the tracker's instance is the worker: give each worker a tracker whose
 //!   [`TrackerOptions::instance`](crate::TrackerOptions::instance) is the
 //!   worker's name.
@@ -188,6 +191,14 @@ pub enum Aborted {
     Lost,
 }
 
+/// The extra [`TrackLayer`] fills with the attempt number (1, 2, …) when
+/// the entity maps it: `#[tracking(extra = "attempt")] attempt: Option<i32>`.
+pub const EXTRA_ATTEMPT: &str = "attempt";
+
+/// The extra [`TrackLayer`] fills with the worker's name when the entity
+/// maps it: `#[tracking(extra = "worker")] worker: Option<String>`.
+pub const EXTRA_WORKER: &str = "worker";
+
 /// The key of attempt `attempt` (1-based) of apalis task `id`.
 pub fn run_key(id: &TaskId, attempt: usize) -> String {
     format!("{id}-{attempt}")
@@ -230,11 +241,15 @@ where
             .queue()
             .map(|q| q.to_string())
             .unwrap_or_else(|| std::any::type_name::<Args>().to_owned());
-        if let Some(worker) = task.data().get::<WorkerContext>() {
+        let worker = task
+            .data()
+            .get::<WorkerContext>()
+            .map(|w| w.name().to_owned());
+        if let Some(worker) = &worker {
             let instance = &self.tracker.inner().instance;
-            if worker.name() != &**instance {
+            if worker != &**instance {
                 tracing::debug!(
-                    worker = worker.name(),
+                    worker = %worker,
                     instance = %instance,
                     "tasktrail: the tracker's instance is not the worker's name; runs are recorded under the instance"
                 );
@@ -247,6 +262,13 @@ where
             .args(&task.args);
         if attempt > 1 {
             builder = builder.retry_of(run_key(&id, attempt - 1));
+        }
+        // Columns the entity may map as extras.
+        if M::extra(EXTRA_ATTEMPT).is_some() {
+            builder = builder.extra(EXTRA_ATTEMPT, i32::try_from(attempt).unwrap_or(i32::MAX));
+        }
+        if let Some(worker) = worker.filter(|_| M::extra(EXTRA_WORKER).is_some()) {
+            builder = builder.extra(EXTRA_WORKER, worker);
         }
         async move {
             let spawned = builder

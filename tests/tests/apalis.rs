@@ -27,7 +27,7 @@ use axum::http::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tasktrail::{Dashboard, TaskContext, TrackerOptions};
+use tasktrail::{Dashboard, Event, RetryError, TaskContext, TrackerOptions};
 use tasktrail_tests::entities::task_run;
 use tasktrail_tests::{Backend, call_api, connect, second_pool};
 
@@ -344,7 +344,7 @@ async fn apalis_workers(backend: Backend) {
     assert_eq!(last.result_payload, Some(json!("ok on attempt 3")));
     assert_eq!(last.percent, Some(100.0));
     assert!(last.completed_at.is_some() && last.failed_at.is_none());
-    let (status, attempts, lock_by) = storage.job(&flaky).await;
+    let (status, attempts, lock_by) = storage.until_job(&flaky, "Done").await;
     assert_eq!((status.as_str(), attempts), ("Done", 3));
     assert_eq!(instances(&db, &key(&flaky, 3)).await, [lock_by]);
 
@@ -357,7 +357,7 @@ async fn apalis_workers(backend: Backend) {
     );
     assert_eq!(run.task_args, Some(json!({"kind": "panic"})));
     assert_eq!(run.retry_of, None);
-    let (status, attempts, lock_by) = storage.job(&panics).await;
+    let (status, attempts, lock_by) = storage.until_job(&panics, "Killed").await;
     assert_eq!((status.as_str(), attempts), ("Killed", 1));
     assert_eq!(instances(&db, &run.task_key).await, [lock_by]);
 
@@ -429,6 +429,34 @@ async fn apalis_workers(backend: Backend) {
     assert_eq!(
         probes().lock().unwrap().get(&probe).copied(),
         Some("dropped")
+    );
+
+    // `retry` spawns kinds of this process; an apalis run is enqueued by
+    // `retry_or_enqueue` (and the dashboard) only.
+    let refused = web.retry(&sleep_key).await.map(|s| s.key().to_owned());
+    assert!(
+        matches!(&refused, Err(RetryError::Remote { name, .. }) if name == QUEUE),
+        "{refused:?}"
+    );
+    // Stored args that no longer fit the job's type: 422, nothing enqueued.
+    web.lifecycle(
+        Event::create("old-shape")
+            .name(QUEUE)
+            .args(&json!({"kind": "resize", "image": "x.png"})),
+    )
+    .await
+    .unwrap();
+    web.lifecycle(Event::fail("old-shape", "gone"))
+        .await
+        .unwrap();
+    let (status, body) = call(&app, Method::POST, "/ops/api/runs/old-shape/retry").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown variant `resize`"),
+        "{body}"
     );
 
     // Nothing ran more than asked.

@@ -48,6 +48,12 @@ mod task_run {
         pub completed_at: Option<DateTimeUtc>,
         pub failed_at: Option<DateTimeUtc>,
         pub retry_of: Option<String>,
+        /// The apalis attempt (1, 2, …), filled by TrackLayer.
+        #[tracking(extra = "attempt")]
+        pub attempt: Option<i32>,
+        /// The worker that ran it, filled by TrackLayer.
+        #[tracking(extra = "worker")]
+        pub worker: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -62,8 +68,8 @@ tasktrail::dashboard! {
         title: "tasktrail + apalis",
         description: "Two apalis worker processes and this web process on one SQLite file.",
         url_prefix: "/tasks",
-        columns: [task_key, status, percent, message, retry_of, created_at],
-        filters: [status],
+        columns: [task_key, status, attempt, worker, percent, message, retry_of, created_at],
+        filters: [status, worker],
         search: [task_key, message],
         sort: created_at desc,
         page_size: 25,
@@ -322,19 +328,35 @@ async fn check_once(
         .order_by_asc(task_run::Column::Id)
         .all(db)
         .await?;
-    println!("{:<30} {:<12} {:<30} message", "run", "status", "retry_of");
+    println!(
+        "{:<30} {:<12} {:<8} {:<10} {:<30} message",
+        "run", "status", "attempt", "worker", "retry_of"
+    );
     for run in &runs {
         println!(
-            "{:<30} {:<12} {:<30} {}",
+            "{:<30} {:<12} {:<8} {:<10} {:<30} {}",
             run.task_key,
             run.status,
+            run.attempt.unwrap_or_default(),
+            run.worker.as_deref().unwrap_or("-"),
             run.retry_of.as_deref().unwrap_or("-"),
             run.message.as_deref().unwrap_or("")
         );
     }
-    // 1 + 3 + 1 + 1 + 1 runs.
+    // 1 + 3 + 1 + 1 + 1 runs, each with its attempt and worker.
     if runs.len() != 7 {
         return Err(format!("{} runs, expected 7", runs.len()).into());
+    }
+    for run in &runs {
+        let attempt: i32 = run.task_key.rsplit('-').next().unwrap_or("").parse()?;
+        let worker = run.worker.as_deref().unwrap_or("");
+        if run.attempt != Some(attempt) || !["worker-1", "worker-2"].contains(&worker) {
+            return Err(format!(
+                "run {} has attempt {:?}, worker {worker:?}",
+                run.task_key, run.attempt
+            )
+            .into());
+        }
     }
     println!("ok: 7 runs on two workers");
     Ok(())

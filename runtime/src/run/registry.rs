@@ -191,14 +191,12 @@ pub enum RetryError {
         /// Its task name.
         name: String,
     },
-    /// The job queue refused the new job or could not be reached; the new
-    /// run (`new_key`) is recorded `failed` with the reason.
+    /// The job queue refused the new job or could not be reached (nothing
+    /// was enqueued or recorded).
     #[error("the retry of run `{key}` could not be enqueued: {message}")]
     Enqueue {
         /// The run's key.
         key: String,
-        /// The key the new run was recorded under.
-        new_key: String,
         /// What the queue answered.
         message: String,
     },
@@ -363,7 +361,6 @@ impl<M: TrackingConfig> Tracker<M> {
             Err(EnqueueError::Push(message)) => {
                 return Err(RetryError::Enqueue {
                     key: key.to_owned(),
-                    new_key: String::new(),
                     message,
                 });
             }
