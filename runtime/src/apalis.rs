@@ -9,8 +9,10 @@
 //!   second attempt on `retry_of` the attempt before, so a task retried
 //!   twice is three runs linked in a chain;
 //! - the handler's `Ok` → `success` with its value as the result, `Err` →
-//!   `failed` with its message, a panic → `failed` (`panicked: …`), a
-//!   cancel → `cancelled`;
+//!   `failed` with its message, a panic → `failed` (`panicked: …`), an
+//!   apalis `AbortError` (the handler's "never run this again") →
+//!   `cancelled` (`cancelled: the handler aborted: …`), a cancel →
+//!   `cancelled`;
 //! - the run is a spawned run with a lease: a worker that dies leaves its
 //!   runs to the recovery sweep of any instance (`interrupted`);
 //! - a cancel from the dashboard or any instance drops the handler's future
@@ -74,6 +76,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use apalis::layers::catch_panic::PanicError;
 use apalis_core::backend::TaskSink;
 use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::layers::{Layer, Service};
@@ -90,7 +93,7 @@ use serde::de::DeserializeOwned;
 
 use crate::TrackingConfig;
 use crate::lifecycle::{RunError, Tracker};
-use crate::run::TaskContext;
+use crate::run::{CancelReason, TaskContext};
 use crate::run::{Enqueue, EnqueueError};
 
 /// Records every attempt of every apalis task as a run of `tracker` (see
@@ -160,6 +163,9 @@ impl<S, M: TrackingConfig> fmt::Debug for TrackService<S, M> {
 enum Failure {
     /// The handler's `Err`, handed back to apalis as it is.
     Error(BoxDynError),
+    /// A panic that apalis' `catch_panic` (inside this layer) turned into
+    /// an error: recorded as the panic it was.
+    Panicked(String, BoxDynError),
     /// Cancelled while it ran: the handler's future was dropped.
     Cancelled,
 }
@@ -168,9 +174,28 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Error(err) => fmt::Display::fmt(err, f),
+            Failure::Panicked(message, _) => write!(f, "panicked: {message}"),
             Failure::Cancelled => f.write_str("cancelled"),
         }
     }
+}
+
+/// What a handler's `Err` means: apalis' [`AbortError`] asks that the task
+/// not run again (recorded `cancelled`), unless it wraps a panic apalis
+/// caught (`failed`, as a panic).
+fn failure(err: BoxDynError, ctx: &TaskContext) -> Failure {
+    let Some(abort) = err.downcast_ref::<AbortError>() else {
+        return Failure::Error(err);
+    };
+    let source = std::error::Error::source(abort);
+    if let Some(panic) = source.and_then(|s| s.downcast_ref::<PanicError>()) {
+        return Failure::Panicked(panic.0.clone(), err);
+    }
+    let why = source.map_or_else(|| abort.to_string(), ToString::to_string);
+    ctx.stop_with(CancelReason::Requested(Some(format!(
+        "the handler aborted: {why}"
+    ))));
+    Failure::Error(err)
 }
 
 /// Why tasktrail ended an attempt apalis would otherwise have let run: the
@@ -278,7 +303,7 @@ where
                     async move {
                         tokio::select! {
                             biased;
-                            out = handler => out.map_err(|e| Failure::Error(e.into())),
+                            out = handler => out.map_err(|e| failure(e.into(), &ctx)),
                             _ = ctx.cancelled() => Err(Failure::Cancelled),
                         }
                     }
@@ -296,13 +321,9 @@ where
             };
             let (out, abort) = match spawned.await {
                 Ok(value) => (Ok(value), false),
-                Err(RunError::Failed(Failure::Error(err))) => {
-                    // An `AbortError` from an inner layer (apalis'
-                    // `catch_panic`) leaves apalis' status unset, as a
-                    // panic does.
-                    let abort = err.downcast_ref::<AbortError>().is_some();
-                    (Err(err), abort)
-                }
+                Err(RunError::Failed(Failure::Error(err))) => (Err(err), false),
+                // apalis' status is unset after a panic.
+                Err(RunError::Failed(Failure::Panicked(_, err))) => (Err(err), true),
                 Err(RunError::Failed(Failure::Cancelled)) => {
                     (Err(aborted(Aborted::Cancelled("cancelled".into()))), true)
                 }

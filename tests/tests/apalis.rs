@@ -6,7 +6,10 @@
 //! - a job that fails twice and then succeeds is three runs linked by
 //!   `retry_of`, with each attempt's error and the final result;
 //! - a job that panics is one `failed` run (`panicked: …`), and apalis
-//!   stores it `Killed` (it runs no more);
+//!   stores it `Killed` (it runs no more) — also on a worker with apalis'
+//!   `catch_panic` inside the layer (worker-c, on a queue of its own);
+//! - a job whose handler returns apalis' `AbortError` is one `cancelled`
+//!   run, `Killed` in apalis;
 //! - a job cancelled from the dashboard stops: its handler's future is
 //!   dropped within moments (not at the end of its 60 s sleep), the run is
 //!   `cancelled`, apalis stores `Killed`;
@@ -21,7 +24,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use apalis::prelude::{
-    Attempt, BackendExt, BoxDynError, TaskBuilder, TaskId, TaskSink, WorkerBuilder, WorkerContext,
+    AbortError, Attempt, BackendExt, BoxDynError, TaskBuilder, TaskId, TaskSink, WorkerBuilder,
+    WorkerBuilderExt, WorkerContext,
 };
 use axum::http::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -45,6 +49,8 @@ tasktrail::dashboard! {
 }
 
 const QUEUE: &str = "jobs";
+/// worker-c's queue: apalis' `catch_panic` inside the layer.
+const CAUGHT: &str = "caught";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -54,6 +60,8 @@ enum Job {
         fail_times: usize,
     },
     Panic,
+    /// Returns apalis' `AbortError`: never run it again.
+    Abort,
     /// Sleeps; `probe` names what became of the handler.
     Sleep {
         secs: u64,
@@ -89,6 +97,7 @@ async fn handle(job: Job, run: TaskContext, attempt: Attempt) -> Result<String, 
             }
         }
         Job::Panic => panic!("boom on attempt {attempt}"),
+        Job::Abort => Err(AbortError::new(std::io::Error::other("the input is corrupt")).into()),
         Job::Sleep { secs, probe } => {
             let mut probe = Probe(probe, false);
             run.message("sleeping");
@@ -130,6 +139,22 @@ impl Storage {
                     .with_config(apalis_sqlite::Config::default().queue(QUEUE));
                 Storage::Sqlite(storage, pool)
             }
+        }
+    }
+
+    /// The same storage, on queue `queue`.
+    fn on_queue(&self, queue: &str) -> Storage {
+        match self {
+            Storage::Postgres(_, pool) => Storage::Postgres(
+                apalis_postgres::PostgresStorage::<Job>::new(pool)
+                    .with_config(apalis_postgres::Config::default().queue(queue)),
+                pool.clone(),
+            ),
+            Storage::Sqlite(_, pool) => Storage::Sqlite(
+                apalis_sqlite::SqliteStorage::<Job>::new(pool)
+                    .with_config(apalis_sqlite::Config::default().queue(queue)),
+                pool.clone(),
+            ),
         }
     }
 
@@ -188,30 +213,38 @@ impl Storage {
         self.job(id).await
     }
 
-    /// Starts worker `name` recording into `tracker`.
+    /// Starts worker `name` recording into `tracker`; with `catch_panic`,
+    /// apalis' own panic layer sits inside tasktrail's (a panic reaches
+    /// the layer as an `AbortError`), without it the layer catches it.
     fn start(
         &self,
         name: &str,
         tracker: task_run::Tracker,
-    ) -> (WorkerContext, tokio::task::JoinHandle<()>) {
+        catch_panic: bool,
+    ) -> (
+        WorkerContext,
+        tokio::task::JoinHandle<Result<(), apalis::prelude::WorkerError>>,
+    ) {
         let ctx = WorkerContext::new(name);
         let layer = tasktrail::apalis::TrackLayer::new(tracker);
         let poll = Duration::from_millis(100);
+        macro_rules! run {
+            ($storage:expr) => {{
+                let builder = WorkerBuilder::new(&ctx)
+                    .backend($storage.poll_with_interval(poll))
+                    .layer(layer);
+                if catch_panic {
+                    let worker = builder.catch_panic().build(handle);
+                    tokio::spawn(worker.run())
+                } else {
+                    let worker = builder.build(handle);
+                    tokio::spawn(worker.run())
+                }
+            }};
+        }
         let handle = match self.clone() {
-            Storage::Sqlite(s, _) => {
-                let worker = WorkerBuilder::new(&ctx)
-                    .backend(s.poll_with_interval(poll))
-                    .layer(layer)
-                    .build(handle);
-                tokio::spawn(async move { worker.run().await.unwrap() })
-            }
-            Storage::Postgres(s, _) => {
-                let worker = WorkerBuilder::new(&ctx)
-                    .backend(s.poll_with_interval(poll))
-                    .layer(layer)
-                    .build(handle);
-                tokio::spawn(async move { worker.run().await.unwrap() })
-            }
+            Storage::Sqlite(s, _) => run!(s),
+            Storage::Postgres(s, _) => run!(s),
         };
         (ctx, handle)
     }
@@ -237,9 +270,10 @@ async fn row(db: &DatabaseConnection, key: &str) -> Option<task_run::Model> {
         .unwrap()
 }
 
-/// Waits (at most 30 s) until run `key` has status `status`.
+/// Waits (at most 60 s: apalis-postgres may take a job only at its
+/// worker's 30 s heartbeat, see above) until run `key` has status `status`.
 async fn until_status(db: &DatabaseConnection, key: &str, status: &str) -> task_run::Model {
-    for _ in 0..600 {
+    for _ in 0..1200 {
         if let Some(row) = row(db, key).await
             && row.status == status
         {
@@ -276,6 +310,11 @@ async fn apalis_workers(backend: Backend) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(backend, &test.url, &dir).await;
+    let caught = storage.on_queue(CAUGHT);
+    // Pushed before its worker starts: apalis-postgres 1.0 at times takes
+    // a job pushed to an idle worker's queue only at the worker's next
+    // heartbeat (30 s; seen in 3 of 11 runs).
+    let caught_panic = caught.push(Job::Panic, 1).await;
     let nonce = uuid::Uuid::new_v4().to_string();
 
     // Two workers, each with its own tracker, pool and instance name.
@@ -292,8 +331,10 @@ async fn apalis_workers(backend: Backend) {
         }
     };
     let workers = [
-        storage.start("worker-a", worker_tracker("worker-a").await),
-        storage.start("worker-b", worker_tracker("worker-b").await),
+        storage.start("worker-a", worker_tracker("worker-a").await, false),
+        storage.start("worker-b", worker_tracker("worker-b").await, false),
+        // On a queue of its own, with apalis' catch_panic inside the layer.
+        caught.start("worker-c", worker_tracker("worker-c").await, true),
     ];
     // The web process: its own tracker, retries through apalis.
     let web = task_run::Tracker::new(second_pool(&test, 4).await);
@@ -302,6 +343,7 @@ async fn apalis_workers(backend: Backend) {
 
     let flaky = storage.push(Job::Flaky { fail_times: 2 }, 3).await;
     let panics = storage.push(Job::Panic, 1).await;
+    let aborts = storage.push(Job::Abort, 3).await;
     let probe = format!("sleep-{nonce}");
     let sleep_args = Job::Sleep {
         secs: 60,
@@ -360,6 +402,32 @@ async fn apalis_workers(backend: Backend) {
     let (status, attempts, lock_by) = storage.until_job(&panics, "Killed").await;
     assert_eq!((status.as_str(), attempts), ("Killed", 1));
     assert_eq!(instances(&db, &run.task_key).await, [lock_by]);
+
+    // The same panic under apalis' catch_panic (worker-c): the layer sees
+    // an AbortError holding the panic, and records the panic.
+    let run = until_status(&db, &key(&caught_panic, 1), "failed").await;
+    assert_eq!(
+        run.message.as_deref(),
+        Some("panicked: boom on attempt 1"),
+        "{run:?}"
+    );
+    assert_eq!(run.task_name, CAUGHT);
+    let (status, attempts, lock_by) = caught.until_job(&caught_panic, "Killed").await;
+    assert_eq!(
+        (status.as_str(), attempts, lock_by.as_str()),
+        ("Killed", 1, "worker-c")
+    );
+    assert_eq!(instances(&db, &run.task_key).await, ["worker-c"]);
+
+    // apalis' AbortError: cancelled, and apalis runs it no more.
+    let run = until_status(&db, &key(&aborts, 1), "cancelled").await;
+    assert_eq!(
+        run.message.as_deref(),
+        Some("cancelled: the handler aborted: the input is corrupt"),
+        "{run:?}"
+    );
+    let (status, attempts, _) = storage.until_job(&aborts, "Killed").await;
+    assert_eq!((status.as_str(), attempts), ("Killed", 1));
 
     // Cancelled from the dashboard (the web process): the worker drops the
     // handler at once.
@@ -461,7 +529,12 @@ async fn apalis_workers(backend: Backend) {
 
     // Nothing ran more than asked.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    for extra in [key(&flaky, 4), key(&panics, 2), key(&sleeps, 2)] {
+    for extra in [
+        key(&flaky, 4),
+        key(&panics, 2),
+        key(&aborts, 2),
+        key(&sleeps, 2),
+    ] {
         assert!(row(&db, &extra).await.is_none(), "{extra} ran");
     }
     for (ctx, handle) in workers {
@@ -469,6 +542,7 @@ async fn apalis_workers(backend: Backend) {
         tokio::time::timeout(Duration::from_secs(10), handle)
             .await
             .expect("the worker stops")
+            .unwrap()
             .unwrap();
     }
 }

@@ -75,6 +75,13 @@ impl TaskContext {
         }
     }
 
+    /// Asks the run to stop for `reason` (what the job queue integration
+    /// records when a handler aborts its task).
+    #[cfg_attr(not(feature = "apalis"), allow(dead_code))]
+    pub(crate) fn stop_with(&self, reason: crate::run::CancelReason) -> bool {
+        self.inner.control.request_cancel(reason)
+    }
+
     /// The run's key.
     pub fn key(&self) -> &str {
         &self.inner.key
