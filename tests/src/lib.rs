@@ -321,3 +321,13 @@ pub async fn call_api(
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// The `task_runs` row of run `key`, if there is one.
+pub async fn find_run(db: &DatabaseConnection, key: &str) -> Option<entities::task_run::Model> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    entities::task_run::Entity::find()
+        .filter(entities::task_run::Column::TaskKey.eq(key))
+        .one(db)
+        .await
+        .expect("read a run")
+}

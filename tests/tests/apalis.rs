@@ -28,11 +28,12 @@ use apalis::prelude::{
     WorkerBuilderExt, WorkerContext,
 };
 use axum::http::{Method, StatusCode};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tasktrail::{Dashboard, Event, RetryError, TaskContext, TrackerOptions};
 use tasktrail_tests::entities::task_run;
+use tasktrail_tests::find_run as row;
 use tasktrail_tests::{Backend, call_api, connect, second_pool};
 
 const MARK: (&str, &str) = ("x-requested-with", "tasktrail");
@@ -259,15 +260,6 @@ impl Storage {
             }
         }
     }
-}
-
-async fn row(db: &DatabaseConnection, key: &str) -> Option<task_run::Model> {
-    use sea_orm::ColumnTrait;
-    task_run::Entity::find()
-        .filter(task_run::Column::TaskKey.eq(key))
-        .one(db)
-        .await
-        .unwrap()
 }
 
 /// Waits (at most 60 s: apalis-postgres may take a job only at its

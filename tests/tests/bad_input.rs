@@ -10,10 +10,11 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use tasktrail::{Dashboard, Event, MAX_KEY_BYTES, SpawnError, TrackError, Written};
 use tasktrail_tests::entities::task_run;
+use tasktrail_tests::find_run as row;
 use tasktrail_tests::{Backend, backends, connect, pg};
 use tower::ServiceExt;
 
@@ -23,15 +24,6 @@ tasktrail::dashboard! {
         filters: [status, task_name],
         search: [task_name, message],
     }
-}
-
-async fn row(db: &DatabaseConnection, key: &str) -> Option<task_run::Model> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    task_run::Entity::find()
-        .filter(task_run::Column::TaskKey.eq(key))
-        .one(db)
-        .await
-        .unwrap()
 }
 
 /// A trigger that refuses every write of a run whose key starts with

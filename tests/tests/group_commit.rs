@@ -9,18 +9,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 use tasktrail::{Event, TrackerOptions, Written};
 use tasktrail_tests::entities::task_run;
+use tasktrail_tests::find_run as row;
 use tasktrail_tests::{Backend, backends, connect};
-
-async fn row(db: &DatabaseConnection, key: &str) -> Option<task_run::Model> {
-    task_run::Entity::find()
-        .filter(task_run::Column::TaskKey.eq(key))
-        .one(db)
-        .await
-        .unwrap()
-}
 
 /// 1,000 spawned runs at once, each reporting progress twice: every row is
 /// exact, and the writes took far fewer commits than there were writes.

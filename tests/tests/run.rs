@@ -19,6 +19,7 @@ use tasktrail::{
     RunError, SpawnError, Spawned, Status, Task, TaskContext, TrackerOptions,
 };
 use tasktrail_tests::entities::task_run;
+use tasktrail_tests::find_run as try_row;
 use tasktrail_tests::{Backend, TestDb, backends, connect, second_pool};
 use tokio::sync::Notify;
 
@@ -43,14 +44,6 @@ async fn setup(backend: Backend, options: TrackerOptions) -> (Tracker, TestDb) {
         .await
         .expect("create the schema");
     (Tracker::with_options(db, options), guard)
-}
-
-async fn try_row(db: &DatabaseConnection, key: &str) -> Option<task_run::Model> {
-    task_run::Entity::find()
-        .filter(task_run::Column::TaskKey.eq(key))
-        .one(db)
-        .await
-        .expect("query")
 }
 
 async fn row(db: &DatabaseConnection, key: &str) -> task_run::Model {
