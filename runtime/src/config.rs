@@ -346,6 +346,7 @@ pub(crate) fn value_text(value: Value) -> Option<String> {
 }
 
 /// A timestamp column's value as UTC, whichever chrono type the column has.
+#[cfg(feature = "dashboard")]
 pub(crate) fn value_time(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
     match value {
         Value::ChronoDateTimeUtc(Some(t)) => Some(*t),

@@ -45,14 +45,17 @@ pub(crate) fn classify(err: &DbErr) -> ErrorClass {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::Tls(_) => ErrorClass::Transient,
         sqlx::Error::Database(db) => {
+            #[cfg(feature = "sqlite")]
             if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
                 // SQLite's code is its extended result code, in decimal.
                 let code = db.code().and_then(|c| c.parse::<i32>().ok());
                 return code.map_or(ErrorClass::Permanent, classify_sqlite);
             }
+            #[cfg(feature = "postgres")]
             if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 return classify_sqlstate(e.code());
             }
+            let _ = db;
             ErrorClass::Permanent
         }
         _ => ErrorClass::Permanent,
@@ -76,8 +79,12 @@ pub(crate) fn is_conflict(err: &DbErr) -> bool {
     let sqlx::Error::Database(db) = &**e else {
         return false;
     };
-    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-        .is_some_and(|e| matches!(e.code(), "40P01" | "40001"))
+    #[cfg(feature = "postgres")]
+    if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return matches!(e.code(), "40P01" | "40001");
+    }
+    let _ = db;
+    false
 }
 
 /// Whether the database refused a value the statement carried, rather than
@@ -85,6 +92,7 @@ pub(crate) fn is_conflict(err: &DbErr) -> bool {
 /// byte, a malformed number or time, a value out of range) and SQLite's
 /// `TOOBIG`, `MISMATCH` and `RANGE`. On a read whose values come from a
 /// request, that is the request's fault (a 400), not the server's.
+#[cfg(feature = "dashboard")]
 pub(crate) fn is_bad_value(err: &DbErr) -> bool {
     let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
     else {
@@ -93,13 +101,16 @@ pub(crate) fn is_bad_value(err: &DbErr) -> bool {
     let sqlx::Error::Database(db) = &**e else {
         return false;
     };
+    #[cfg(feature = "sqlite")]
     if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
         let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
         return matches!(code & 0xff, 18 | 20 | 25);
     }
+    #[cfg(feature = "postgres")]
     if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         return e.code().starts_with("22");
     }
+    let _ = db;
     false
 }
 
@@ -113,6 +124,7 @@ pub(crate) fn is_bad_value(err: &DbErr) -> bool {
 /// (`READONLY_RECOVERY`, `READONLY_CANTLOCK`). Everything else — `ERROR`
 /// (no such table, a syntax error), `CONSTRAINT`, `MISMATCH`, `TOOBIG`,
 /// `CORRUPT`, `READONLY`, `PERM`, `AUTH`, … — is permanent.
+#[cfg(feature = "sqlite")]
 pub(crate) fn classify_sqlite(code: i32) -> ErrorClass {
     const SQLITE_READONLY_RECOVERY: i32 = 8 | (1 << 8);
     const SQLITE_READONLY_CANTLOCK: i32 = 8 | (2 << 8);
@@ -136,6 +148,7 @@ pub(crate) fn classify_sqlite(code: i32) -> ErrorClass {
 /// transaction: a standby during a failover). Everything else — data
 /// exceptions (`22`), integrity (`23`), syntax and permissions (`42`),
 /// internal errors (`XX`) — is permanent.
+#[cfg(feature = "postgres")]
 pub(crate) fn classify_sqlstate(code: &str) -> ErrorClass {
     const TRANSIENT_CLASSES: [&str; 3] = ["08", "53", "58"];
     const TRANSIENT_CODES: [&str; 9] = [

@@ -51,16 +51,49 @@
 //! The guide lives in `docs/`: getting started, the field-mapping reference,
 //! formatter hooks and the lifecycle rules.
 //!
-//! Cargo features: `apalis` (off by default) tracks the tasks of apalis 1.0
-//! workers as runs (the module `tasktrail::apalis`; `docs/scaling-out.md`).
+//! ## Cargo features
+//!
+//! Additive, in sea-orm's style. The defaults (`sqlite`, `dashboard`,
+//! `auth`, `openapi`) serve the quickstart.
+//!
+//! | Feature | What it adds |
+//! |---|---|
+//! | `sqlite` | SQLite through sqlx (the bundled C library), and the set-up helpers of [`sqlite`] |
+//! | `postgres` | PostgreSQL through sqlx; LISTEN/NOTIFY for the live stream and cross-instance cancel |
+//! | `runtime-tokio-rustls` | TLS to the database with rustls (sea-orm's feature of that name) |
+//! | `runtime-tokio-native-tls` | TLS with the platform's library, OpenSSL on Linux (sea-orm's feature of that name) |
+//! | `runtime-tokio` | sqlx on tokio without TLS: always on, named for sea-orm parity |
+//! | `dashboard` | [`Dashboard`], [`dashboard!`], pages, JSON API, live stream, log viewer, audit trail (axum, askama); answers loopback clients only |
+//! | `auth` | who may use the dashboard beyond loopback: login form with argon2 hashes and an encrypted session cookie, proxy headers, your own [`auth::AuthBackend`] (implies `dashboard`) |
+//! | `openapi` | the dashboard's OpenAPI document at `{prefix}/api/openapi.json` (utoipa; implies `dashboard`) |
+//! | `apalis` | track apalis 1.0 workers' tasks as runs (the module `tasktrail::apalis`; `docs/scaling-out.md`) |
+//!
+//! At least one backend is needed. A service that only records runs on
+//! PostgreSQL takes
+//! `tasktrail = { version = "0.1", default-features = false, features = ["postgres"] }`:
+//! its build has no SQLite, axum, askama or argon2 (`docs/tracker-only.md`,
+//! `examples/tracker-only`). The tracker, spawned runs, locks, leases,
+//! recovery, retention, the change feed and log capture
+//! ([`logs`]) are in every build.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!(
+    "tasktrail needs a database backend: enable the feature `sqlite` or `postgres` \
+     (`default-features = false` turned the default `sqlite` off)"
+);
 
 #[cfg(feature = "apalis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "apalis")))]
 pub mod apalis;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
 pub mod auth;
 pub mod config;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
 pub mod dashboard;
 mod db_error;
 mod feed;
@@ -73,11 +106,15 @@ mod limits;
 pub mod logs;
 pub mod run;
 pub mod schema;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 mod storable;
 mod writer;
 
 pub use config::{ColumnKind, FieldInfo, Role, TrackingConfig, TrackingOptions};
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
 pub use dashboard::{Dashboard, DashboardConfig, DashboardSettings};
 pub use fields::TrackedStatus;
 pub use hooks::{Actor, FormatHooks, PayloadKind, TrackedObject};
@@ -144,6 +181,8 @@ pub use tasktrail_macros::TrackingConfig;
 /// assert_eq!((ops.title.as_str(), ops.page_size), ("Ops", 20));
 /// assert_eq!(ops.url_prefix, "/ops/tasks");
 /// ```
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
 #[macro_export]
 macro_rules! dashboard {
     ($($input:tt)*) => {
@@ -157,6 +196,7 @@ pub mod __private {
     pub use crate::config::{
         Binding, Encode, FieldInfo, Role, TrackingConfig, TrackingOptions, bind,
     };
+    #[cfg(feature = "dashboard")]
     pub use crate::dashboard::{
         Actions, DashboardConfig, DashboardSettings, SortOrder, deserialize_config,
         serialize_config,
@@ -173,9 +213,11 @@ pub mod __private {
     pub use ::std::vec::Vec;
     pub use sea_orm::EntityTrait;
     pub use serde;
+    #[cfg(feature = "dashboard")]
     pub use tasktrail_macros::dashboard as dashboard_impl;
 
     /// Fails to compile unless the field can be searched as text.
+    #[cfg(feature = "dashboard")]
     pub fn searchable<T: crate::dashboard::SearchableField + ?Sized>(_field: &T) {}
     pub use serde_json::Value as JsonValue;
 

@@ -99,8 +99,8 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
 
 /// Creates the entity's table (and, on PostgreSQL, its enum types), the
 /// [`indexes`], the tables spawned runs share (`tasktrail_locks`,
-/// `tasktrail_leases`), the change feed (`tasktrail_changes`) and the audit
-/// trail, skipping whatever already exists.
+/// `tasktrail_leases`), the change feed (`tasktrail_changes`) and (with the
+/// feature `dashboard`) the audit trail, skipping whatever already exists.
 pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let schema = Schema::new(backend);
@@ -128,7 +128,9 @@ pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), 
     }
     crate::run::store::create_tables(db).await?;
     crate::writer::feed::create_table(db).await?;
-    crate::auth::audit::create_table(db).await
+    #[cfg(feature = "dashboard")]
+    crate::auth::audit::create_table(db).await?;
+    Ok(())
 }
 
 /// Creates only the tables spawned runs share (object locks and run

@@ -19,7 +19,7 @@ pub mod browser;
 #[cfg(doctest)]
 pub mod docs;
 pub mod entities;
-pub mod pg;
+pub use tasktrail_harness::pg;
 pub mod sql_capture;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};

@@ -261,3 +261,14 @@ pub async fn recent(db: &DatabaseConnection, limit: u64) -> Result<Vec<entry::Mo
         .all(db)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_retry_guard_bounds_keys_as_the_audit_trail_does() {
+        assert_eq!(
+            super::MAX_TARGET_BYTES,
+            crate::run::RETRY_GUARD_TARGET_BYTES
+        );
+    }
+}

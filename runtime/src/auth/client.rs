@@ -3,7 +3,9 @@
 //! proxies), the bucket the login throttle counts it in, and whether it
 //! came over HTTPS (for `Secure` cookies).
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
+#[cfg(feature = "auth")]
+use std::net::Ipv6Addr;
 
 use axum::http::HeaderMap;
 
@@ -33,6 +35,7 @@ pub(crate) fn proxy_header(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `ip` with a v4-mapped IPv6 address (`::ffff:a.b.c.d`) written as IPv4.
+#[cfg(feature = "auth")]
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -40,12 +43,14 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+#[cfg(feature = "auth")]
 fn trusted_in(ip: IpAddr, trusted: &[IpAddr]) -> bool {
     let ip = canonical(ip);
     trusted.iter().any(|t| canonical(*t) == ip)
 }
 
 /// Whether `peer` is one of the `trusted` proxies.
+#[cfg(feature = "auth")]
 pub(crate) fn is_trusted(peer: Option<IpAddr>, trusted: &[IpAddr]) -> bool {
     peer.is_some_and(|ip| trusted_in(ip, trusted))
 }
@@ -56,6 +61,7 @@ pub(crate) fn is_trusted(peer: Option<IpAddr>, trusted: &[IpAddr]) -> bool {
 /// where each proxy appends the address it saw. Whatever the client wrote
 /// itself stands further left, so it is never reached. `None` without a
 /// peer address.
+#[cfg(feature = "auth")]
 pub(crate) fn client_addr(
     peer: Option<IpAddr>,
     headers: &HeaderMap,
@@ -83,6 +89,7 @@ pub(crate) fn client_addr(
 
 /// The addresses a request passed through, oldest first: every
 /// `X-Forwarded-For` value in order, or else every `for=` of `Forwarded`.
+#[cfg(feature = "auth")]
 fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     let values = |name: &str| -> Vec<String> {
         headers
@@ -109,6 +116,7 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
 
 /// The value of `name` in one element of a `Forwarded` header
 /// (`for=192.0.2.60;proto=http;by=203.0.113.43`), unquoted.
+#[cfg(feature = "auth")]
 fn forwarded_param(element: &str, name: &str) -> Option<String> {
     element.split(';').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
@@ -120,6 +128,7 @@ fn forwarded_param(element: &str, name: &str) -> Option<String> {
 
 /// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`,
 /// `2001:db8::1`, `[2001:db8::1]:4711`.
+#[cfg(feature = "auth")]
 fn node_addr(node: &str) -> Option<IpAddr> {
     let node = node.trim().trim_matches('"');
     if let Some(v6) = node.strip_prefix('[') {
@@ -135,6 +144,7 @@ fn node_addr(node: &str) -> Option<IpAddr> {
 /// The bucket the login throttle counts `ip` in: an IPv4 address, or the
 /// /64 network of an IPv6 address (one customer's network: a client takes
 /// a fresh address from it at will).
+#[cfg(feature = "auth")]
 pub(crate) fn bucket(ip: IpAddr) -> String {
     match canonical(ip) {
         IpAddr::V4(v4) => v4.to_string(),
@@ -149,6 +159,7 @@ pub(crate) fn bucket(ip: IpAddr) -> String {
 /// What a trusted proxy says of the client's scheme (`X-Forwarded-Proto`,
 /// or `Forwarded: proto=`): `Some(false)` when every value it gives is
 /// `http`, `Some(true)` when one is `https`, `None` when it says nothing.
+#[cfg(feature = "auth")]
 pub(crate) fn forwarded_https(headers: &HeaderMap) -> Option<bool> {
     let mut protos: Vec<String> = headers
         .get_all("x-forwarded-proto")
@@ -179,6 +190,7 @@ pub(crate) fn forwarded_https(headers: &HeaderMap) -> Option<bool> {
 /// Whether the page that sent this request was loaded over plain HTTP
 /// from a host other than loopback (its `Origin` says `http://host`): a
 /// browser there drops a `Secure` cookie.
+#[cfg(feature = "auth")]
 pub(crate) fn plain_http_page(headers: &HeaderMap) -> bool {
     headers
         .get(axum::http::header::ORIGIN)
@@ -225,7 +237,7 @@ pub(crate) fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "auth"))]
 mod tests {
     use super::*;
 

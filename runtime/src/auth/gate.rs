@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::session::{self, Session, SessionKey};
 use crate::auth::throttle::Throttle;
-use crate::auth::{AuthBackend, RequestInfo, Role, User};
+use crate::auth::{AuthBackend, Identity, RequestInfo};
 use crate::dashboard::pages::LinkBase;
 
 /// The dashboard's authentication settings, and what it remembers.
@@ -165,32 +165,6 @@ pub(crate) struct ClientInfo {
     pub addr: Option<IpAddr>,
     /// Whether the cookies set for it are `Secure`.
     pub secure: bool,
-}
-
-/// Who a request comes from, for the handlers.
-#[derive(Clone, Debug)]
-pub(crate) struct Identity {
-    /// The user; `None` when the dashboard has no auth backend (loopback
-    /// clients only, who may do everything the configuration allows).
-    pub user: Option<User>,
-    /// What they may do.
-    pub role: Role,
-    /// Their session's CSRF token, when they came with a session.
-    pub csrf: Option<String>,
-    /// Whether there is a login form (and so a logout button).
-    pub logs_in: bool,
-}
-
-impl Identity {
-    /// A loopback client of a dashboard without an auth backend.
-    pub(crate) fn local() -> Self {
-        Identity {
-            user: None,
-            role: Role::Admin,
-            csrf: None,
-            logs_in: false,
-        }
-    }
 }
 
 /// The header state-changing requests of a session carry its token in.

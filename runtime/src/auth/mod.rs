@@ -15,24 +15,70 @@
 //! expiry; every state-changing request must carry the session's CSRF
 //! token. Each user has a [`Role`]: viewers read, operators act on runs,
 //! admins too.
+//!
+//! The backends, the login form and the session cookie come with the cargo
+//! feature `auth` (on by default). With `dashboard` alone, the dashboard
+//! answers loopback clients only (or everyone, after
+//! [`Dashboard::allow_remote_without_auth`](crate::Dashboard::allow_remote_without_auth)),
+//! and the build has no argon2, cookie or session code.
 
 pub mod audit;
+#[cfg(feature = "auth")]
 mod backends;
 pub(crate) mod client;
+#[cfg(feature = "auth")]
 mod gate;
+#[cfg(feature = "auth")]
 mod login;
+#[cfg(feature = "auth")]
 mod session;
+#[cfg(feature = "auth")]
 mod throttle;
 
+#[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
 pub use backends::{HeaderAuth, NoAuth, SimpleAuth, hash_password};
-pub(crate) use gate::{AuthState, Identity, gate};
+#[cfg(feature = "auth")]
+pub(crate) use gate::{AuthState, gate};
+#[cfg(feature = "auth")]
 pub(crate) use login::{login_form, login_submit, logout};
+#[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
 pub use session::SessionKey;
 
+#[cfg(feature = "auth")]
 use std::net::IpAddr;
 
+#[cfg(feature = "auth")]
 use axum::http::{HeaderMap, Method, Uri};
+#[cfg(feature = "auth")]
 use futures::future::BoxFuture;
+
+/// Who a request comes from, for the handlers.
+#[derive(Clone, Debug)]
+pub(crate) struct Identity {
+    /// The user; `None` when the dashboard has no auth backend (loopback
+    /// clients only, who may do everything the configuration allows).
+    pub user: Option<User>,
+    /// What they may do.
+    pub role: Role,
+    /// Their session's CSRF token, when they came with a session.
+    pub csrf: Option<String>,
+    /// Whether there is a login form (and so a logout button).
+    pub logs_in: bool,
+}
+
+impl Identity {
+    /// A loopback client of a dashboard without an auth backend.
+    pub(crate) fn local() -> Self {
+        Identity {
+            user: None,
+            role: Role::Admin,
+            csrf: None,
+            logs_in: false,
+        }
+    }
+}
 
 /// What a user may do.
 #[derive(
@@ -115,6 +161,8 @@ impl User {
 }
 
 /// The parts of a request a backend may look at.
+#[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
 #[derive(Debug)]
 pub struct RequestInfo<'a> {
     /// The method.
@@ -134,6 +182,8 @@ pub struct RequestInfo<'a> {
 /// [`login`](Self::login) for a login form; the dashboard keeps a form
 /// login in its session cookie. See the "Authentication" guide for a
 /// bearer-token backend.
+#[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
 pub trait AuthBackend: Send + Sync + 'static {
     /// The user a request carries by itself, if any (checked when it has no
     /// valid session).

@@ -9,6 +9,7 @@ mod gate;
 mod input;
 mod live;
 mod log_pages;
+#[cfg(feature = "openapi")]
 mod openapi;
 pub(crate) mod pages;
 pub mod query;

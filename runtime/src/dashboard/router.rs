@@ -5,9 +5,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{any, get, post};
 
+#[cfg(feature = "openapi")]
+use crate::dashboard::openapi;
 use crate::dashboard::{
-    DashboardConfig, DashboardSettings, actions, api, forms, gate, live, log_pages, openapi, pages,
-    stats,
+    DashboardConfig, DashboardSettings, actions, api, forms, gate, live, log_pages, pages, stats,
 };
 use crate::lifecycle::Tracker;
 
@@ -17,6 +18,7 @@ pub(crate) struct SharedInner<C: DashboardConfig> {
     pub tracker: Tracker<C::Model>,
     pub stats: stats::StatsCache,
     pub logs: Option<Arc<dyn crate::logs::LogStorage>>,
+    #[cfg(feature = "auth")]
     pub auth: Option<Arc<crate::auth::AuthState>>,
     /// The live stream's follower of the change feed.
     pub live: live::Live,
@@ -58,9 +60,13 @@ pub struct Dashboard<C: DashboardConfig> {
     trusted_proxies: Vec<std::net::IpAddr>,
     stats_max_age: std::time::Duration,
     logs: Option<Arc<dyn crate::logs::LogStorage>>,
+    #[cfg(feature = "auth")]
     auth: Option<Arc<dyn crate::auth::AuthBackend>>,
+    #[cfg(feature = "auth")]
     session_key: Option<crate::auth::SessionKey>,
+    #[cfg(feature = "auth")]
     secure_cookies: Option<bool>,
+    #[cfg(feature = "auth")]
     session_ttl: std::time::Duration,
     audit_retention: Option<std::time::Duration>,
 }
@@ -89,9 +95,13 @@ impl<C: DashboardConfig> Dashboard<C> {
             trusted_proxies: Vec::new(),
             stats_max_age: std::time::Duration::from_secs(2),
             logs: None,
+            #[cfg(feature = "auth")]
             auth: None,
+            #[cfg(feature = "auth")]
             session_key: None,
+            #[cfg(feature = "auth")]
             secure_cookies: None,
+            #[cfg(feature = "auth")]
             session_ttl: std::time::Duration::from_secs(12 * 3_600),
             audit_retention: Some(crate::auth::audit::DEFAULT_RETENTION),
         }
@@ -119,6 +129,8 @@ impl<C: DashboardConfig> Dashboard<C> {
     /// [`auth`](crate::auth).
     ///
     /// [`NoAuth::anyone`]: crate::auth::NoAuth::anyone
+    #[cfg(feature = "auth")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
     pub fn auth(mut self, backend: impl crate::auth::AuthBackend) -> Self {
         self.auth = Some(Arc::new(backend));
         self
@@ -127,6 +139,8 @@ impl<C: DashboardConfig> Dashboard<C> {
     /// The key of the session cookies. Instances behind a load balancer
     /// need the same one. Without it, a random key is made at start (and a
     /// warning logged): sessions end when the process restarts.
+    #[cfg(feature = "auth")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
     pub fn session_key(mut self, key: crate::auth::SessionKey) -> Self {
         self.session_key = Some(key);
         self
@@ -141,6 +155,8 @@ impl<C: DashboardConfig> Dashboard<C> {
     /// `Secure` always; `false` never, for a dashboard served over plain
     /// HTTP beyond loopback (where a browser drops `Secure` cookies: the
     /// login form says so and refuses to log in).
+    #[cfg(feature = "auth")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
     pub fn secure_cookies(mut self, secure: bool) -> Self {
         self.secure_cookies = Some(secure);
         self
@@ -149,6 +165,8 @@ impl<C: DashboardConfig> Dashboard<C> {
     /// How long a login lasts: 12 hours by default. Taken as at most 400
     /// days (what browsers keep a cookie for), so `Duration::MAX` is the
     /// longest login, never one born expired.
+    #[cfg(feature = "auth")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
     pub fn session_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.session_ttl = ttl.min(std::time::Duration::from_secs(400 * 86_400));
         self
@@ -221,6 +239,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             stats: stats::StatsCache::new(self.stats_max_age),
             live: live::Live::default(),
             logs: self.logs,
+            #[cfg(feature = "auth")]
             auth: self.auth.clone().map(|backend| {
                 let key = self.session_key.clone().unwrap_or_else(|| {
                     if backend.has_login_form() {
@@ -278,11 +297,6 @@ impl<C: DashboardConfig> Dashboard<C> {
         let router = router
             .route(&at("/runs"), get(pages::runs::<C>))
             .route(&at("/runs/{key}"), get(pages::run::<C>))
-            .route(
-                &at("/login"),
-                get(crate::auth::login_form::<C>).post(crate::auth::login_submit::<C>),
-            )
-            .route(&at("/logout"), post(crate::auth::logout::<C>))
             .route(&at("/assets/app.css"), get(pages::app_css))
             .route(&at("/assets/app.js"), get(pages::app_js))
             .route(&at("/assets/htmx.min.js"), get(pages::htmx_js))
@@ -299,7 +313,6 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/api/runs/{key}/cancel"), post(actions::cancel::<C>))
             .route(&at("/api/runs/{key}/retry"), post(actions::retry::<C>))
             .route(&at("/api/metrics"), get(api::metrics::<C>))
-            .route(&at("/api/openapi.json"), get(openapi::openapi::<C>))
             .route(&at("/metrics"), get(api::prometheus::<C>))
             .route(&at("/api/events"), get(live::events::<C>))
             .route(&at("/logs"), get(log_pages::page::<C>))
@@ -308,8 +321,17 @@ impl<C: DashboardConfig> Dashboard<C> {
             // Any other path under the API: a JSON 404 (behind the same
             // gates), not the app's fallback.
             .route(&at("/api/"), any(api_not_found))
-            .route(&at("/api/{*rest}"), any(api_not_found))
-            .with_state(shared.clone());
+            .route(&at("/api/{*rest}"), any(api_not_found));
+        #[cfg(feature = "auth")]
+        let router = router
+            .route(
+                &at("/login"),
+                get(crate::auth::login_form::<C>).post(crate::auth::login_submit::<C>),
+            )
+            .route(&at("/logout"), post(crate::auth::logout::<C>));
+        #[cfg(feature = "openapi")]
+        let router = router.route(&at("/api/openapi.json"), get(openapi::openapi::<C>));
+        let router = router.with_state(shared.clone());
         let api_prefix: Arc<str> = at("/api/").into();
         let router = router.layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
@@ -320,6 +342,7 @@ impl<C: DashboardConfig> Dashboard<C> {
         // Innermost first: who is asking (which needs the links), then the
         // links, then the headers every response carries; the loopback
         // check (without a backend) before anything.
+        #[cfg(feature = "auth")]
         let router = match shared.auth.clone() {
             Some(auth) => {
                 let mut router = router;
@@ -333,10 +356,15 @@ impl<C: DashboardConfig> Dashboard<C> {
             }
             None => router.layer(axum::middleware::from_fn(gate::local_identity)),
         };
+        #[cfg(not(feature = "auth"))]
+        let router = router.layer(axum::middleware::from_fn(gate::local_identity));
         let router = router
             .layer(axum::middleware::from_fn(links))
             .layer(axum::middleware::from_fn(security_headers));
-        let open = self.remote_without_auth || self.auth.as_ref().is_some_and(|_| true);
+        #[cfg(feature = "auth")]
+        let open = self.remote_without_auth || self.auth.is_some();
+        #[cfg(not(feature = "auth"))]
+        let open = self.remote_without_auth;
         let router = if open {
             router
         } else {

@@ -35,6 +35,7 @@ const PAGE: u64 = 1_000;
 /// The poll while the listener is up: a safety net.
 const LISTENING_POLL: Duration = Duration::from_secs(5);
 /// The longest wait between two connection attempts of the listener.
+#[cfg(feature = "postgres")]
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The reader of one database's feed; see the [module](self) docs.
@@ -84,6 +85,7 @@ static HUBS: Mutex<Option<HashMap<String, Weak<Hub>>>> = Mutex::new(None);
 fn target(db: &DatabaseConnection) -> Option<String> {
     use sea_orm::DatabaseConnectionType as Inner;
     match &db.inner {
+        #[cfg(feature = "postgres")]
         Inner::SqlxPostgresPoolConnection(_) => {
             let o = db.get_postgres_connection_pool().connect_options();
             Some(format!(
@@ -95,6 +97,7 @@ fn target(db: &DatabaseConnection) -> Option<String> {
                 Arc::as_ptr(&o)
             ))
         }
+        #[cfg(feature = "sqlite")]
         Inner::SqlxSqlitePoolConnection(_) => {
             let o = db.get_sqlite_connection_pool().connect_options();
             Some(format!(
@@ -276,15 +279,19 @@ impl Hub {
             ),
             span.clone(),
         ));
-        use sea_orm::DatabaseConnectionType as Inner;
-        if matches!(self.db.inner, Inner::SqlxPostgresPoolConnection(_))
-            && !self.no_listen.load(Ordering::Acquire)
+        #[cfg(feature = "postgres")]
+        if matches!(
+            self.db.inner,
+            sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_)
+        ) && !self.no_listen.load(Ordering::Acquire)
         {
             rt.spawn(tracing::Instrument::instrument(
                 listener(Arc::downgrade(self), &self.db),
                 span,
             ));
         }
+        #[cfg(not(feature = "postgres"))]
+        drop(span);
     }
 }
 
@@ -347,6 +354,7 @@ async fn reader(hub: Weak<Hub>, wake: Arc<Notify>, subscribed: Arc<Notify>) {
 
 /// The PostgreSQL listener: wakes the reader on every notification, and
 /// after every (re)connect. Ends when the hub is dropped.
+#[cfg(feature = "postgres")]
 fn listener(
     hub: Weak<Hub>,
     db: &DatabaseConnection,

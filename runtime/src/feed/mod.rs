@@ -27,7 +27,9 @@ mod hub;
 mod ring;
 
 pub(crate) use hub::Hub;
-pub(crate) use ring::{Placed, Ring, Since};
+#[cfg(feature = "dashboard")]
+pub(crate) use ring::Placed;
+pub(crate) use ring::{Ring, Since};
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
@@ -45,6 +47,7 @@ pub(crate) struct Cursor {
     pub seq: i64,
 }
 
+#[cfg(feature = "dashboard")]
 impl Cursor {
     /// As an SSE event id: `seq`, or `txid-seq`.
     pub fn encode(&self) -> String {
@@ -89,6 +92,7 @@ pub(crate) struct ChangeRow {
 
 impl ChangeRow {
     /// As JSON (`at` in RFC 3339, UTC).
+    #[cfg(feature = "dashboard")]
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.cursor.encode(),
@@ -222,6 +226,7 @@ pub(crate) async fn head(db: &impl ConnectionTrait) -> Result<Cursor, DbErr> {
 }
 
 /// The changes of one run, oldest first (at most `limit`, the newest).
+#[cfg(feature = "dashboard")]
 pub(crate) async fn of_run(
     db: &impl ConnectionTrait,
     scope: &str,

@@ -55,6 +55,7 @@ impl<T: Placed + Clone> Ring<T> {
     }
 
     /// Empties the ring and forgets its place.
+    #[cfg(feature = "dashboard")]
     pub fn stop(&mut self) {
         self.items.clear();
         self.floor = None;

@@ -342,6 +342,7 @@ impl<M: TrackingConfig> Tracker<M> {
     /// dashboard's delete), through the writer, recording it in the feed as
     /// `kind` by `by`; returns the rows it affected. Never queued: an
     /// unreachable database is an error.
+    #[cfg(feature = "dashboard")]
     pub(crate) async fn write_run_statement(
         &self,
         key: &str,
@@ -592,17 +593,18 @@ impl<M: TrackingConfig> Tracker<M> {
     /// Warns once if the database is set up in a way that makes the tracker
     /// slow (a SQLite rollback journal).
     fn check_setup(&self) {
-        if self.inner.setup_checked.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        let db = self.inner.db.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let checked = self.inner.setup_checked.swap(true, Ordering::Relaxed);
+        #[cfg(feature = "sqlite")]
+        if !checked && let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let db = self.inner.db.clone();
             rt.spawn(async move {
                 if let Some(warning) = crate::sqlite::slow_setup(&db).await {
                     tracing::warn!("{warning}");
                 }
             });
         }
+        #[cfg(not(feature = "sqlite"))]
+        let _ = checked;
     }
 
     /// Waits until every event recorded so far is committed (the retry

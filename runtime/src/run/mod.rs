@@ -40,6 +40,8 @@ pub use crate::lifecycle::options::Retention;
 pub use context::{Cancelled, TaskContext};
 pub use hooks::Finished;
 pub use maintenance::{CancelOutcome, RecoveryReport, ShutdownReport};
+#[cfg(all(test, feature = "dashboard"))]
+pub(crate) use registry::RETRY_GUARD_TARGET_BYTES;
 #[cfg(feature = "apalis")]
 pub(crate) use registry::{Enqueue, EnqueueError};
 pub use registry::{RetryError, Task};

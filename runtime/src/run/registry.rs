@@ -517,13 +517,17 @@ impl<M: TrackingConfig> Tracker<M> {
 }
 
 /// The lock key that holds "a retry of run `key` is pending or running" (a
-/// long key by its bounded form, as the audit trail stores it).
+/// long key by its bounded form, as the audit trail stores it: the audit's
+/// `MAX_TARGET_BYTES`, which a unit test there pins to this).
 fn retry_guard(key: &str) -> String {
     format!(
         "tasktrail/retry-of/{}",
-        crate::auth::audit::stored_target(key)
+        crate::storable::bounded_key(key, RETRY_GUARD_TARGET_BYTES)
     )
 }
+
+/// How much of a run key the retry guard keeps before hashing the rest.
+pub(crate) const RETRY_GUARD_TARGET_BYTES: usize = 200;
 
 /// Why stored arguments cannot be run again as they are: redaction and the
 /// size cap keep only a trace of the original values.

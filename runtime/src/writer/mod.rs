@@ -596,10 +596,17 @@ impl Writer {
         }
     }
 
+    /// Without SQLite, the shards stay on the caller's runtime.
+    #[cfg(not(feature = "sqlite"))]
+    fn on_own_thread(&self) -> bool {
+        false
+    }
+
     /// Whether the shards run on OS threads of their own: for a SQLite
     /// file. An in-memory SQLite database lives only as long as its pool
     /// keeps a connection, so its writer stays on the caller's runtime with
     /// the rest of the pool's work.
+    #[cfg(feature = "sqlite")]
     fn on_own_thread(&self) -> bool {
         if !matches!(
             self.shared.db.inner,
@@ -616,6 +623,7 @@ impl Writer {
     }
 
     /// The backend written to.
+    #[cfg(feature = "dashboard")]
     pub fn backend(&self) -> DbBackend {
         self.shared.db.get_database_backend()
     }
@@ -1167,6 +1175,7 @@ async fn execute(
         }
     }
     match &db.inner {
+        #[cfg(feature = "sqlite")]
         Inner::SqlxSqlitePoolConnection(_) => {
             sqlx_batch!(
                 db.get_sqlite_connection_pool(),
@@ -1175,6 +1184,7 @@ async fn execute(
                 counter
             )
         }
+        #[cfg(feature = "postgres")]
         Inner::SqlxPostgresPoolConnection(_) => {
             sqlx_batch!(
                 db.get_postgres_connection_pool(),
