@@ -22,6 +22,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt_install postgresql
 fi
 
+# MariaDB: the harness (tests/harness/src/mysql.rs) runs mariadb-install-db
+# and mariadbd from it.
+if ! [ -x /usr/sbin/mariadbd ]; then
+  echo "== installing mariadb-server"
+  apt_install mariadb-server
+fi
+
 # Chromium and chromedriver: the dashboard's browser tests drive them.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   echo "== installing chromium chromium-driver"

@@ -8,4 +8,5 @@
 #![forbid(unsafe_code)]
 #![allow(missing_docs)]
 
+pub mod mysql;
 pub mod pg;
