@@ -3,7 +3,7 @@
 //!
 //! Times are milliseconds since the Unix epoch in `BIGINT` columns, so that
 //! expiry comparisons are plain integer comparisons on every backend. They
-//! are read from the **database's clock** ([`db_now`]), never from the
+//! are read from the **database's clock** (`db_now`), never from the
 //! instance's: an instance whose clock runs ahead (or a paused VM, an NTP
 //! step) must not see other instances' leases and locks as lapsed, and
 //! one whose clock lags must not write leases that have lapsed already.
