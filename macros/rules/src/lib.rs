@@ -23,6 +23,11 @@
 
 #![forbid(unsafe_code)]
 
+// The README's example compiles and runs with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Checks a URL prefix the dashboard is mounted under: `/`, or `/` followed
 /// by path segments of letters, digits, `-`, `_` and `.` separated by single
 /// slashes, with no trailing slash and no `.` or `..` segment.
