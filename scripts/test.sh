@@ -32,5 +32,12 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# The published crates package and build on their own, their path
+# dependencies on each other resolved through cargo's temporary registry.
+# All three are named: one left out is looked up on crates.io, where
+# tasktrail-rules is not. --allow-dirty: the script also runs on a work
+# tree with uncommitted changes.
+echo "== cargo package"
+cargo package --allow-dirty -p tasktrail-rules -p tasktrail-macros -p tasktrail
 echo "== cargo test"
 cargo test --workspace
