@@ -67,5 +67,12 @@ if grep -E "sqlx-postgres|axum|askama|argon2" <<<"$tree"; then
 fi
 cargo test -p tracker-only
 cargo test -p tracker-only --no-default-features --features sqlite
+# The published crates package and build on their own, their path
+# dependencies on each other resolved through cargo's temporary registry.
+# All three are named: one left out is looked up on crates.io, where
+# tasktrail-rules is not. --allow-dirty: the script also runs on a work
+# tree with uncommitted changes.
+echo "== cargo package"
+cargo package --allow-dirty -p tasktrail-rules -p tasktrail-macros -p tasktrail
 echo "== cargo test"
 cargo test --workspace --exclude tracker-only

@@ -26,7 +26,7 @@
 //!   worker's name.
 //!
 //! A handler reaches its run through tasktrail's [`TaskContext`], an apalis
-//! extractor: progress, messages, cancellation. tasktrail's own [`Task`]
+//! extractor: progress, messages, cancellation. tasktrail's own [`Task`](crate::Task)
 //! trait is for kinds this process runs; an apalis handler needs none of
 //! it, so import `tasktrail::TaskContext` by name beside
 //! `apalis::prelude::*` (whose `Task` is apalis' task type).

@@ -85,6 +85,11 @@ compile_error!(
      (`default-features = false` turned the default `sqlite` off)"
 );
 
+// The README's examples (crates.io's page) compile with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(feature = "apalis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "apalis")))]
 pub mod apalis;

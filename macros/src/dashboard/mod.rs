@@ -1,6 +1,5 @@
 //! `dashboard! { … }`: tokens → raw entries → validated model → code.
 
-mod checks;
 mod expand;
 mod model;
 mod parse;

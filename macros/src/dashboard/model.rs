@@ -10,8 +10,8 @@ use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, LitBool, LitInt, LitStr, Path, Token, Visibility};
 
-use super::checks;
 use super::parse::{Entry, Input};
+use tasktrail_rules::{check_colour, check_prefix, check_time_zone};
 
 /// The keys, in the order the generated struct declares them.
 pub const KEYS: &[&str] = &[
@@ -444,18 +444,18 @@ impl Model {
             "description" => self.description = lit_str(v, key)?,
             "url_prefix" => {
                 let prefix = lit_str(v, key)?;
-                checks::prefix(&prefix).map_err(|m| Error::custom(format!("`url_prefix`: {m}")))?;
+                check_prefix(&prefix).map_err(|m| Error::custom(format!("`url_prefix`: {m}")))?;
                 self.url_prefix = prefix;
             }
             "accent_colour" => {
                 let colour = lit_str(v, key)?;
-                checks::colour(&colour)
+                check_colour(&colour)
                     .map_err(|m| Error::custom(format!("`accent_colour`: {m}")))?;
                 self.accent_colour = colour;
             }
             "time_zone" => {
                 let zone = lit_str(v, key)?;
-                checks::time_zone(&zone).map_err(|m| Error::custom(format!("`time_zone`: {m}")))?;
+                check_time_zone(&zone).map_err(|m| Error::custom(format!("`time_zone`: {m}")))?;
                 self.time_zone = zone;
             }
             "page_size" => {

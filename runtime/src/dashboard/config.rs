@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrackingConfig;
 
+// The value rules the macro checks too, from the crate both share.
+pub use tasktrail_rules::{check_colour, check_prefix, check_time_zone};
+
 /// How the runs list is sorted by default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SortOrder {
@@ -202,71 +205,6 @@ impl DashboardSettings {
     }
 }
 
-/// `/`, or `/` followed by path segments of letters, digits, `-`, `_` and
-/// `.` separated by single slashes, with no trailing slash and no `.` or
-/// `..` segment.
-pub fn check_prefix(prefix: &str) -> Result<(), String> {
-    if prefix == "/" {
-        return Ok(());
-    }
-    let Some(rest) = prefix.strip_prefix('/') else {
-        return Err(format!("`{prefix}` must start with `/`"));
-    };
-    if rest.ends_with('/') {
-        return Err(format!("`{prefix}` must not end with `/`"));
-    }
-    for segment in rest.split('/') {
-        if segment.is_empty() {
-            return Err(format!("`{prefix}` has an empty segment (`//`)"));
-        }
-        if segment == "." || segment == ".." {
-            return Err(format!("`{prefix}` has a `{segment}` segment"));
-        }
-        if let Some(c) = segment
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        {
-            return Err(format!(
-                "`{prefix}` contains `{c}`; use letters, digits, `-`, `_`, `.` and `/`"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `#rgb` or `#rrggbb`.
-pub fn check_colour(colour: &str) -> Result<(), String> {
-    let hex = colour.strip_prefix('#').unwrap_or("");
-    if matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{colour}` is not a colour; write `#rgb` or `#rrggbb`, e.g. `#2563eb`"
-        ))
-    }
-}
-
-/// `UTC`, `local`, or `+hh:mm` / `-hh:mm`.
-pub fn check_time_zone(zone: &str) -> Result<(), String> {
-    if zone == "UTC" || zone == "local" {
-        return Ok(());
-    }
-    let bytes = zone.as_bytes();
-    let offset_ok = bytes.len() == 6
-        && matches!(bytes[0], b'+' | b'-')
-        && bytes[3] == b':'
-        && [1, 2, 4, 5].iter().all(|&i| bytes[i].is_ascii_digit())
-        && zone[1..3].parse::<u32>().is_ok_and(|h| h <= 14)
-        && zone[4..6].parse::<u32>().is_ok_and(|m| m < 60);
-    if offset_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{zone}` is not a time zone; write `UTC`, `local` or an offset such as `+02:00`"
-        ))
-    }
-}
-
 /// A field free-text search can look in: text.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be searched as text",
@@ -311,46 +249,4 @@ pub fn deserialize_config<'de, C: DashboardConfig, D: serde::Deserializer<'de>>(
         serde::de::Error::custom(text.join("; "))
     })?;
     Ok(C::from_settings(settings))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes() {
-        for ok in ["/", "/ops", "/ops/tasks", "/a-b_c.d/e1"] {
-            assert_eq!(check_prefix(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "ops",
-            "/ops/",
-            "//ops",
-            "/ops//x",
-            "/ops/../x",
-            "/./x",
-            "/ops x",
-            "/ops?x",
-            "/é",
-        ] {
-            assert!(check_prefix(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn colours_and_zones() {
-        for ok in ["#fff", "#2563EB"] {
-            assert_eq!(check_colour(ok), Ok(()));
-        }
-        for bad in ["fff", "#ffff", "#ggg", "red", ""] {
-            assert!(check_colour(bad).is_err(), "{bad}");
-        }
-        for ok in ["UTC", "local", "+02:00", "-09:30", "+14:00"] {
-            assert_eq!(check_time_zone(ok), Ok(()));
-        }
-        for bad in ["utc", "+2:00", "+15:00", "+02:60", "Europe/Paris"] {
-            assert!(check_time_zone(bad).is_err(), "{bad}");
-        }
-    }
 }
