@@ -32,3 +32,6 @@ pub struct Authentication;
 
 #[doc = include_str!("../../docs/scaling-out.md")]
 pub struct ScalingOut;
+
+#[doc = include_str!("../../docs/migrating.md")]
+pub struct Migrating;
