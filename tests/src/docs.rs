@@ -35,3 +35,6 @@ pub struct ScalingOut;
 
 #[doc = include_str!("../../docs/tracker-only.md")]
 pub struct TrackerOnly;
+
+#[doc = include_str!("../../docs/migrating.md")]
+pub struct Migrating;

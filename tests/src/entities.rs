@@ -283,3 +283,155 @@ pub mod shared_run {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// The entity of the guide's page on migrating from a hand-written manager
+/// (`docs/migrating.md`): a table another application made, with its own
+/// column names and status strings, annotated so that nothing in the
+/// table changes. `tests/tests/migrating.rs` checks that the page shows
+/// this very struct.
+pub mod background_job {
+    use sea_orm::entity::prelude::*;
+    use tasktrail::{Actor, PayloadKind, Status};
+
+    /// The `state` column: the old application's strings, and any other
+    /// string as it is.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveValueType)]
+    #[sea_orm(
+        value_type = "String",
+        from_str = "JobState::parse",
+        to_str = "JobState::as_str"
+    )]
+    pub enum JobState {
+        Queued,
+        Running,
+        Done,
+        Failed,
+        Cancelled,
+        Interrupted,
+        /// Whatever else a row holds (`DONE`, `weird`): kept, never lost.
+        Other(String),
+    }
+
+    impl JobState {
+        /// The stored string.
+        pub fn as_str(&self) -> &str {
+            match self {
+                Self::Queued => "queued",
+                Self::Running => "running",
+                Self::Done => "done",
+                Self::Failed => "failed",
+                Self::Cancelled => "cancelled",
+                Self::Interrupted => "interrupted",
+                Self::Other(s) => s,
+            }
+        }
+
+        /// Reads any string: one the application knows, or `Other`.
+        pub fn parse(s: &str) -> Result<Self, std::convert::Infallible> {
+            Ok(match s {
+                "queued" => Self::Queued,
+                "running" => Self::Running,
+                "done" => Self::Done,
+                "failed" => Self::Failed,
+                "cancelled" => Self::Cancelled,
+                "interrupted" => Self::Interrupted,
+                other => Self::Other(other.to_owned()),
+            })
+        }
+    }
+
+    /// What tasktrail writes for each of its statuses, and what each
+    /// stored string means to it (`Other` means nothing: `None`).
+    impl tasktrail::fields::StatusField for JobState {
+        const REQUIRED: bool = true;
+
+        fn encode_status(status: Status) -> Value {
+            let state = match status {
+                Status::Pending => Self::Queued,
+                Status::InProgress => Self::Running,
+                Status::Success => Self::Done,
+                Status::Failed => Self::Failed,
+                Status::Cancelled => Self::Cancelled,
+                Status::Interrupted => Self::Interrupted,
+                Status::Unknown => Self::Other("unknown".to_owned()),
+            };
+            state.into()
+        }
+
+        fn decode_status(value: Value) -> Option<Status> {
+            match <Self as sea_orm::sea_query::ValueType>::try_from(value).ok()? {
+                Self::Queued => Some(Status::Pending),
+                Self::Running => Some(Status::InProgress),
+                Self::Done => Some(Status::Success),
+                Self::Failed => Some(Status::Failed),
+                Self::Cancelled => Some(Status::Cancelled),
+                Self::Interrupted => Some(Status::Interrupted),
+                Self::Other(_) => None,
+            }
+        }
+    }
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, tasktrail::TrackingConfig)]
+    #[sea_orm(table_name = "background_jobs")]
+    #[tracking(hooks = custom, progress_sets_message)]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        #[tracking(key, label = "Job id")]
+        pub job_id: String,
+        #[tracking(name, label = "Job")]
+        pub job_type: String,
+        #[tracking(status)]
+        pub state: JobState,
+        #[tracking(progress, label = "Progress")]
+        pub pct: Option<i32>,
+        #[tracking(message)]
+        pub detail: Option<String>,
+        #[tracking(user)]
+        pub requested_by: Option<String>,
+        #[tracking(objects)]
+        pub targets: Option<String>,
+        #[tracking(args)]
+        pub params: Option<String>,
+        #[tracking(result)]
+        pub output: Option<String>,
+        #[tracking(cleaned)]
+        pub archived: bool,
+        #[tracking(created_at)]
+        pub created: DateTimeUtc,
+        #[tracking(updated_at)]
+        pub modified: Option<DateTimeUtc>,
+        #[tracking(started_at)]
+        pub started: Option<DateTimeUtc>,
+        #[tracking(completed_at)]
+        pub finished: Option<DateTimeUtc>,
+    }
+
+    /// The old `user_label` and `serialise_params`, as hooks.
+    impl tasktrail::FormatHooks for Model {
+        fn format_user(user: Option<&dyn Actor>) -> String {
+            match user {
+                Some(user) => match user.id() {
+                    Some(id) => format!("{} (#{id})", user.label()),
+                    None => user.label(),
+                },
+                None => "system".to_owned(),
+            }
+        }
+
+        fn format_payload(kind: PayloadKind, value: serde_json::Value) -> serde_json::Value {
+            match (kind, value) {
+                (PayloadKind::Args, serde_json::Value::Object(mut args)) => {
+                    args.remove("api_token");
+                    serde_json::json!({ "v": 1, "args": args })
+                }
+                (_, value) => value,
+            }
+        }
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

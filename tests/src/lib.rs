@@ -300,6 +300,20 @@ pub async fn call_api(
     uri: &str,
     headers: &[(&str, &str)],
 ) -> (axum::http::StatusCode, serde_json::Value) {
+    let (status, text) = call_text(app, method, uri, headers).await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// [`call_api`] for pages: the status and the body as text.
+pub async fn call_text(
+    app: &axum::Router,
+    method: axum::http::Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (axum::http::StatusCode, String) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let mut builder = axum::http::Request::builder().method(method).uri(uri);
@@ -316,10 +330,7 @@ pub async fn call_api(
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The `task_runs` row of run `key`, if there is one.

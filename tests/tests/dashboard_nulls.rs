@@ -21,7 +21,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use tasktrail::dashboard::query::{ListQuery, list};
 use tasktrail::{Dashboard, DashboardConfig, DashboardSettings, Event, TrackingConfig};
-use tasktrail_tests::{Backend, backends, connect, sse_events};
+use tasktrail_tests::{Backend, backends, call_api, connect, sse_events};
 use tower::ServiceExt;
 
 /// A table another tool writes to as well: everything but the id and the
@@ -224,6 +224,18 @@ async fn pages_with_nulls(backend: Backend) {
     // "Every matching" reaches every row, sorted by a column with NULLs.
     let tracker = nullable_run::Tracker::new(db.clone());
     let app = Dashboard::new(Nullable::default(), tracker).router();
+    // The overview's total counts every row, those with a NULL status
+    // too (it counted only the rows with a known status).
+    let (status, metrics) = call_api(&app, Method::GET, "/ops/api/metrics", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{metrics}");
+    assert_eq!(metrics["total"], ROWS, "{metrics}");
+    let known: u64 = metrics["by_status"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert!(known < ROWS as u64, "{metrics}");
     let mut request = Request::builder()
         .method(Method::POST)
         .uri("/ops/api/runs/bulk")

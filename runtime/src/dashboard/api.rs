@@ -259,11 +259,14 @@ pub(crate) async fn metrics<C: DashboardConfig>(
     })))
 }
 
-/// Runs per status (every status, zero included), from one grouped query,
-/// so that a run changing status meanwhile is counted exactly once.
+/// Runs per status (every status, zero included) and every run, from one
+/// grouped query, so that a run changing status meanwhile is counted
+/// exactly once. A run whose stored status means nothing to tasktrail (a
+/// NULL, or a string another application wrote) counts in the second
+/// number only.
 pub(crate) async fn status_counts<M: TrackingConfig>(
     shared: &Shared<impl DashboardConfig<Model = M>>,
-) -> Result<Vec<(Status, u64)>, DbErr> {
+) -> Result<(Vec<(Status, u64)>, u64), DbErr> {
     use sea_orm::QuerySelect;
     let status_col = M::binding(Role::Status).expect("a status is mapped").column;
     let Some(Encode::Status(encode, _)) = M::binding(Role::Status).map(|b| b.encode) else {
@@ -279,13 +282,15 @@ pub(crate) async fn status_counts<M: TrackingConfig>(
     let select = M::Entity::find()
         .select_only()
         .column_as(Expr::col(status_col).cast_as("text"), "status")
-        .column_as(Expr::col(status_col).count(), "n")
+        // Every row, NULL statuses included (`COUNT(status)` skips them).
+        .column_as(Expr::col(sea_orm::sea_query::Asterisk).count(), "n")
         .group_by(status_col);
     let groups: Result<Vec<Group>, DbErr> =
         Box::pin(select.into_model::<Group>().all(shared.tracker.db())).await;
     let groups = groups?;
+    let rows = groups.iter().map(|g| u64::try_from(g.n).unwrap_or(0)).sum();
     // Each status as the column stores it, as text, to match the groups.
-    Ok(Status::ALL
+    let counts = Status::ALL
         .into_iter()
         .filter(|s| *s != Status::Unknown)
         .map(|status| {
@@ -305,7 +310,8 @@ pub(crate) async fn status_counts<M: TrackingConfig>(
                 .sum();
             (status, n)
         })
-        .collect())
+        .collect();
+    Ok((counts, rows))
 }
 
 /// `GET {prefix}/metrics`: the overview's counts and the tracker's counters

@@ -401,6 +401,16 @@ fn display<M: TrackingConfig>(
         V::Double(Some(x)) if field.role == Some(Role::Progress) => {
             return (format!("{x:.0}%"), false);
         }
+        // An integer progress column holds the percent, rounded.
+        V::SmallInt(Some(n)) if field.role == Some(Role::Progress) => {
+            return (format!("{n}%"), false);
+        }
+        V::Int(Some(n)) if field.role == Some(Role::Progress) => {
+            return (format!("{n}%"), false);
+        }
+        V::BigInt(Some(n)) if field.role == Some(Role::Progress) => {
+            return (format!("{n}%"), false);
+        }
         _ => {}
     }
     match value_json(&value) {
