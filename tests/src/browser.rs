@@ -18,7 +18,7 @@
 //! Screenshots go to `target/e2e-artifacts/` as PNG.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -332,7 +332,7 @@ impl Driver {
         // A free port can be taken between finding it and binding it: try
         // a few.
         for _ in 0..3 {
-            let port = free_port()?;
+            let port = tasktrail_harness::sys::free_port()?;
             let child = {
                 use std::os::unix::process::CommandExt;
                 Command::new(chromedriver)
@@ -428,14 +428,6 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
 /// An executable named by the environment variable `var`, else the first of
 /// `names` on `PATH`, else the first of `paths` that exists.
 fn find(var: &str, names: &[&str], paths: &[&str]) -> Result<Option<PathBuf>, String> {
@@ -495,41 +487,9 @@ fn find_or_install() -> Result<(PathBuf, PathBuf), String> {
     }
     const WHAT: &str = "Debian's `chromium` and `chromium-driver` packages \
                         (or set TASKTRAIL_CHROMIUM and TASKTRAIL_CHROMEDRIVER)";
-    if !is_root() {
-        return Err(format!(
-            "Chromium or chromedriver is missing and this process is not root: install {WHAT}"
-        ));
-    }
-    let apt = |args: &[&str]| {
-        let output = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("apt-get: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "apt-get {} failed ({}): {}",
-                args.join(" "),
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    };
-    apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", "chromium", "chromium-driver"])?;
+    tasktrail_harness::sys::apt_install(&["chromium", "chromium-driver"], WHAT)?;
     match find_both()? {
         (Some(chromium), Some(driver)) => Ok((chromium, driver)),
         _ => Err(format!("installed {WHAT} but still cannot find them")),
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }

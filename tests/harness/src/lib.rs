@@ -10,3 +10,4 @@
 
 pub mod mysql;
 pub mod pg;
+pub mod sys;

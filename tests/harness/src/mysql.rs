@@ -11,7 +11,6 @@
 //! TCP without a password. A watchdog shell stops the server and removes
 //! its directory when the test process exits.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -110,53 +109,12 @@ fn client(target: &Target, sql: &str) -> Result<(), String> {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// A MariaDB program from Debian's packages.
 fn find_bin(name: &str) -> Option<PathBuf> {
     ["/usr/sbin", "/usr/bin"]
         .iter()
         .map(|dir| Path::new(dir).join(name))
         .find(|path| path.exists())
-}
-
-fn install_mariadb() -> Result<(), String> {
-    if !is_root() {
-        return Err(
-            "MariaDB is not installed and this process is not root: install \
-                    Debian's `mariadb-server` package or set TASKTRAIL_TEST_MYSQL_URL"
-                .into(),
-        );
-    }
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("apt-get: {e}"))
-    };
-    apt(&["update", "-qq"])?;
-    let status = apt(&["install", "-y", "-qq", "mariadb-server"])?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("apt-get install mariadb-server: {status}"))
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 fn start() -> Result<Server, String> {
@@ -190,7 +148,10 @@ impl Instance {
         let mariadbd = match find_bin("mariadbd") {
             Some(bin) => bin,
             None => {
-                install_mariadb()?;
+                crate::sys::apt_install(
+                    &["mariadb-server"],
+                    "Debian's `mariadb-server` package or set TASKTRAIL_TEST_MYSQL_URL",
+                )?;
                 find_bin("mariadbd").ok_or("mariadb-server installed but mariadbd not found")?
             }
         };
@@ -200,7 +161,7 @@ impl Instance {
             .tempdir()
             .map_err(|e| e.to_string())?
             .keep();
-        let user = if is_root() {
+        let user = if crate::sys::is_root() {
             let status = Command::new("chown")
                 .args(["-R", "mysql:mysql"])
                 .arg(&dir)
@@ -216,7 +177,7 @@ impl Instance {
         let instance = Instance {
             mariadbd,
             dir,
-            port: free_port()?,
+            port: crate::sys::free_port()?,
             user,
         };
         let log =

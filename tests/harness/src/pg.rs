@@ -1,6 +1,5 @@
 //! A throwaway PostgreSQL server for the test process.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -48,14 +47,6 @@ pub async fn create_database(admin_url: &str) -> String {
     format!("{base}/{name}")
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// The newest `/usr/lib/postgresql/<version>/bin` holding `initdb`.
 fn find_bin_dir() -> Option<PathBuf> {
     let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -69,37 +60,6 @@ fn find_bin_dir() -> Option<PathBuf> {
         .collect();
     dirs.sort();
     dirs.pop().map(|(_, bin)| bin)
-}
-
-fn install_postgres() -> Result<(), String> {
-    if !is_root() {
-        return Err("PostgreSQL is not installed and this process is not root: \
-                    install Debian's `postgresql` package or set TASKTRAIL_TEST_PG_URL"
-            .into());
-    }
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("apt-get: {e}"))
-    };
-    apt(&["update", "-qq"])?;
-    let status = apt(&["install", "-y", "-qq", "postgresql"])?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("apt-get install postgresql: {status}"))
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 /// Runs `script` with `sh -c`, as the `postgres` user when we are root.
@@ -145,11 +105,14 @@ impl Instance {
         let bin = match find_bin_dir() {
             Some(bin) => bin,
             None => {
-                install_postgres()?;
+                crate::sys::apt_install(
+                    &["postgresql"],
+                    "Debian's `postgresql` package or set TASKTRAIL_TEST_PG_URL",
+                )?;
                 find_bin_dir().ok_or("postgresql installed but initdb not found")?
             }
         };
-        let as_postgres = is_root();
+        let as_postgres = crate::sys::is_root();
         let dir = tempfile::Builder::new()
             .prefix("tasktrail-pg-")
             .tempdir()
@@ -168,7 +131,7 @@ impl Instance {
         let instance = Instance {
             bin,
             dir,
-            port: free_port()?,
+            port: crate::sys::free_port()?,
             as_postgres,
         };
         let initdb = format!(

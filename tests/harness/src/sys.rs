@@ -1,0 +1,58 @@
+//! What every throwaway server (and the browser) needs from the machine:
+//! whether we are root, a free loopback port, and Debian packages installed
+//! with apt-get when they are missing.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::process::{Command, Stdio};
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A loopback port nobody listens on (right now).
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// Installs Debian `packages` with apt-get (`update`, then `install`);
+/// refuses unless we are root, naming `what` to install by hand.
+pub fn apt_install(packages: &[&str], what: &str) -> Result<(), String> {
+    if !is_root() {
+        return Err(format!(
+            "{} {} missing and this process is not root: install {what}",
+            packages.join(", "),
+            if packages.len() == 1 { "is" } else { "are" },
+        ));
+    }
+    let apt = |args: &[&str]| {
+        let output = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("apt-get: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "apt-get {} failed ({}): {}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend_from_slice(packages);
+    apt(&install)
+}
