@@ -3,7 +3,8 @@
 //! up on this write (the database answered and refused it).
 //!
 //! Each backend is classified by its own codes: SQLite's result codes only
-//! for SQLite errors, SQLSTATE classes only for PostgreSQL errors. An error
+//! for SQLite errors, SQLSTATE classes only for PostgreSQL errors, server
+//! error numbers only for MySQL / MariaDB errors. An error
 //! no rule names is permanent: retrying it would hold back every write
 //! queued behind it.
 
@@ -55,6 +56,10 @@ pub(crate) fn classify(err: &DbErr) -> ErrorClass {
             if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 return classify_sqlstate(e.code());
             }
+            #[cfg(feature = "mysql")]
+            if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                return classify_mysql(e.number());
+            }
             let _ = db;
             ErrorClass::Permanent
         }
@@ -83,6 +88,11 @@ pub(crate) fn is_conflict(err: &DbErr) -> bool {
     if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         return matches!(e.code(), "40P01" | "40001");
     }
+    // MySQL / MariaDB: a deadlock (1213) rolls the whole transaction back.
+    #[cfg(feature = "mysql")]
+    if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return e.number() == ER_LOCK_DEADLOCK;
+    }
     let _ = db;
     false
 }
@@ -110,8 +120,71 @@ pub(crate) fn is_bad_value(err: &DbErr) -> bool {
     if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         return e.code().starts_with("22");
     }
+    // MySQL / MariaDB in strict mode: SQLSTATE class 22 as well (1366 an
+    // incorrect value, 1406 data too long, 1264 out of range, 1292 a bad
+    // date), and 1300 an invalid character string.
+    #[cfg(feature = "mysql")]
+    if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return e.code().is_some_and(|c| c.starts_with("22")) || e.number() == 1300;
+    }
     let _ = db;
     false
+}
+
+/// The server error number of a MySQL / MariaDB error, if `err` is one.
+pub(crate) fn mysql_number(err: &DbErr) -> Option<u16> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return None;
+    };
+    let sqlx::Error::Database(db) = &**e else {
+        return None;
+    };
+    #[cfg(feature = "mysql")]
+    if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return Some(e.number());
+    }
+    let _ = db;
+    None
+}
+
+/// MySQL's and MariaDB's deadlock: the transaction was rolled back.
+#[cfg(feature = "mysql")]
+const ER_LOCK_DEADLOCK: u16 = 1213;
+
+/// A MySQL / MariaDB server error number.
+///
+/// Transient: `ER_CON_COUNT_ERROR` (1040, too many connections),
+/// `ER_OUT_OF_RESOURCES` (1041), `ER_DISK_FULL` (1021),
+/// `ER_RECORD_FILE_FULL` (1114, the table is full), `ER_SERVER_SHUTDOWN`
+/// (1053), `ER_NET_READ_ERROR`… (1158–1161, network errors),
+/// `ER_LOCK_WAIT_TIMEOUT` (1205), `ER_LOCK_DEADLOCK` (1213),
+/// `ER_QUERY_INTERRUPTED` (1317), `ER_OPTION_PREVENTS_STATEMENT` (1290: a
+/// `--read-only` server during a failover), `ER_CONNECTION_KILLED` (1927,
+/// MariaDB), `ER_CLIENT_INTERACTION_TIMEOUT` (4031, MySQL 8), and the
+/// client's own "server has gone away" / "lost connection" (2006, 2013).
+/// Everything else — syntax (1064), no such table (1146), duplicate key
+/// (1062), data errors (1264, 1292, 1366, 1406), access (1044, 1045,
+/// 1142) — is permanent.
+#[cfg(feature = "mysql")]
+pub(crate) fn classify_mysql(number: u16) -> ErrorClass {
+    match number {
+        1021
+        | 1040
+        | 1041
+        | 1053
+        | 1114
+        | 1158..=1161
+        | 1205
+        | ER_LOCK_DEADLOCK
+        | 1290
+        | 1317
+        | 1927
+        | 2006
+        | 2013
+        | 4031 => ErrorClass::Transient,
+        _ => ErrorClass::Permanent,
+    }
 }
 
 /// A SQLite result code (primary or extended, as `sqlite3_extended_errcode`
@@ -344,6 +417,43 @@ mod tests {
         ];
         for (code, class) in extended {
             assert_eq!(classify_sqlite(code), class, "SQLite extended code {code}");
+        }
+    }
+
+    /// MySQL / MariaDB server errors a tracker meets, and what each means.
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_error_numbers() {
+        use super::classify_mysql;
+        let table = [
+            (1021, Transient), // ER_DISK_FULL
+            (1040, Transient), // ER_CON_COUNT_ERROR: too many connections
+            (1041, Transient), // ER_OUT_OF_RESOURCES
+            (1053, Transient), // ER_SERVER_SHUTDOWN
+            (1114, Transient), // ER_RECORD_FILE_FULL
+            (1158, Transient), // ER_NET_READ_ERROR
+            (1161, Transient), // ER_NET_WRITE_INTERRUPTED
+            (1205, Transient), // ER_LOCK_WAIT_TIMEOUT
+            (1213, Transient), // ER_LOCK_DEADLOCK
+            (1290, Transient), // ER_OPTION_PREVENTS_STATEMENT (--read-only)
+            (1317, Transient), // ER_QUERY_INTERRUPTED
+            (1927, Transient), // ER_CONNECTION_KILLED (MariaDB)
+            (4031, Transient), // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
+            (1044, Permanent), // ER_DBACCESS_DENIED_ERROR
+            (1045, Permanent), // ER_ACCESS_DENIED_ERROR
+            (1054, Permanent), // ER_BAD_FIELD_ERROR: no such column
+            (1062, Permanent), // ER_DUP_ENTRY
+            (1064, Permanent), // ER_PARSE_ERROR
+            (1142, Permanent), // ER_TABLEACCESS_DENIED_ERROR
+            (1146, Permanent), // ER_NO_SUCH_TABLE
+            (1264, Permanent), // ER_WARN_DATA_OUT_OF_RANGE
+            (1292, Permanent), // ER_TRUNCATED_WRONG_VALUE
+            (1366, Permanent), // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
+            (1406, Permanent), // ER_DATA_TOO_LONG
+            (1452, Permanent), // ER_NO_REFERENCED_ROW_2: a foreign key
+        ];
+        for (number, class) in table {
+            assert_eq!(classify_mysql(number), class, "MySQL error {number}");
         }
     }
 }

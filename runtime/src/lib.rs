@@ -60,6 +60,7 @@
 //! |---|---|
 //! | `sqlite` | SQLite through sqlx (the bundled C library), and the set-up helpers of [`sqlite`] |
 //! | `postgres` | PostgreSQL through sqlx; LISTEN/NOTIFY for the live stream and cross-instance cancel |
+//! | `mysql` | MySQL / MariaDB through sqlx (tested on MariaDB 10.11; `docs/mysql.md`) |
 //! | `runtime-tokio-rustls` | TLS to the database with rustls (sea-orm's feature of that name) |
 //! | `runtime-tokio-native-tls` | TLS with the platform's library, OpenSSL on Linux (sea-orm's feature of that name) |
 //! | `runtime-tokio` | sqlx on tokio without TLS: always on, named for sea-orm parity |
@@ -79,9 +80,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!(
-    "tasktrail needs a database backend: enable the feature `sqlite` or `postgres` \
+    "tasktrail needs a database backend: enable the feature `sqlite`, `postgres` or `mysql` \
      (`default-features = false` turned the default `sqlite` off)"
 );
 

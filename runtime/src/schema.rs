@@ -16,7 +16,9 @@
 //! }
 //! ```
 
-use sea_orm::sea_query::{Index, IndexCreateStatement, Table};
+use sea_orm::sea_query::{
+    Alias, ColumnType, Index, IndexCreateStatement, StringLen, Table, TableCreateStatement,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic, Iterable,
     PrimaryKeyToColumn, Schema,
@@ -117,20 +119,134 @@ pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), 
         }
     }
     let mut table = schema.create_table_from_entity(entity);
+    if backend == DbBackend::MySql {
+        table = for_mysql::<M>(&table);
+    }
     table.if_not_exists();
     db.execute(&table).await?;
     for mut index in schema.create_index_from_entity(entity) {
         index.if_not_exists();
-        db.execute(&index).await?;
+        create_index(db, &index).await?;
     }
-    for index in indexes::<M>() {
-        db.execute(&index).await?;
+    for mut index in indexes::<M>() {
+        if backend == DbBackend::MySql {
+            with_key_last::<M>(&mut index);
+        }
+        create_index(db, &index).await?;
     }
     crate::run::store::create_tables(db).await?;
     crate::writer::feed::create_table(db).await?;
     #[cfg(feature = "dashboard")]
     crate::auth::audit::create_table(db).await?;
     Ok(())
+}
+
+/// On MySQL, an index by time ends with the key: the dashboard pages by
+/// `(time, key)`, and InnoDB, unlike PostgreSQL and SQLite, sorts the rows
+/// that share a time (a filesort of every row in range) unless the index
+/// holds the key. The unique index on the key is left alone.
+fn with_key_last<M: TrackingConfig>(index: &mut IndexCreateStatement) {
+    let key = M::binding(Role::Key)
+        .expect("the derive guarantees a key column")
+        .column;
+    let by_time = [Role::CreatedAt, Role::UpdatedAt]
+        .into_iter()
+        .filter_map(|role| M::binding(role))
+        .any(|b| {
+            index
+                .get_index_spec()
+                .get_column_names()
+                .iter()
+                .any(|c| c == b.column.as_str())
+        });
+    if by_time && !index.is_unique_key() {
+        index.col(key);
+    }
+}
+
+/// Creates `index` if missing. MySQL 8 has no `CREATE INDEX IF NOT EXISTS`
+/// (sea-query leaves it out there): an existing index answers "duplicate
+/// key name" (1061), which means it is made.
+pub(crate) async fn create_index(
+    db: &impl ConnectionTrait,
+    index: &IndexCreateStatement,
+) -> Result<(), DbErr> {
+    match db.execute(index).await {
+        Ok(_) => Ok(()),
+        Err(err)
+            if db.get_database_backend() == DbBackend::MySql
+                && crate::db_error::mysql_number(&err) == Some(1061) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The entity's table as MySQL / MariaDB should hold it. sea-orm maps a
+/// `String` to `VARCHAR(255)` and a `DateTimeUtc` to `TIMESTAMP` there:
+/// messages, arguments and results longer than 255 characters would be
+/// refused, times would lose their fractions of a second, and `TIMESTAMP`
+/// ends in 2038. So every time column becomes `DATETIME(6)`, a `String` key
+/// `VARCHAR(512)` (the longest key a tracker takes), a `String` status
+/// `VARCHAR(64)` (so the indexes by status, time and key fit InnoDB's 3,072
+/// bytes), and every other `String` without a length of its own `TEXT`. The
+/// key and the status compare byte for byte (`utf8mb4_bin`), as on the other
+/// backends: under MySQL's default collation `Run-1` would be `run-1`'s row
+/// and `DONE` would pass for `done`. A column with an explicit
+/// `column_type` is left as declared.
+fn for_mysql<M: TrackingConfig>(table: &TableCreateStatement) -> TableCreateStatement {
+    let column_of = |role| M::binding(role).map(|binding| binding.column.as_str());
+    let key = column_of(Role::Key);
+    let status = column_of(Role::Status);
+    let mut out = Table::create();
+    if let Some(name) = table.get_table_name() {
+        out.table(name.clone());
+    }
+    for column in table.get_columns() {
+        let mut column = column.clone();
+        match column.get_column_type() {
+            Some(
+                ColumnType::TimestampWithTimeZone | ColumnType::Timestamp | ColumnType::DateTime,
+            ) => {
+                column.custom(Alias::new("DATETIME(6)"));
+            }
+            // A key holds up to `MAX_KEY_BYTES` (512 bytes, so at most 512
+            // characters; 2,048 bytes of utf8mb4 in its unique index).
+            Some(ColumnType::String(StringLen::None))
+                if key == Some(column.get_column_name().as_str()) =>
+            {
+                column
+                    .string_len(crate::lifecycle::MAX_KEY_BYTES as u32)
+                    .extra("COLLATE utf8mb4_bin");
+            }
+            // Status words are short; the indexes by status, time and key
+            // stay within InnoDB's 3,072 bytes.
+            Some(ColumnType::String(StringLen::None))
+                if status == Some(column.get_column_name().as_str()) =>
+            {
+                column.string_len(64).extra("COLLATE utf8mb4_bin");
+            }
+            Some(ColumnType::String(StringLen::None)) => {
+                column.text();
+            }
+            _ => {}
+        }
+        out.col(column);
+    }
+    for foreign_key in table.get_foreign_key_create_stmts() {
+        out.foreign_key(&mut foreign_key.clone());
+    }
+    for index in table.get_indexes() {
+        out.index(&mut index.clone());
+    }
+    if let Some(extra) = table.get_extra() {
+        out.extra(extra.clone());
+    }
+    if let Some(comment) = table.get_comment() {
+        out.comment(comment.clone());
+    }
+    out
 }
 
 /// Creates only the tables spawned runs share (object locks and run

@@ -77,6 +77,20 @@ pub mod entry {
 /// Creates the audit table and its index by target, if missing
 /// ([`schema::create`](crate::schema::create) does this).
 pub async fn create_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DbBackend::MySql {
+        // Text columns as `TEXT` (sea-orm's `String` is `VARCHAR(255)`
+        // there), the target indexed by a prefix.
+        return db
+            .execute_unprepared(
+                "CREATE TABLE IF NOT EXISTS tasktrail_audit (\
+                 id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, at_ms BIGINT NOT NULL, \
+                 user_id TEXT NOT NULL, user_name TEXT NOT NULL, action TEXT NOT NULL, \
+                 target TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL, \
+                 INDEX ix_tasktrail_audit_target_id (target(191), id)) CHARACTER SET utf8mb4",
+            )
+            .await
+            .map(|_| ());
+    }
     let schema = sea_orm::Schema::new(db.get_database_backend());
     let mut table = schema.create_table_from_entity(entry::Entity);
     table.if_not_exists();

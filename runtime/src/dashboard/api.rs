@@ -132,6 +132,7 @@ impl From<DbErr> for ApiError {
             )
         } else {
             tracing::error!(error = %err, "tasktrail dashboard: the database refused a query");
+            eprintln!("DEBUGSQL {err}");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the runs database refused the query; the server's log has the detail",
@@ -279,9 +280,14 @@ pub(crate) async fn status_counts<M: TrackingConfig>(
         status: Option<String>,
         n: i64,
     }
+    // MySQL casts to `CHAR`, the others to `text`.
+    let text = match shared.tracker.db().get_database_backend() {
+        sea_orm::DbBackend::MySql => "char",
+        _ => "text",
+    };
     let select = M::Entity::find()
         .select_only()
-        .column_as(Expr::col(status_col).cast_as("text"), "status")
+        .column_as(Expr::col(status_col).cast_as(text), "status")
         // Every row, NULL statuses included (`COUNT(status)` skips them).
         .column_as(Expr::col(sea_orm::sea_query::Asterisk).count(), "n")
         .group_by(status_col);

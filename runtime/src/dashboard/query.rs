@@ -11,8 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
-    QuerySelect, Value,
+    ColumnTrait, Condition, DatabaseConnection, DbBackend, DbErr, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect, Value,
 };
 
 use crate::config::{
@@ -399,15 +399,31 @@ pub async fn list<M: TrackingConfig>(
         let mut select = base.clone();
         match &cursor {
             Some(cursor) => {
-                let row = Expr::tuple([Expr::col(sort_col), Expr::col(key_col)]);
-                let at = Expr::tuple([
-                    sort_col.save_as(Expr::val(cursor.value.clone())),
-                    Expr::val(encode_key(&cursor.key)),
-                ]);
-                select = select.filter(if query.descending {
-                    row.lt(at)
+                let value = sort_col.save_as(Expr::val(cursor.value.clone()));
+                let key = Expr::val(encode_key(&cursor.key));
+                select = select.filter(if db.get_database_backend() == DbBackend::MySql {
+                    // MySQL reads a row comparison without its index: the
+                    // same order as two ranges of `(sort, key)`.
+                    let (sorted, keyed) = if query.descending {
+                        (
+                            Expr::col(sort_col).lt(value.clone()),
+                            Expr::col(key_col).lt(key),
+                        )
+                    } else {
+                        (
+                            Expr::col(sort_col).gt(value.clone()),
+                            Expr::col(key_col).gt(key),
+                        )
+                    };
+                    sorted.or(Expr::col(sort_col).eq(value).and(keyed))
                 } else {
-                    row.gt(at)
+                    let row = Expr::tuple([Expr::col(sort_col), Expr::col(key_col)]);
+                    let at = Expr::tuple([value, key]);
+                    if query.descending {
+                        row.lt(at)
+                    } else {
+                        row.gt(at)
+                    }
                 });
             }
             None if nullable => select = select.filter(Expr::col(sort_col).is_not_null()),

@@ -97,6 +97,11 @@ fn target(db: &DatabaseConnection) -> Option<String> {
                 Arc::as_ptr(&o)
             ))
         }
+        #[cfg(feature = "mysql")]
+        Inner::SqlxMySqlPoolConnection(_) => {
+            let o = db.get_mysql_connection_pool().connect_options();
+            Some(format!("mysql {:p}", Arc::as_ptr(&o)))
+        }
         #[cfg(feature = "sqlite")]
         Inner::SqlxSqlitePoolConnection(_) => {
             let o = db.get_sqlite_connection_pool().connect_options();

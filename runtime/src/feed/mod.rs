@@ -277,14 +277,26 @@ pub(crate) async fn prune(
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),
     };
-    let sql = format!(
-        "DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE seq < COALESCE(\
-         (SELECT seq FROM {TABLE} WHERE at_ms >= {} ORDER BY seq LIMIT 1), {}) \
-         ORDER BY seq LIMIT {})",
-        p(1),
-        i64::MAX,
-        p(2)
-    );
+    let sql = if backend == DbBackend::MySql {
+        // MySQL takes no `LIMIT` in an `IN` subquery nor a subquery on the
+        // table a `DELETE` deletes from, unless it is a derived table (which
+        // its `LIMIT` keeps from being merged away).
+        format!(
+            "DELETE FROM {TABLE} WHERE seq < COALESCE((SELECT seq FROM \
+             (SELECT seq FROM {TABLE} WHERE at_ms >= ? ORDER BY seq LIMIT 1) AS young), {}) \
+             ORDER BY seq LIMIT ?",
+            i64::MAX
+        )
+    } else {
+        format!(
+            "DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE seq < COALESCE(\
+             (SELECT seq FROM {TABLE} WHERE at_ms >= {} ORDER BY seq LIMIT 1), {}) \
+             ORDER BY seq LIMIT {})",
+            p(1),
+            i64::MAX,
+            p(2)
+        )
+    };
     let result = db
         .execute_raw(Statement::from_sql_and_values(
             backend,

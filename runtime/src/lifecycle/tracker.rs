@@ -545,7 +545,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 .unwrap_or_else(|e| e.into_inner());
             let template = templates
                 .get_or_insert(&prepared, || {
-                    let Some(one) = prepared.upsert_rows(1) else {
+                    let Some(one) = prepared.upsert_rows(backend, 1) else {
                         unreachable!("an event with a status is an upsert")
                     };
                     let values = prepared.upsert_values();
@@ -558,7 +558,7 @@ impl<M: TrackingConfig> Tracker<M> {
                     // its own copy of this first event to render it.
                     let model = prepared.clone();
                     Template::new(backend, values.len(), move |rows| {
-                        let stmt = model.upsert_rows(rows).expect("an upsert");
+                        let stmt = model.upsert_rows(backend, rows).expect("an upsert");
                         backend.build(&stmt).sql
                     })
                 })
@@ -569,7 +569,7 @@ impl<M: TrackingConfig> Tracker<M> {
             let change = self.change(event, actor, updated_at.map(|i| i + 2));
             return (Work::Row { template, values }, change, false);
         }
-        let (stmt, stamp) = match prepared.statement() {
+        let (stmt, stamp) = match prepared.statement(backend) {
             Statement::Upsert(stmt) => (backend.build(&stmt), updated_at.map(|i| i + 2)),
             // The `SET` values, less those only an insert writes.
             Statement::Update(stmt) => (

@@ -22,9 +22,9 @@
 //! once per shape.
 
 use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, InsertStatement, OnConflict, Query, UpdateStatement,
+    Alias, Expr, ExprTrait, Func, InsertStatement, OnConflict, Query, UpdateStatement,
 };
-use sea_orm::{ColumnTrait, EntityName, IdenStatic, Value};
+use sea_orm::{ColumnTrait, DbBackend, EntityName, IdenStatic, Value};
 
 use crate::config::{Binding, ColumnOf, Encode, Role, TrackingConfig};
 use crate::lifecycle::{Progress, Status};
@@ -140,8 +140,15 @@ impl<T: Clone> Shapes<T> {
     }
 }
 
-fn excluded<C: ColumnTrait>(col: C) -> Expr {
-    Expr::col((Alias::new("excluded"), col))
+/// The value the insert proposed for `col`: `excluded.col` (PostgreSQL,
+/// SQLite); `VALUES(col)` on MySQL / MariaDB, which MariaDB needs and MySQL
+/// 8 still takes.
+fn excluded<C: ColumnTrait>(backend: DbBackend, col: C) -> Expr {
+    if backend == DbBackend::MySql {
+        Func::cust(Alias::new("VALUES")).arg(Expr::col(col)).into()
+    } else {
+        Expr::col((Alias::new("excluded"), col))
+    }
 }
 
 fn existing<M: TrackingConfig>(col: ColumnOf<M>) -> Expr {
@@ -237,9 +244,11 @@ impl<M: TrackingConfig> Prepared<M> {
         values
     }
 
-    pub fn statement(&self) -> Statement {
+    pub fn statement(&self, backend: DbBackend) -> Statement {
         match self.status {
-            Some((status_col, status)) => Statement::Upsert(self.upsert(status_col, status, 1)),
+            Some((status_col, status)) => {
+                Statement::Upsert(self.upsert(backend, status_col, status, 1))
+            }
             None => Statement::Update(self.update()),
         }
     }
@@ -247,16 +256,22 @@ impl<M: TrackingConfig> Prepared<M> {
     /// The upsert of `rows` rows of this event's shape (the values bound
     /// are this event's, `rows` times; a caller binds its own, row after
     /// row, in [`upsert_values`](Self::upsert_values) order).
-    pub fn upsert_rows(&self, rows: usize) -> Option<InsertStatement> {
+    pub fn upsert_rows(&self, backend: DbBackend, rows: usize) -> Option<InsertStatement> {
         let (status_col, status) = self.status?;
-        Some(self.upsert(status_col, status, rows))
+        Some(self.upsert(backend, status_col, status, rows))
     }
 
     fn save(col: ColumnOf<M>, value: Value) -> Expr {
         col.save_as(Expr::val(value))
     }
 
-    fn upsert(&self, status_col: ColumnOf<M>, status: Status, rows: usize) -> InsertStatement {
+    fn upsert(
+        &self,
+        backend: DbBackend,
+        status_col: ColumnOf<M>,
+        status: Status,
+        rows: usize,
+    ) -> InsertStatement {
         let encode_status = match M::binding(Role::Status).map(|b| b.encode) {
             Some(Encode::Status(f, _)) => f,
             _ => unreachable!("the derive guarantees a status column with a status encoder"),
@@ -287,8 +302,15 @@ impl<M: TrackingConfig> Prepared<M> {
                 .into()
         };
 
+        let excluded = |col| excluded(backend, col);
         let mut on_conflict = OnConflict::column(self.key_column);
-        on_conflict.value(status_col, guarded(excluded(status_col), status_col));
+        // MySQL evaluates `ON DUPLICATE KEY UPDATE` left to right, each
+        // assignment seeing the ones before it: the status, which every
+        // guard reads, is assigned last there.
+        let status_last = backend == DbBackend::MySql;
+        if !status_last {
+            on_conflict.value(status_col, guarded(excluded(status_col), status_col));
+        }
         for cell in &self.cells {
             let col = cell.column;
             match cell.class {
@@ -315,6 +337,9 @@ impl<M: TrackingConfig> Prepared<M> {
                 }
                 Class::InsertOnly => {}
             }
+        }
+        if status_last {
+            on_conflict.value(status_col, guarded(excluded(status_col), status_col));
         }
 
         let mut insert = Query::insert();

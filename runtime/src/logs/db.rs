@@ -58,6 +58,23 @@ pub mod entry {
 
 /// Creates the log table and its indexes (by run, by time), if missing.
 pub async fn create_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DbBackend::MySql {
+        crate::writer::feed::create_turns(db).await?;
+        // sea-orm's `String` is `VARCHAR(255)` there: targets and stored
+        // run keys (up to `MAX_STORED_RUN_KEY` bytes) need more, and a text
+        // key is indexed by a prefix (an index entry holds 3,072 bytes).
+        return db
+            .execute_unprepared(
+                "CREATE TABLE IF NOT EXISTS tasktrail_logs (\
+                 id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, at_ms BIGINT NOT NULL, \
+                 level SMALLINT NOT NULL, target TEXT NOT NULL, message MEDIUMTEXT NOT NULL, \
+                 run_key VARCHAR(1024), fields MEDIUMTEXT, \
+                 INDEX ix_tasktrail_logs_run_key_id (run_key(191), id), \
+                 INDEX ix_tasktrail_logs_at_ms (at_ms)) CHARACTER SET utf8mb4",
+            )
+            .await
+            .map(|_| ());
+    }
     let schema = sea_orm::Schema::new(db.get_database_backend());
     let mut table = schema.create_table_from_entity(entry::Entity);
     table.if_not_exists();
@@ -305,14 +322,20 @@ const LOG_WRITE_LOCK: i64 = 0x7461_736b_6c6f_6773;
 /// ids are drawn only once the previous one is visible (the lock is
 /// released after the commit). SQLite needs nothing: a write holds the
 /// database's write lock from its first id to its commit.
+///
+/// MySQL hands out AUTO_INCREMENT ids at insert time the same way: a write
+/// takes the log table's turn (a row lock held until commit; see
+/// `tasktrail_turns`) before its insert.
 fn commit_order_lock(backend: sea_orm::DbBackend) -> Option<sea_orm::Statement> {
-    (backend == sea_orm::DbBackend::Postgres).then(|| {
-        sea_orm::Statement::from_sql_and_values(
+    match backend {
+        sea_orm::DbBackend::Postgres => Some(sea_orm::Statement::from_sql_and_values(
             backend,
             "SELECT pg_advisory_xact_lock($1)",
             [LOG_WRITE_LOCK.into()],
-        )
-    })
+        )),
+        sea_orm::DbBackend::MySql => Some(crate::writer::feed::take_turn("logs")),
+        _ => None,
+    }
 }
 
 /// The multi-row insert of log lines; a row is [`row_values`].

@@ -190,9 +190,20 @@ impl<M: TrackingConfig> Tracker<M> {
                     .and_where(Expr::col(age_binding.column).lt(Expr::val(encode_time(cutoff))))
                     .limit(batch_size);
                 let mut delete = Query::delete();
-                delete
-                    .from_table(table.clone())
-                    .and_where(Expr::col(key).in_subquery(batch));
+                delete.from_table(table.clone());
+                if backend == sea_orm::DbBackend::MySql {
+                    // MySQL takes no `LIMIT` in an `IN` subquery, and a
+                    // single-table `DELETE … LIMIT` of its own.
+                    delete
+                        .and_where(
+                            Expr::col(status_col)
+                                .eq(status_col.save_as(Expr::val(target.value.clone()))),
+                        )
+                        .and_where(Expr::col(age_binding.column).lt(Expr::val(encode_time(cutoff))))
+                        .limit(batch_size);
+                } else {
+                    delete.and_where(Expr::col(key).in_subquery(batch));
+                }
                 let deleted = match db.execute_raw(backend.build(&delete)).await {
                     Ok(res) => res.rows_affected(),
                     Err(source) => {

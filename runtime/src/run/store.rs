@@ -91,6 +91,27 @@ pub mod lease {
 
 /// Creates the lock and lease tables and their indexes, if missing.
 pub async fn create_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::MySql {
+        // Keys of up to 512 characters (a run key's `MAX_KEY_BYTES`; an
+        // object key as long), within InnoDB's 3,072-byte index entries
+        // (utf8mb4: 4 bytes a character).
+        for sql in [
+            "CREATE TABLE IF NOT EXISTS tasktrail_locks (\
+             scope VARCHAR(255) NOT NULL, object VARCHAR(512) NOT NULL, \
+             run_key VARCHAR(512) NOT NULL, task_name TEXT NOT NULL, instance TEXT NOT NULL, \
+             acquired_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, \
+             PRIMARY KEY (scope, object), \
+             INDEX ix_tasktrail_locks_scope_run_key (scope, run_key)) CHARACTER SET utf8mb4",
+            "CREATE TABLE IF NOT EXISTS tasktrail_leases (\
+             scope VARCHAR(255) NOT NULL, run_key VARCHAR(512) NOT NULL, \
+             task_name TEXT NOT NULL, instance TEXT NOT NULL, started_ms BIGINT NOT NULL, \
+             heartbeat_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, deadline_ms BIGINT, \
+             PRIMARY KEY (scope, run_key)) CHARACTER SET utf8mb4",
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
+        return Ok(());
+    }
     let schema = sea_orm::Schema::new(db.get_database_backend());
     let mut locks = schema.create_table_from_entity(lock::Entity);
     locks.if_not_exists();
@@ -105,8 +126,7 @@ pub async fn create_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
         .col(lock::Column::Scope)
         .col(lock::Column::RunKey)
         .if_not_exists();
-    db.execute(&by_run).await?;
-    Ok(())
+    crate::schema::create_index(db, &by_run).await
 }
 
 /// Drops the lock and lease tables, if they exist.
@@ -162,7 +182,26 @@ pub(crate) async fn db_now_ms(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
 /// Locks every object in `objects` for the claim, or none of them: returns
 /// the holders of those already locked by other runs (expired locks are
 /// taken over).
+///
+/// A transaction the database aborted to break a deadlock (InnoDB's gap
+/// locks make concurrent inserts of the same objects deadlock at times;
+/// PostgreSQL's `40P01`) is tried again, a few times.
 pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    claim: &Claim<'_>,
+    objects: &[String],
+) -> Result<Result<(), Vec<Holder>>, DbErr> {
+    const TRIES: usize = 5;
+    let mut tries = 1;
+    loop {
+        match acquire_once(db, claim, objects).await {
+            Err(err) if tries < TRIES && crate::db_error::is_conflict(&err) => tries += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn acquire_once<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     claim: &Claim<'_>,
     objects: &[String],
@@ -200,13 +239,21 @@ pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
             now.clone().add(claim.ttl_ms),
         ]);
     }
-    insert.on_conflict(
+    // MySQL has no `DO NOTHING`: a no-op update of a held row, whose
+    // "affected rows" cannot tell it from an insert; the holders below say
+    // whether every object is this run's.
+    let mysql = txn.get_database_backend() == DbBackend::MySql;
+    insert.on_conflict(if mysql {
+        OnConflict::columns([lock::Column::Scope, lock::Column::Object])
+            .do_nothing_on([lock::Column::Scope])
+            .to_owned()
+    } else {
         OnConflict::columns([lock::Column::Scope, lock::Column::Object])
             .do_nothing()
-            .to_owned(),
-    );
+            .to_owned()
+    });
     let inserted = txn.execute(&insert).await?.rows_affected();
-    if inserted as usize == objects.len() {
+    if !mysql && inserted as usize == objects.len() {
         txn.commit().await?;
         return Ok(Ok(()));
     }
@@ -222,7 +269,11 @@ pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
             run_key: l.run_key,
             task_name: l.task_name,
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if mysql && holders.is_empty() {
+        txn.commit().await?;
+        return Ok(Ok(()));
+    }
     txn.rollback().await?;
     Ok(Err(holders))
 }
@@ -335,7 +386,7 @@ fn stale(now: i64) -> sea_orm::sea_query::Condition {
 /// refreshed in the meantime (a heartbeat racing the sweep) is neither
 /// deleted nor returned, so its run is left alone.
 pub(crate) async fn take_stale_leases(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     scope: &str,
     instance: &str,
     now: i64,
@@ -355,11 +406,31 @@ pub(crate) async fn take_stale_leases(
 /// `sqlite-use-returning-for-3_35` is on (it is in sea-orm's defaults, which
 /// tasktrail does not turn on), while every SQLite sqlx bundles (3.35 and
 /// later) and PostgreSQL run it.
-async fn delete_leases_returning(
-    db: &impl ConnectionTrait,
+///
+/// MySQL has no `RETURNING` (and sea-query leaves it out there): in one
+/// transaction, the stale leases are read `FOR UPDATE` (a heartbeat racing
+/// the sweep waits for its commit) and deleted by the same condition.
+async fn delete_leases_returning<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
     condition: sea_orm::sea_query::Condition,
 ) -> Result<Vec<lease::Model>, DbErr> {
     use sea_orm::FromQueryResult;
+    if db.get_database_backend() == DbBackend::MySql {
+        let txn = db.begin().await?;
+        let taken = lease::Entity::find()
+            .filter(condition.clone())
+            .lock_exclusive()
+            .all(&txn)
+            .await?;
+        if !taken.is_empty() {
+            lease::Entity::delete_many()
+                .filter(condition)
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        return Ok(taken);
+    }
     let mut delete = sea_orm::sea_query::Query::delete();
     delete
         .from_table(lease::Entity)
@@ -390,7 +461,7 @@ pub(crate) async fn own_stale_leases(
 
 /// Takes one lease if it is still stale at `now`; see [`take_stale_leases`].
 pub(crate) async fn take_stale_lease(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     scope: &str,
     run_key: &str,
     now: i64,
@@ -576,6 +647,7 @@ mod tests {
         for (backend, clock) in [
             (DbBackend::Sqlite, "julianday('now')"),
             (DbBackend::Postgres, "clock_timestamp()"),
+            (DbBackend::MySql, "NOW(3)"),
         ] {
             let sql = Templates::new(backend).lease.sql(2);
             println!("{sql}");

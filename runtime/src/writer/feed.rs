@@ -71,6 +71,41 @@ impl Change {
 pub(crate) struct Inserts {
     plain: Arc<Template>,
     notify: Option<Arc<Template>>,
+    /// MySQL: the statement that takes the feed's turn before its inserts.
+    turn: Option<Statement>,
+}
+
+/// MySQL's turns: a row per sequence whose numbers must follow commit
+/// order (the change feed's `seq`, the log table's `id`). A transaction
+/// locks its row (an `UPDATE`, held until it commits) right before it draws
+/// numbers, so a reader that has seen number n has seen every smaller one:
+/// InnoDB hands out AUTO_INCREMENT values at insert time, and without the
+/// turn a transaction that drew 6 could commit after one that drew 7.
+/// (PostgreSQL orders the feed by transaction id instead, and its log
+/// writes take an advisory lock; SQLite has one writer at a time.)
+pub(crate) const TURNS: &str = "tasktrail_turns";
+
+/// The statement that waits for, and takes, the turn of sequence `name`
+/// (MySQL).
+pub(crate) fn take_turn(name: &str) -> Statement {
+    Statement::from_string(
+        DbBackend::MySql,
+        format!("UPDATE {TURNS} SET n = n + 1 WHERE name = '{name}'"),
+    )
+}
+
+/// Creates [`TURNS`] with its rows, if missing (MySQL).
+pub(crate) async fn create_turns(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    db.execute_unprepared(&format!(
+        "CREATE TABLE IF NOT EXISTS {TURNS} (name VARCHAR(64) NOT NULL PRIMARY KEY, \
+         n BIGINT NOT NULL) CHARACTER SET utf8mb4"
+    ))
+    .await?;
+    db.execute_unprepared(&format!(
+        "INSERT IGNORE INTO {TURNS} (name, n) VALUES ('changes', 0), ('logs', 0)"
+    ))
+    .await?;
+    Ok(())
 }
 
 const COLUMNS: &str = "scope, run_key, kind, instance, actor";
@@ -112,13 +147,18 @@ impl Inserts {
                 )
             })
         });
-        Inserts { plain, notify }
+        let turn = (backend == DbBackend::MySql).then(|| take_turn("changes"));
+        Inserts {
+            plain,
+            notify,
+            turn,
+        }
     }
 
     /// The statements that write `changes`, in order (the last one sends
     /// the notification on PostgreSQL).
     pub(crate) fn statements(&self, changes: &[&Change]) -> Vec<Statement> {
-        let mut out = Vec::new();
+        let mut out: Vec<Statement> = self.turn.iter().cloned().collect();
         let sizes = super::batch::chunks(changes.len(), self.plain.max_rows());
         let last = sizes.len().saturating_sub(1);
         let mut rest = changes;
@@ -213,6 +253,18 @@ pub(crate) fn create_statements(backend: DbBackend) -> Vec<String> {
                 "CREATE INDEX IF NOT EXISTS ix_{TABLE}_scope_run_key ON {TABLE} (scope, run_key)"
             ),
         ],
+        // InnoDB's AUTO_INCREMENT is not reused after a delete either (since
+        // MySQL 8 / MariaDB 10.2.4 not even across a restart). Text keys
+        // are indexed by a prefix (an index entry holds at most 3,072 bytes).
+        DbBackend::MySql => vec![format!(
+            "CREATE TABLE IF NOT EXISTS {TABLE} (\
+             seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+             scope TEXT NOT NULL, run_key TEXT NOT NULL, kind TEXT NOT NULL, \
+             at_ms BIGINT NOT NULL DEFAULT ({now}), \
+             instance TEXT, actor TEXT, \
+             INDEX ix_{TABLE}_scope_run_key (scope(191), run_key(191))) \
+             CHARACTER SET utf8mb4"
+        )],
         _ => vec![
             // AUTOINCREMENT: a pruned feed never hands out a number again.
             format!(
@@ -256,6 +308,9 @@ async fn table_exists(db: &impl ConnectionTrait) -> Result<bool, DbErr> {
 /// Creates the feed's table and indexes, if missing.
 pub(crate) async fn create_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
+    if backend == DbBackend::MySql {
+        create_turns(db).await?;
+    }
     if table_exists(db).await? {
         return Ok(());
     }

@@ -1193,6 +1193,15 @@ async fn execute(
                 counter
             )
         }
+        #[cfg(feature = "mysql")]
+        Inner::SqlxMySqlPoolConnection(_) => {
+            sqlx_batch!(
+                db.get_mysql_connection_pool(),
+                statements,
+                affected,
+                counter
+            )
+        }
         #[allow(unreachable_patterns)]
         _ => {
             if statements.len() == 1 {
