@@ -48,7 +48,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== feature matrix: tasktrail alone with each set of features (lib, clippy)"
 # One package at a time, so cargo does not unify the workspace's features
 # into it: what a user with these features compiles.
-for features in sqlite postgres postgres,dashboard sqlite,dashboard,openapi postgres,auth; do
+for features in sqlite postgres mysql postgres,dashboard sqlite,dashboard,openapi mysql,auth; do
   echo "-- --no-default-features --features $features"
   cargo clippy -p tasktrail --no-default-features --features "$features" -- -D warnings
 done
@@ -66,7 +66,13 @@ if grep -E "sqlx-postgres|axum|askama|argon2" <<<"$tree"; then
   exit 1
 fi
 cargo test -p tracker-only
+tree=$(cargo tree -p tracker-only --no-default-features --features mysql -e features)
+if grep -E "libsqlite3-sys|sqlx-sqlite|sqlx-postgres|axum|askama|argon2" <<<"$tree"; then
+  echo "the tracker-only example's MySQL build has the crates above" >&2
+  exit 1
+fi
 cargo test -p tracker-only --no-default-features --features sqlite
+cargo test -p tracker-only --no-default-features --features mysql
 # The published crates package and build on their own, their path
 # dependencies on each other resolved through cargo's temporary registry.
 # All three are named: one left out is looked up on crates.io, where

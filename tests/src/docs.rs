@@ -33,6 +33,9 @@ pub struct Authentication;
 #[doc = include_str!("../../docs/scaling-out.md")]
 pub struct ScalingOut;
 
+#[doc = include_str!("../../docs/mysql.md")]
+pub struct Mysql;
+
 #[doc = include_str!("../../docs/tracker-only.md")]
 pub struct TrackerOnly;
 

@@ -19,7 +19,7 @@ pub mod browser;
 #[cfg(doctest)]
 pub mod docs;
 pub mod entities;
-pub use tasktrail_harness::pg;
+pub use tasktrail_harness::{mysql, pg};
 pub mod sql_capture;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
@@ -30,6 +30,9 @@ pub enum Backend {
     SqliteFile,
     SqliteMemory,
     Postgres,
+    /// MariaDB 10.11 (the harness's own server), through the `mysql`
+    /// feature.
+    MariaDb,
 }
 
 /// A connection to a fresh, empty database of `backend`. Keep the returned
@@ -62,6 +65,13 @@ pub async fn connect(backend: Backend) -> (DatabaseConnection, TestDb) {
             let db = Database::connect(url.clone())
                 .await
                 .expect("connect to the test PostgreSQL");
+            (db, TestDb { url, _dir: None })
+        }
+        Backend::MariaDb => {
+            let url = mysql::fresh_database().await;
+            let db = Database::connect(url.clone())
+                .await
+                .expect("connect to the test MariaDB");
             (db, TestDb { url, _dir: None })
         }
     }
@@ -106,13 +116,17 @@ macro_rules! backends {
             async fn postgres() {
                 super::$name($crate::Backend::Postgres).await;
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                super::$name($crate::Backend::MariaDb).await;
+            }
         }
     )*};
 }
 
 /// [`backends!`] for scenarios with a second instance (another pool on
-/// the same database): a SQLite file and PostgreSQL (an in-memory SQLite
-/// database belongs to one connection).
+/// the same database): a SQLite file, PostgreSQL and MariaDB (an in-memory
+/// SQLite database belongs to one connection).
 #[macro_export]
 macro_rules! shared_backends {
     ($($name:ident),* $(,)?) => {$(
@@ -125,6 +139,10 @@ macro_rules! shared_backends {
             async fn postgres() {
                 super::$name($crate::Backend::Postgres).await;
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                super::$name($crate::Backend::MariaDb).await;
+            }
         }
     )*};
 }
@@ -133,6 +151,62 @@ macro_rules! shared_backends {
 /// what two instances (processes) would have.
 pub async fn two_pools_postgres() -> (DatabaseConnection, DatabaseConnection) {
     let url = pg::fresh_database().await;
+    let one = Database::connect(&url).await.expect("connect");
+    let two = Database::connect(&url).await.expect("connect");
+    (one, two)
+}
+
+/// A database server of the test's own, to stop and start (an outage):
+/// PostgreSQL or MariaDB.
+pub enum DedicatedServer {
+    Postgres(pg::Instance),
+    MariaDb(mysql::Instance),
+}
+
+impl DedicatedServer {
+    /// Starts a server of `backend`'s kind (PostgreSQL or MariaDB).
+    pub fn launch(backend: Backend) -> DedicatedServer {
+        match backend {
+            Backend::Postgres => {
+                DedicatedServer::Postgres(pg::Instance::launch().expect("a dedicated PostgreSQL"))
+            }
+            Backend::MariaDb => {
+                DedicatedServer::MariaDb(mysql::Instance::launch().expect("a dedicated MariaDB"))
+            }
+            other => panic!("{other:?} has no server to stop"),
+        }
+    }
+
+    /// A fresh database on it; its URL.
+    pub async fn fresh_database(&self) -> String {
+        match self {
+            DedicatedServer::Postgres(i) => pg::create_database(&i.admin_url()).await,
+            DedicatedServer::MariaDb(i) => mysql::create_database(&i.admin_url()).await,
+        }
+    }
+
+    /// Stops the server (open connections are cut).
+    pub fn stop(&self) {
+        match self {
+            DedicatedServer::Postgres(i) => i.stop(),
+            DedicatedServer::MariaDb(i) => i.stop(),
+        }
+        .expect("stop the server")
+    }
+
+    /// Starts it again and waits until it answers.
+    pub fn start(&self) {
+        match self {
+            DedicatedServer::Postgres(i) => i.start(),
+            DedicatedServer::MariaDb(i) => i.start(),
+        }
+        .expect("start the server")
+    }
+}
+
+/// Two pools on one fresh MariaDB database.
+pub async fn two_pools_mariadb() -> (DatabaseConnection, DatabaseConnection) {
+    let url = mysql::fresh_database().await;
     let one = Database::connect(&url).await.expect("connect");
     let two = Database::connect(&url).await.expect("connect");
     (one, two)

@@ -27,8 +27,9 @@ tasktrail::dashboard! {
 }
 
 /// A trigger that refuses every write of a run whose key starts with
-/// `bad-<code>` with that SQLSTATE (PostgreSQL), or with `RAISE(ABORT)`
-/// (SQLite): a real refusal by a database that answers.
+/// `bad-<code>` with that SQLSTATE (PostgreSQL), with `SIGNAL` (MariaDB)
+/// or with `RAISE(ABORT)` (SQLite): a real refusal by a database that
+/// answers.
 async fn refuse_bad_keys(db: &DatabaseConnection, backend: Backend) {
     if backend == Backend::Postgres {
         db.execute_unprepared(
@@ -44,6 +45,21 @@ async fn refuse_bad_keys(db: &DatabaseConnection, backend: Backend) {
         )
         .await
         .unwrap();
+    } else if backend == Backend::MariaDb {
+        // A SIGNAL's SQLSTATE is a literal: every refusal is 45000 (an
+        // error the application raised: permanent).
+        for op in ["INSERT", "UPDATE"] {
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER refuse_bad_{op} BEFORE {op} ON task_runs FOR EACH ROW
+                 BEGIN
+                   IF NEW.task_key LIKE 'bad-%' THEN
+                     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test';
+                   END IF;
+                 END"
+            ))
+            .await
+            .unwrap();
+        }
     } else {
         for op in ["INSERT", "UPDATE"] {
             db.execute_unprepared(&format!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait};
 use tasktrail::{Event, Written};
 use tasktrail_tests::entities::task_run;
-use tasktrail_tests::{Backend, connect, pg, second_pool};
+use tasktrail_tests::{Backend, DedicatedServer, connect, second_pool};
 
 /// 2 connection pools × 8 tasks emitting the whole lifecycle of the same 100
 /// keys, shuffled per task → exactly 100 rows, no error, all terminal.
@@ -85,6 +85,11 @@ async fn two_pools_same_keys_postgres() {
     two_pools_same_keys(Backend::Postgres).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_same_keys_mariadb() {
+    two_pools_same_keys(Backend::MariaDb).await;
+}
+
 async fn status_of(db: &DatabaseConnection, key: &str) -> Option<task_run::Model> {
     use sea_orm::{ColumnTrait, QueryFilter};
     task_run::Entity::find()
@@ -94,13 +99,12 @@ async fn status_of(db: &DatabaseConnection, key: &str) -> Option<task_run::Model
         .unwrap()
 }
 
-/// Rule 7 on PostgreSQL: the server stops mid-run; the run goes on and
-/// finishes; the events wait in the queue and land, in order, once the server
-/// is back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_outage_loses_no_event() {
-    let instance = pg::Instance::launch().expect("a dedicated PostgreSQL");
-    let url = pg::create_database(&instance.admin_url()).await;
+/// Rule 7 on a database server: it stops mid-run; the run goes on and
+/// finishes; the events wait in the queue and land, in order, once the
+/// server is back.
+async fn outage_loses_no_event(backend: Backend) {
+    let instance = DedicatedServer::launch(backend);
+    let url = instance.fresh_database().await;
     let mut opts = sea_orm::ConnectOptions::new(url.clone());
     opts.max_connections(2)
         .acquire_timeout(Duration::from_millis(500));
@@ -117,7 +121,7 @@ async fn postgres_outage_loses_no_event() {
         },
     );
     let run = tracker.begin("import").key("outage").start().await;
-    instance.stop().unwrap();
+    instance.stop();
     for i in 1..=5 {
         run.progress(f64::from(i) * 10.0).await;
     }
@@ -125,7 +129,7 @@ async fn postgres_outage_loses_no_event() {
     let stats = tracker.stats();
     assert!(stats.queued >= 6, "{stats:?}");
     assert_eq!(stats.dropped, 0);
-    instance.start().unwrap();
+    instance.start();
     assert!(
         tracker.flush(Duration::from_secs(30)).await,
         "{:?}",
@@ -138,6 +142,16 @@ async fn postgres_outage_loses_no_event() {
     assert_eq!(row.percent, Some(100.0));
     assert_eq!(row.result_payload, Some(serde_json::json!("imported 5")));
     assert_eq!(tracker.stats().queue_len, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_loses_no_event() {
+    outage_loses_no_event(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_outage_loses_no_event() {
+    outage_loses_no_event(Backend::MariaDb).await;
 }
 
 /// Rule 7 on SQLite: another connection holds the write lock; events queue
@@ -212,10 +226,9 @@ fn outage_task(
 /// Issue 3, point 9 on PostgreSQL: the server stops while a spawned run is in
 /// progress; the run is neither failed nor held up, and once the server is
 /// back every event is in the table in the right final state.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spawned_run_survives_postgres_outage() {
-    let instance = pg::Instance::launch().expect("a dedicated PostgreSQL");
-    let url = pg::create_database(&instance.admin_url()).await;
+async fn spawned_run_survives_an_outage(backend: Backend) {
+    let instance = DedicatedServer::launch(backend);
+    let url = instance.fresh_database().await;
     let mut opts = sea_orm::ConnectOptions::new(url.clone());
     opts.max_connections(2)
         .acquire_timeout(Duration::from_millis(500));
@@ -250,7 +263,7 @@ async fn spawned_run_survives_postgres_outage() {
         assert!(started.elapsed() < Duration::from_secs(10));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    instance.stop().unwrap();
+    instance.stop();
     let down = std::time::Instant::now();
     go.notify_one();
     assert_eq!(run.await.unwrap(), "imported");
@@ -262,7 +275,7 @@ async fn spawned_run_survives_postgres_outage() {
     let stats = tracker.stats();
     assert!(stats.queued >= 2, "{stats:?}");
     assert_eq!(stats.dropped, 0);
-    instance.start().unwrap();
+    instance.start();
     assert!(
         tracker.flush(Duration::from_secs(30)).await,
         "{:?}",
@@ -289,6 +302,16 @@ async fn spawned_run_survives_postgres_outage() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(freed, "the run's lock was released after the outage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_run_survives_postgres_outage() {
+    spawned_run_survives_an_outage(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_run_survives_mariadb_outage() {
+    spawned_run_survives_an_outage(Backend::MariaDb).await;
 }
 
 /// Issue 3, point 9 on SQLite: another connection holds the write lock while

@@ -601,6 +601,11 @@ mod across_instances {
     async fn postgres() {
         super::retry_guard_across_instances(Backend::Postgres).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb() {
+        super::retry_guard_across_instances(Backend::MariaDb).await;
+    }
 }
 
 // ---------------------------------------------------------------- item 14

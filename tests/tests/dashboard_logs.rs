@@ -203,17 +203,16 @@ async fn logs_on_the_dashboard(backend: Backend) {
 
 backends!(logs_on_the_dashboard);
 
-/// Two instances write lines to one PostgreSQL at once. Instance A's write
-/// draws its line id first and then stays open for 2 s (a trigger sleeps
-/// after the insert); B writes the next line meanwhile. Ids come from a
-/// sequence before commit, so without the log writers' commit-order lock B
-/// committed id n+1 first, the tail read it and moved past n, and A's line
-/// never reached the stream. Now B's write waits for A's commit: the tail
-/// shows both, in id order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_tail_never_skips_a_line_committed_late() {
+/// Two instances write lines to one PostgreSQL (or MariaDB) at once.
+/// Instance A's write draws its line id first and then stays open for 2 s
+/// (a trigger sleeps after the insert); B writes the next line meanwhile.
+/// Ids come from a sequence (an AUTO_INCREMENT) before commit, so without
+/// the log writers' commit-order lock B committed id n+1 first, the tail
+/// read it and moved past n, and A's line never reached the stream. Now B's
+/// write waits for A's commit: the tail shows both, in id order.
+async fn the_tail_never_skips_a_line_committed_late(backend: Backend) {
     use sea_orm::ConnectionTrait;
-    let (db, test) = connect(Backend::Postgres).await;
+    let (db, test) = connect(backend).await;
     tasktrail::schema::create::<task_run::Model>(&db)
         .await
         .unwrap();
@@ -223,14 +222,16 @@ async fn the_tail_never_skips_a_line_committed_late() {
             .await
             .unwrap(),
     );
-    db.execute_unprepared(
+    let slow = if backend == Backend::MariaDb {
+        "CREATE TRIGGER slow_line AFTER INSERT ON tasktrail_logs FOR EACH ROW \
+         BEGIN IF NEW.message = 'slow' THEN DO SLEEP(2); END IF; END"
+    } else {
         "CREATE FUNCTION slow_line() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN IF NEW.message = 'slow' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$; \
          CREATE TRIGGER slow_line AFTER INSERT ON tasktrail_logs \
-         FOR EACH ROW EXECUTE FUNCTION slow_line();",
-    )
-    .await
-    .unwrap();
+         FOR EACH ROW EXECUTE FUNCTION slow_line();"
+    };
+    db.execute_unprepared(slow).await.unwrap();
     let app = Dashboard::new(Ops::default(), task_run::Tracker::new(db.clone()))
         .log_storage(a.clone())
         .router();
@@ -266,4 +267,14 @@ async fn the_tail_never_skips_a_line_committed_late() {
     let messages: Vec<&str> = lines.iter().map(|(_, m)| m.as_str()).collect();
     assert_eq!(messages, ["slow", "fast"], "every line once, in id order");
     assert!(lines[0].0 < lines[1].0, "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_tail_never_skips_a_line_committed_late_postgres() {
+    the_tail_never_skips_a_line_committed_late(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_tail_never_skips_a_line_committed_late_mariadb() {
+    the_tail_never_skips_a_line_committed_late(Backend::MariaDb).await;
 }

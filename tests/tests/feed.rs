@@ -185,6 +185,11 @@ async fn another_process_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_mariadb() {
+    another_process(Backend::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_process_sqlite_file() {
     another_process(Backend::SqliteFile).await;
 }

@@ -238,6 +238,11 @@ async fn acknowledged_events_survive_a_kill_postgres() {
     acknowledged_events_survive_a_kill(Backend::Postgres).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_a_kill_mariadb() {
+    acknowledged_events_survive_a_kill(Backend::MariaDb).await;
+}
+
 /// A transaction PostgreSQL aborts to resolve a deadlock (40P01) or a
 /// serialization failure (40001) is tried again at once: the database
 /// answers, so the events are stored, not sent to the outage queue.

@@ -115,6 +115,11 @@ async fn locks_across_processes_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_across_processes_mariadb() {
+    across_processes(Backend::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locks_across_processes_sqlite_file() {
     across_processes(Backend::SqliteFile).await;
 }

@@ -389,11 +389,11 @@ async fn the_writer_does_not_log_itself() {
 
 /// Makes the log table refuse every line whose message holds `poison`: a
 /// constraint of the database's own (a trigger on SQLite, a check on
-/// PostgreSQL), for lines the database refuses whatever the writer does.
+/// PostgreSQL and MariaDB), for lines the database refuses whatever the writer does.
 async fn poison_lines(db: &sea_orm::DatabaseConnection, backend: Backend) {
     use sea_orm::ConnectionTrait;
     let sql = match backend {
-        Backend::Postgres => {
+        Backend::Postgres | Backend::MariaDb => {
             "ALTER TABLE tasktrail_logs ADD CONSTRAINT no_poison CHECK (message NOT LIKE '%poison%')"
         }
         _ => {
@@ -541,6 +541,11 @@ async fn flush_gives_up_after_its_timeout_sqlite_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_gives_up_after_its_timeout_postgres() {
     flush_gives_up_after_its_timeout(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_gives_up_after_its_timeout_mariadb() {
+    flush_gives_up_after_its_timeout(Backend::MariaDb).await;
 }
 
 // 8. The log writer's settings at their extremes: a retention interval of

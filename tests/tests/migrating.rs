@@ -87,6 +87,29 @@ fn old_table(backend: DbBackend) -> &'static str {
                 finished TIMESTAMPTZ
             )"
         }
+        // `state` compares case-sensitively, as the other backends do: under
+        // MySQL's default case-insensitive collation, `DONE` would equal
+        // `done` in the dashboard's filters and the tracker's guard (the
+        // guide says so).
+        DbBackend::MySql => {
+            "CREATE TABLE background_jobs (
+                id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                job_id VARCHAR(64) NOT NULL,
+                job_type VARCHAR(100) NOT NULL,
+                state VARCHAR(20) COLLATE utf8mb4_bin NOT NULL DEFAULT 'queued',
+                pct INTEGER,
+                detail TEXT,
+                requested_by VARCHAR(255),
+                targets TEXT,
+                params TEXT,
+                output TEXT,
+                archived BOOLEAN NOT NULL DEFAULT FALSE,
+                created DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                modified DATETIME(6),
+                started DATETIME(6),
+                finished DATETIME(6)
+            )"
+        }
         _ => {
             "CREATE TABLE background_jobs (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -229,6 +252,10 @@ async fn index_names(db: &DatabaseConnection) -> Vec<String> {
     let sql = match db.get_database_backend() {
         DbBackend::Postgres => {
             "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'background_jobs'"
+        }
+        DbBackend::MySql => {
+            "SELECT DISTINCT index_name AS name FROM information_schema.statistics \
+             WHERE table_schema = DATABASE() AND table_name = 'background_jobs'"
         }
         _ => "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'background_jobs'",
     };
@@ -790,10 +817,16 @@ async fn an_enum_status_cannot_hold_strays(backend: Backend) {
     tasktrail::schema::create::<enum_run::Model>(&db)
         .await
         .unwrap();
+    // (MySQL's datetime literals carry no offset.)
+    let created = if backend == Backend::MariaDb {
+        "2026-01-05 09:00:00"
+    } else {
+        "2026-01-05 09:00:00+00:00"
+    };
     for (key, state) in [("known", "done"), ("stray", "DONE")] {
         db.execute_unprepared(&format!(
             "INSERT INTO enum_runs (task_key, state, created_at, updated_at) \
-             VALUES ('{key}', '{state}', '2026-01-05 09:00:00+00:00', '2026-01-05 09:00:00')"
+             VALUES ('{key}', '{state}', '{created}', '2026-01-05 09:00:00')"
         ))
         .await
         .unwrap();

@@ -1198,12 +1198,20 @@ async fn a_long_purge_lets_no_lease_lapse(backend: Backend) {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
-    let rows = if backend_kind == sea_orm::DbBackend::Postgres {
-        format!("SELECT i FROM generate_series(1, {count}) AS n(i)")
-    } else {
-        format!(
+    let rows = match backend_kind {
+        sea_orm::DbBackend::Postgres => {
+            format!("SELECT i FROM generate_series(1, {count}) AS n(i)")
+        }
+        // MariaDB's sequence engine.
+        sea_orm::DbBackend::MySql => format!("SELECT seq AS i FROM seq_1_to_{count}"),
+        _ => format!(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) SELECT i FROM n"
-        )
+        ),
+    };
+    let key = if backend_kind == sea_orm::DbBackend::MySql {
+        "CONCAT('old-', i)"
+    } else {
+        "'old-' || CAST(i AS TEXT)"
     };
     let marks = if backend_kind == sea_orm::DbBackend::Postgres {
         "$1, $2"
@@ -1214,7 +1222,7 @@ async fn a_long_purge_lets_no_lease_lapse(backend: Backend) {
         backend_kind,
         format!(
             "INSERT INTO task_runs (task_key, task_name, status, cleaned_up, created_at, updated_at) \
-             SELECT 'old-' || CAST(i AS TEXT), 'old', 'success', false, {marks} FROM ({rows}) AS seq"
+             SELECT {key}, 'old', 'success', false, {marks} FROM ({rows}) AS seq"
         ),
         [old.into(), old.into()],
     ))

@@ -29,6 +29,7 @@ async fn tracing_events_carry_the_run_key() {
         Backend::SqliteFile,
         Backend::SqliteMemory,
         Backend::Postgres,
+        Backend::MariaDb,
     ] {
         let (db, _g) = connect(backend).await;
         tasktrail::schema::create::<task_run::Model>(&db)

@@ -30,6 +30,9 @@ async fn index_names(db: &impl ConnectionTrait, table: &str) -> Vec<String> {
         DbBackend::Sqlite => format!(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' AND name NOT LIKE 'sqlite_%' ORDER BY name"
         ),
+        DbBackend::MySql => format!(
+            "SELECT DISTINCT index_name AS name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = '{table}' AND index_name <> 'PRIMARY' ORDER BY index_name"
+        ),
         _ => format!(
             "SELECT indexname AS name FROM pg_indexes WHERE tablename = '{table}' AND indexname NOT LIKE '%_pkey' ORDER BY indexname"
         ),
@@ -64,10 +67,18 @@ async fn create_is_idempotent_and_indexes(backend: Backend) {
     }
     // The key is unique (declared `#[sea_orm(unique)]`): a second row with
     // the same key is refused.
-    let insert = "INSERT INTO task_runs (task_key, task_name, status, cleaned_up, created_at, updated_at) \
-                  VALUES ('dup', 'x', 'pending', false, '2026-01-01 00:00:00+00', '2026-01-01 00:00:00+00')";
-    db.execute_unprepared(insert).await.unwrap();
-    assert!(db.execute_unprepared(insert).await.is_err());
+    // (MySQL's datetime literals carry no offset.)
+    let time = if backend == Backend::MariaDb {
+        "'2026-01-01 00:00:00'"
+    } else {
+        "'2026-01-01 00:00:00+00'"
+    };
+    let insert = format!(
+        "INSERT INTO task_runs (task_key, task_name, status, cleaned_up, created_at, updated_at) \
+         VALUES ('dup', 'x', 'pending', false, {time}, {time})"
+    );
+    db.execute_unprepared(&insert).await.unwrap();
+    assert!(db.execute_unprepared(&insert).await.is_err());
 
     // Without a declared unique key, the helper adds the unique index.
     let names = {

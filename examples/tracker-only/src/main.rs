@@ -9,6 +9,8 @@
 //! DATABASE_URL=postgres://me@localhost/app cargo run -p tracker-only
 //! DATABASE_URL='sqlite://runs.db?mode=rwc' \
 //!     cargo run -p tracker-only --no-default-features --features sqlite
+//! DATABASE_URL=mysql://me@localhost/app \
+//!     cargo run -p tracker-only --no-default-features --features mysql
 //! ```
 //!
 //! It creates the table (if missing), records three runs of an invoice

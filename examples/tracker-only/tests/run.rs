@@ -1,7 +1,8 @@
 //! Runs the example against a real database and checks what it recorded,
 //! in a build with one backend feature of tasktrail only: PostgreSQL (the
 //! test suite's throwaway server) by default, SQLite with
-//! `--no-default-features --features sqlite`.
+//! `--no-default-features --features sqlite`, MariaDB (the harness's own)
+//! with `--no-default-features --features mysql`.
 
 use std::process::Command;
 
@@ -32,6 +33,7 @@ async fn run_example(url: &str) -> Vec<Row> {
     let db = Database::connect(url).await.unwrap();
     let text = |column: &str| match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => format!("{column}::text AS {column}"),
+        sea_orm::DbBackend::MySql => format!("CAST({column} AS CHAR) AS {column}"),
         _ => format!("CAST({column} AS TEXT) AS {column}"),
     };
     let sql = format!(
@@ -114,6 +116,13 @@ fn check(rows: &[Row]) {
 #[tokio::test]
 async fn records_runs_on_postgres_alone() {
     let url = tasktrail_harness::pg::fresh_database().await;
+    check(&run_example(&url).await);
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn records_runs_on_mariadb_alone() {
+    let url = tasktrail_harness::mysql::fresh_database().await;
     check(&run_example(&url).await);
 }
 
