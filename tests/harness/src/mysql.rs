@@ -156,20 +156,9 @@ impl Instance {
             }
         };
         let install_db = find_bin("mariadb-install-db").ok_or("mariadb-install-db not found")?;
-        let dir = tempfile::Builder::new()
-            .prefix("tasktrail-mariadb-")
-            .tempdir()
-            .map_err(|e| e.to_string())?
-            .keep();
-        let user = if crate::sys::is_root() {
-            let status = Command::new("chown")
-                .args(["-R", "mysql:mysql"])
-                .arg(&dir)
-                .status()
-                .map_err(|e| e.to_string())?;
-            if !status.success() {
-                return Err(format!("chown {}: {status}", dir.display()));
-            }
+        let root = crate::sys::is_root();
+        let dir = crate::sys::server_dir("tasktrail-mariadb-", root.then_some("mysql:mysql"))?;
+        let user = if root {
             "mysql".to_owned()
         } else {
             std::env::var("USER").unwrap_or_else(|_| "nobody".into())
@@ -197,20 +186,14 @@ impl Instance {
         }
         // The server lives as long as this process: the watchdog stops it
         // and removes its directory once /proc/<pid> is gone.
-        let watchdog = format!(
-            "while [ -d /proc/{parent} ]; do sleep 0.5; done; \
-             pid=$(cat {dir}/mariadbd.pid 2>/dev/null); \
+        let cleanup = format!(
+            "pid=$(cat {dir}/mariadbd.pid 2>/dev/null); \
              [ -n \"$pid\" ] && kill -9 $pid 2>/dev/null; sleep 0.5; rm -rf {dir}",
-            parent = std::process::id(),
             dir = instance.dir.display(),
         );
-        Command::new("sh")
-            .args(["-c", &watchdog])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start the watchdog: {e}"))?;
+        let mut shell = Command::new("sh");
+        shell.arg("-c");
+        crate::sys::spawn_watchdog(&cleanup, shell)?;
         instance.start()?;
         Ok(instance)
     }

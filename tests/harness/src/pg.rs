@@ -64,15 +64,22 @@ fn find_bin_dir() -> Option<PathBuf> {
 
 /// Runs `script` with `sh -c`, as the `postgres` user when we are root.
 fn sh(script: &str, as_postgres: bool) -> Command {
-    if as_postgres {
+    let mut cmd = shell(as_postgres);
+    cmd.arg(script);
+    cmd
+}
+
+/// `sh -c`, as the `postgres` user when we are root; the script follows.
+fn shell(as_postgres: bool) -> Command {
+    let mut cmd = if as_postgres {
         let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--", "sh", "-c", script]);
+        cmd.args(["-u", "postgres", "--", "sh"]);
         cmd
     } else {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", script]);
-        cmd
-    }
+        Command::new("sh")
+    };
+    cmd.arg("-c");
+    cmd
 }
 
 fn start() -> Result<Server, String> {
@@ -113,21 +120,8 @@ impl Instance {
             }
         };
         let as_postgres = crate::sys::is_root();
-        let dir = tempfile::Builder::new()
-            .prefix("tasktrail-pg-")
-            .tempdir()
-            .map_err(|e| e.to_string())?
-            .keep();
-        if as_postgres {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .status()
-                .map_err(|e| e.to_string())?;
-            if !status.success() {
-                return Err(format!("chown {}: {status}", dir.display()));
-            }
-        }
+        let dir =
+            crate::sys::server_dir("tasktrail-pg-", as_postgres.then_some("postgres:postgres"))?;
         let instance = Instance {
             bin,
             dir,
@@ -149,20 +143,13 @@ impl Instance {
         }
         // The cluster lives as long as this process: the watchdog stops it
         // and removes its directory once /proc/<pid> is gone.
-        let watchdog = format!(
-            "while [ -d /proc/{parent} ]; do sleep 0.5; done; \
-             {pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-            parent = std::process::id(),
+        let cleanup = format!(
+            "{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
             pg_ctl = instance.bin.join("pg_ctl").display(),
             data = instance.data().display(),
             dir = instance.dir.display(),
         );
-        sh(&watchdog, as_postgres)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start the watchdog: {e}"))?;
+        crate::sys::spawn_watchdog(&cleanup, shell(as_postgres))?;
         instance.start()?;
         Ok(instance)
     }

@@ -56,3 +56,43 @@ pub fn apt_install(packages: &[&str], what: &str) -> Result<(), String> {
     install.extend_from_slice(packages);
     apt(&install)
 }
+
+/// A temporary directory for a server's files, kept when this process
+/// ends (its watchdog removes it), and owned by `owner` (`user:group`)
+/// when given.
+pub fn server_dir(prefix: &str, owner: Option<&str>) -> Result<std::path::PathBuf, String> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| e.to_string())?
+        .keep();
+    if let Some(owner) = owner {
+        let status = Command::new("chown")
+            .args(["-R", owner])
+            .arg(&dir)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("chown {}: {status}", dir.display()));
+        }
+    }
+    Ok(dir)
+}
+
+/// Starts a shell that waits for this process to end and then runs
+/// `cleanup` (stops a server, removes its directory): a server started for
+/// the tests lives exactly as long as they do.
+pub fn spawn_watchdog(cleanup: &str, mut shell: Command) -> Result<(), String> {
+    let script = format!(
+        "while [ -d /proc/{parent} ]; do sleep 0.5; done; {cleanup}",
+        parent = std::process::id()
+    );
+    shell
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| format!("start the watchdog: {e}"))
+}
