@@ -13,6 +13,11 @@
 //!               THEN excluded.status ELSE t.status END
 //! ```
 //!
+//! On MySQL / MariaDB the same upsert is `INSERT … ON DUPLICATE KEY UPDATE`,
+//! `excluded.col` is `VALUES(col)`, and the status is assigned last: MySQL
+//! evaluates the assignments in order, each seeing the ones before, and
+//! every guard reads the stored status.
+//!
 //! `cleanup` is a plain `UPDATE … WHERE key = ?` of the cleaned flag and
 //! `updated_at`: it never creates a row.
 //!
