@@ -86,7 +86,7 @@ pub async fn create_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
                  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, at_ms BIGINT NOT NULL, \
                  user_id TEXT NOT NULL, user_name TEXT NOT NULL, action TEXT NOT NULL, \
                  target TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL, \
-                 INDEX ix_tasktrail_audit_target_id (target(191), id)) CHARACTER SET utf8mb4",
+                 INDEX ix_tasktrail_audit_target_id (target(191), id)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
             )
             .await
             .map(|_| ());

@@ -70,7 +70,7 @@ pub async fn create_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
                  level SMALLINT NOT NULL, target TEXT NOT NULL, message MEDIUMTEXT NOT NULL, \
                  run_key VARCHAR(1024), fields MEDIUMTEXT, \
                  INDEX ix_tasktrail_logs_run_key_id (run_key(191), id), \
-                 INDEX ix_tasktrail_logs_at_ms (at_ms)) CHARACTER SET utf8mb4",
+                 INDEX ix_tasktrail_logs_at_ms (at_ms)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
             )
             .await
             .map(|_| ());

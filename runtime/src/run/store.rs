@@ -94,19 +94,20 @@ pub async fn create_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::MySql {
         // Keys of up to 512 characters (a run key's `MAX_KEY_BYTES`; an
         // object key as long), within InnoDB's 3,072-byte index entries
-        // (utf8mb4: 4 bytes a character).
+        // (utf8mb4: 4 bytes a character), compared byte for byte: under a
+        // case-insensitive collation a lock on `Book:1` would hold `book:1`.
         for sql in [
             "CREATE TABLE IF NOT EXISTS tasktrail_locks (\
              scope VARCHAR(255) NOT NULL, object VARCHAR(512) NOT NULL, \
              run_key VARCHAR(512) NOT NULL, task_name TEXT NOT NULL, instance TEXT NOT NULL, \
              acquired_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, \
              PRIMARY KEY (scope, object), \
-             INDEX ix_tasktrail_locks_scope_run_key (scope, run_key)) CHARACTER SET utf8mb4",
+             INDEX ix_tasktrail_locks_scope_run_key (scope, run_key)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
             "CREATE TABLE IF NOT EXISTS tasktrail_leases (\
              scope VARCHAR(255) NOT NULL, run_key VARCHAR(512) NOT NULL, \
              task_name TEXT NOT NULL, instance TEXT NOT NULL, started_ms BIGINT NOT NULL, \
              heartbeat_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, deadline_ms BIGINT, \
-             PRIMARY KEY (scope, run_key)) CHARACTER SET utf8mb4",
+             PRIMARY KEY (scope, run_key)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
         ] {
             db.execute_unprepared(sql).await?;
         }

@@ -98,7 +98,7 @@ pub(crate) fn take_turn(name: &str) -> Statement {
 pub(crate) async fn create_turns(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     db.execute_unprepared(&format!(
         "CREATE TABLE IF NOT EXISTS {TURNS} (name VARCHAR(64) NOT NULL PRIMARY KEY, \
-         n BIGINT NOT NULL) CHARACTER SET utf8mb4"
+         n BIGINT NOT NULL) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
     ))
     .await?;
     db.execute_unprepared(&format!(
@@ -263,7 +263,7 @@ pub(crate) fn create_statements(backend: DbBackend) -> Vec<String> {
              at_ms BIGINT NOT NULL DEFAULT ({now}), \
              instance TEXT, actor TEXT, \
              INDEX ix_{TABLE}_scope_run_key (scope(191), run_key(191))) \
-             CHARACTER SET utf8mb4"
+             CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
         )],
         _ => vec![
             // AUTOINCREMENT: a pruned feed never hands out a number again.
