@@ -17,19 +17,19 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A running server: its admin URL.
-pub struct Server {
-    pub admin_url: String,
-    pub instance: Option<Instance>,
-}
+pub type Server = crate::sys::Server<Instance>;
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 
 /// The process's server, started on first use.
 pub fn server() -> &'static Server {
-    match SERVER.get_or_init(start) {
-        Ok(server) => server,
-        Err(why) => panic!("could not start the test MariaDB: {why}"),
-    }
+    crate::sys::server(
+        &SERVER,
+        "MariaDB",
+        "TASKTRAIL_TEST_MYSQL_URL",
+        Instance::launch,
+        Instance::admin_url,
+    )
 }
 
 /// A fresh database on the server; returns its URL.
@@ -115,20 +115,6 @@ fn find_bin(name: &str) -> Option<PathBuf> {
         .iter()
         .map(|dir| Path::new(dir).join(name))
         .find(|path| path.exists())
-}
-
-fn start() -> Result<Server, String> {
-    if let Ok(url) = std::env::var("TASKTRAIL_TEST_MYSQL_URL") {
-        return Ok(Server {
-            admin_url: url,
-            instance: None,
-        });
-    }
-    let instance = Instance::launch()?;
-    Ok(Server {
-        admin_url: instance.admin_url(),
-        instance: Some(instance),
-    })
 }
 
 /// One MariaDB server in a temporary directory, stopped and removed by a

@@ -96,3 +96,45 @@ pub fn spawn_watchdog(cleanup: &str, mut shell: Command) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| format!("start the watchdog: {e}"))
 }
+
+/// The process's server of one kind: a running one named by `env_url`, or
+/// an instance of our own.
+pub struct Server<I> {
+    /// The URL to connect to as an administrator.
+    pub admin_url: String,
+    /// The instance started for these tests (`None`: the server `env_url`
+    /// named).
+    pub instance: Option<I>,
+}
+
+/// The server in `cell`, started on first use: the one the environment
+/// variable `env_url` names, else one `launch` starts (its admin URL from
+/// `admin_url`). Panics, naming `what`, when it cannot start.
+pub fn server<I>(
+    cell: &'static std::sync::OnceLock<Result<Server<I>, String>>,
+    what: &str,
+    env_url: &str,
+    launch: fn() -> Result<I, String>,
+    admin_url: fn(&I) -> String,
+) -> &'static Server<I>
+where
+    I: Send + Sync,
+{
+    let started = cell.get_or_init(|| {
+        if let Ok(url) = std::env::var(env_url) {
+            return Ok(Server {
+                admin_url: url,
+                instance: None,
+            });
+        }
+        let instance = launch()?;
+        Ok(Server {
+            admin_url: admin_url(&instance),
+            instance: Some(instance),
+        })
+    });
+    match started {
+        Ok(server) => server,
+        Err(why) => panic!("could not start the test {what}: {why}"),
+    }
+}
