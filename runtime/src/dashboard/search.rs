@@ -151,6 +151,9 @@ pub(crate) struct SearchCache {
     window: u64,
     state: Arc<Mutex<Option<Stamped>>>,
     refreshing: Arc<std::sync::atomic::AtomicBool>,
+    /// Held while the first facts are read, so that concurrent first
+    /// searches read them once.
+    first: tokio::sync::Mutex<()>,
 }
 
 /// What is known, and when it was read.
@@ -173,6 +176,7 @@ impl SearchCache {
             window: Ord::max(window, 1),
             state: Arc::default(),
             refreshing: Arc::default(),
+            first: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -207,6 +211,10 @@ impl SearchCache {
                 Ok(known)
             }
             None => {
+                let _first = self.first.lock().await;
+                if let Some((_, known)) = &*self.state.lock().unwrap_or_else(|e| e.into_inner()) {
+                    return Ok(known.clone());
+                }
                 let known = Arc::new(read_known::<M>(db, settings, self.window).await?);
                 *self.state.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((Instant::now(), known.clone()));
