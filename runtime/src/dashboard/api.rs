@@ -18,32 +18,78 @@ use crate::lifecycle::Status;
 /// same), so that no run text can close a `<script>` or be sniffed as HTML.
 pub(crate) struct SafeJson(pub JsonValue);
 
+/// Escapes `<`, `>` and `&` as it writes JSON: in strings, and in raw JSON
+/// kept as text (where they can only be inside strings too).
+struct HtmlSafe;
+
+impl HtmlSafe {
+    fn write_safe<W: ?Sized + std::io::Write>(writer: &mut W, text: &str) -> std::io::Result<()> {
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        for (i, b) in bytes.iter().enumerate() {
+            let escaped: &[u8] = match b {
+                b'<' => b"\\u003c",
+                b'>' => b"\\u003e",
+                b'&' => b"\\u0026",
+                _ => continue,
+            };
+            writer.write_all(&bytes[start..i])?;
+            writer.write_all(escaped)?;
+            start = i + 1;
+        }
+        writer.write_all(&bytes[start..])
+    }
+}
+
+impl serde_json::ser::Formatter for HtmlSafe {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        Self::write_safe(writer, fragment)
+    }
+
+    fn write_raw_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        Self::write_safe(writer, fragment)
+    }
+}
+
+/// `value` as JSON text with `<`, `>` and `&` escaped (see [`SafeJson`]),
+/// in one pass.
+pub(crate) fn safe_json_bytes(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, HtmlSafe);
+    value
+        .serialize(&mut serializer)
+        .expect("JSON values always serialize");
+    out
+}
+
 /// `value` as JSON text with `<`, `>` and `&` escaped (see [`SafeJson`]).
 pub(crate) fn safe_json_text(value: &JsonValue) -> String {
-    let text = value.to_string();
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            c => out.push(c),
-        }
-    }
-    out
+    String::from_utf8(safe_json_bytes(value)).expect("serde_json writes UTF-8")
+}
+
+/// A response of `value` as safe JSON (see [`SafeJson`]).
+pub(crate) fn safe_json_response(value: &impl serde::Serialize) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        safe_json_bytes(value),
+    )
+        .into_response()
 }
 
 impl IntoResponse for SafeJson {
     fn into_response(self) -> Response {
-        let out = safe_json_text(&self.0);
-        (
-            [
-                (axum::http::header::CONTENT_TYPE, "application/json"),
-                (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            out,
-        )
-            .into_response()
+        safe_json_response(&self.0)
     }
 }
 
@@ -132,7 +178,6 @@ impl From<DbErr> for ApiError {
             )
         } else {
             tracing::error!(error = %err, "tasktrail dashboard: the database refused a query");
-            eprintln!("DEBUGSQL {err}");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the runs database refused the query; the server's log has the detail",
@@ -174,30 +219,71 @@ pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
 
 /// A run as JSON: every field of the model under its name.
 pub(crate) fn run_json<M: TrackingConfig>(row: &M) -> JsonValue {
-    let mut out = Map::new();
-    for field in M::FIELDS {
-        let value = column_value::<M::Entity>(row, field.column);
-        let json = match (field.role, &value) {
-            // Status as tasktrail's name, whatever the column stores.
-            (Some(Role::Status), _) => M::decode_status(value.clone())
-                .map(|s| JsonValue::String(s.as_str().to_owned()))
-                .unwrap_or_else(|| value_json(&value)),
-            // JSON stored as text is shown as JSON.
-            (Some(Role::Args | Role::Kwargs | Role::Result), sea_orm::Value::String(Some(t))) => {
-                serde_json::from_str(t).unwrap_or_else(|_| JsonValue::String(t.clone()))
+    serde_json::to_value(RunJson(row)).expect("a run always serializes")
+}
+
+/// A run serialized as JSON without building a [`JsonValue`] first (what
+/// the list and the export write): every field of the model under its
+/// name, the status as tasktrail's name whatever the column stores, JSON
+/// kept as text written as JSON, times in RFC 3339.
+pub(crate) struct RunJson<'a, M>(pub &'a M);
+
+impl<M: TrackingConfig> serde::Serialize for RunJson<'_, M> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(M::FIELDS.len()))?;
+        for field in M::FIELDS {
+            let value = column_value::<M::Entity>(self.0, field.column);
+            match (field.role, &value) {
+                (Some(Role::Status), _) => match M::decode_status(value.clone()) {
+                    Some(status) => map.serialize_entry(field.field, status.as_str())?,
+                    None => map.serialize_entry(field.field, &ColumnJson(&value))?,
+                },
+                (
+                    Some(Role::Args | Role::Kwargs | Role::Result),
+                    sea_orm::Value::String(Some(t)),
+                ) => match serde_json::from_str::<&serde_json::value::RawValue>(t) {
+                    Ok(raw) => map.serialize_entry(field.field, raw)?,
+                    Err(_) => map.serialize_entry(field.field, t.as_str())?,
+                },
+                _ => map.serialize_entry(field.field, &ColumnJson(&value))?,
             }
-            _ => value_json(&value),
-        };
-        out.insert(field.field.to_owned(), json);
+        }
+        map.end()
     }
-    JsonValue::Object(out)
+}
+
+/// A column value serialized as [`value_json`] makes it, without the
+/// intermediate value for the common types.
+struct ColumnJson<'a>(&'a sea_orm::Value);
+
+impl serde::Serialize for ColumnJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use sea_orm::Value as V;
+        match self.0 {
+            V::String(Some(s)) => serializer.serialize_str(s),
+            V::Bool(Some(b)) => serializer.serialize_bool(*b),
+            V::TinyInt(Some(n)) => serializer.serialize_i8(*n),
+            V::SmallInt(Some(n)) => serializer.serialize_i16(*n),
+            V::Int(Some(n)) => serializer.serialize_i32(*n),
+            V::BigInt(Some(n)) => serializer.serialize_i64(*n),
+            V::TinyUnsigned(Some(n)) => serializer.serialize_u8(*n),
+            V::SmallUnsigned(Some(n)) => serializer.serialize_u16(*n),
+            V::Unsigned(Some(n)) => serializer.serialize_u32(*n),
+            V::BigUnsigned(Some(n)) => serializer.serialize_u64(*n),
+            V::ChronoDateTimeUtc(Some(t)) => serializer.serialize_str(&t.to_rfc3339()),
+            V::Json(Some(json)) => json.serialize(serializer),
+            value if *value == value.as_null() => serializer.serialize_unit(),
+            other => value_json(other).serialize(serializer),
+        }
+    }
 }
 
 /// `GET {prefix}/api/runs`
 pub(crate) async fn runs<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     RawQuery(raw): RawQuery,
-) -> Result<SafeJson, ApiError> {
+) -> Result<Response, ApiError> {
     let settings = &shared.settings;
     let mut query = ListQuery::parse::<C::Model>(settings, &query_pairs(raw.as_deref()))?;
     query
@@ -212,21 +298,29 @@ pub(crate) async fn runs<C: DashboardConfig>(
         }),
         _ => JsonValue::Null,
     };
-    Ok(SafeJson(json!({
-        "runs": page.rows.iter().map(run_json::<C::Model>).collect::<Vec<_>>(),
-        "next": page.next,
-        "limit": query.limit,
-        "search": search,
-    })))
+    #[derive(serde::Serialize)]
+    #[serde(bound = "")]
+    struct RunsPage<'a, M: TrackingConfig> {
+        runs: Vec<RunJson<'a, M>>,
+        next: Option<String>,
+        limit: u64,
+        search: JsonValue,
+    }
+    Ok(safe_json_response(&RunsPage {
+        runs: page.rows.iter().map(RunJson).collect(),
+        next: page.next,
+        limit: query.limit,
+        search,
+    }))
 }
 
 /// `GET {prefix}/api/runs/{key}`
 pub(crate) async fn run<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     Path(key): Path<String>,
-) -> Result<SafeJson, ApiError> {
+) -> Result<Response, ApiError> {
     let row = find_run::<C::Model>(&shared, &key).await?;
-    Ok(SafeJson(run_json::<C::Model>(&row)))
+    Ok(safe_json_response(&RunJson(&row)))
 }
 
 pub(crate) async fn find_run<M: TrackingConfig>(
