@@ -398,6 +398,7 @@ struct Look {
     theme: Option<String>,
     body_bg: String,
     body_luminance: f64,
+    accent: String,
 }
 
 const LOOK: &str = r#"
@@ -408,6 +409,7 @@ const LOOK: &str = r#"
     theme: document.documentElement.getAttribute("data-theme"),
     body_bg: getComputedStyle(document.body).backgroundColor,
     body_luminance: 0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]),
+    accent: getComputedStyle(document.documentElement).getPropertyValue("--accent").trim(),
   };
 "#;
 
@@ -740,6 +742,9 @@ async fn every_page_in_both_themes() {
                 "{label}: the emulated OS scheme"
             );
             assert_eq!(look.theme.as_deref(), mode.chosen, "{label}: data-theme");
+            // The configured accent holds whatever the theme (the
+            // palettes must not override theme.css).
+            assert_eq!(look.accent, "#f06824", "{label}: the accent");
             if mode.expect == "dark" {
                 assert!(
                     look.body_luminance < 0.05,
