@@ -245,6 +245,14 @@
       if (!paused) poll();
     });
   }
+  // The list's time preset: the from / to inputs only for "from – to".
+  document.querySelectorAll("select.time-preset").forEach(function (preset) {
+    var custom = preset.form && preset.form.querySelector(".time-custom");
+    if (!custom) return;
+    function sync() { custom.hidden = preset.value !== "custom"; }
+    preset.addEventListener("change", sync);
+    sync();
+  });
   connect();
 })();
 

@@ -125,7 +125,16 @@ tasktrail::dashboard! {
     }
 }
 
+// The same dashboard, first used once the text index is installed (a
+// dashboard notices the index when it plans its first search).
+tasktrail::dashboard! {
+    struct Indexed<bench_run::Entity> {
+        url_prefix: "/ops/indexed",
+    }
+}
+
 const PREFIX: &str = "/ops/tasks";
+const INDEXED: &str = "/ops/indexed";
 const UNCACHED: &str = "/ops/uncached";
 const PAGE_SIZE: u64 = 50;
 
@@ -824,6 +833,8 @@ struct Case {
     check: Check,
     /// Fewer requests for a case that scans the table.
     divide: usize,
+    /// Measured once the text index is installed.
+    indexed: bool,
 }
 
 struct Measured {
@@ -1225,13 +1236,14 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             }
         })
     };
-    vec![
+    let mut cases = vec![
         Case {
             name: "overview",
             what: "the overview (counts per status)".into(),
             url: format!("{PREFIX}/"),
             check: html_contains("</html>"),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "overview_uncached",
@@ -1239,6 +1251,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{UNCACHED}/"),
             check: html_contains("</html>"),
             divide: 5,
+            indexed: false,
         },
         Case {
             name: "html_first",
@@ -1246,6 +1259,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/runs"),
             check: html_page(first_keys.clone(), first_not.clone()),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "html_first_uncached",
@@ -1253,6 +1267,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{UNCACHED}/runs"),
             check: html_page(first_keys, first_not),
             divide: 5,
+            indexed: false,
         },
         Case {
             name: "html_deep",
@@ -1260,6 +1275,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/runs?sort=-created_at&after={deep}"),
             check: html_page(deep_keys, deep_not),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "json_first",
@@ -1267,6 +1283,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/api/runs"),
             check: json_page(None, None),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "json_deep",
@@ -1274,6 +1291,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/api/runs?after={deep}"),
             check: json_page(Some(first_deep), None),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "html_failed_first",
@@ -1281,6 +1299,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/runs?status=failed"),
             check: html_page(failed_keys, failed_not),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "html_failed_deep",
@@ -1288,6 +1307,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/runs?status=failed&sort=-created_at&after={failed_deep}"),
             check: html_page(failed_deep_keys, failed_deep_not),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "json_failed_first",
@@ -1295,6 +1315,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/api/runs?status=failed"),
             check: json_page(None, Some("failed")),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "json_failed_deep",
@@ -1302,6 +1323,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/api/runs?status=failed&after={failed_deep}"),
             check: json_page(Some(first_failed_deep), Some("failed")),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "html_search",
@@ -1309,6 +1331,7 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/runs?q=reindex"),
             check: html_page(search_keys, search_not),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "json_search",
@@ -1316,14 +1339,228 @@ async fn cases(pool: &SqlitePool, client: &HttpClient, addr: SocketAddr, rows: u
             url: format!("{PREFIX}/api/runs?q=reindex"),
             check: json_page(None, None),
             divide: 1,
+            indexed: false,
         },
         Case {
             name: "json_search_key",
             what: "search for 12 characters of one run's key (1 match)".into(),
             url: format!("{PREFIX}/api/runs?q={needle_part}"),
             check: one(&needle),
-            divide: 20,
+            divide: 1,
+            indexed: false,
         },
+    ];
+    cases.extend(search_cases(pool, &needle).await);
+    cases
+}
+
+/// The keys, newest first, of the runs `condition` selects (SQL over
+/// `bench_runs`), at most `limit`.
+async fn keys_where(pool: &SqlitePool, condition: &str, limit: u64) -> Vec<String> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT task_key FROM bench_runs WHERE {condition} \
+         ORDER BY created_at DESC, task_key DESC LIMIT {limit}"
+    )))
+    .fetch_all(pool)
+    .await
+    .expect("select keys")
+}
+
+/// A JSON page that must hold exactly `keys` (a whole result).
+fn exactly(keys: Vec<String>) -> Check {
+    Box::new(move |body| {
+        let found = json_keys(body)?;
+        if found == keys {
+            Ok(())
+        } else {
+            Err(format!(
+                "found {} runs, not the {} expected",
+                found.len(),
+                keys.len()
+            ))
+        }
+    })
+}
+
+/// The search and time-range cases (issue 16): each route of the search,
+/// without the text index and with it, and the time filters.
+async fn search_cases(pool: &SqlitePool, needle: &str) -> Vec<Case> {
+    let page = PAGE_SIZE;
+    // A key prefix: the creation millisecond's first 10 hex digits (a
+    // window of ~4 s, a few runs).
+    let prefix = needle[..11].to_owned();
+    let prefix_keys = keys_where(
+        pool,
+        &format!("task_key >= '{prefix}' AND task_key < '{prefix}~'"),
+        page,
+    )
+    .await;
+    // A rare phrase of the messages: a handful of runs.
+    let rare = "row 1234: invalid";
+    let rare_keys = keys_where(pool, &format!("lower(message) LIKE '%{rare}%'"), 1_000).await;
+    assert!(
+        !rare_keys.is_empty() && rare_keys.len() < 50,
+        "{rare}: {} runs",
+        rare_keys.len()
+    );
+    // A common word (85 % of runs), and a word in ~2 % of them.
+    let common_keys = keys_where(pool, "lower(message) LIKE '%imported%'", page).await;
+    let bucket_keys = keys_where(pool, "lower(message) LIKE '%bucket%'", page).await;
+    let in_window = |keys: &Vec<String>| -> Check {
+        let keys = keys.clone();
+        Box::new(move |body| {
+            let found = json_keys(body)?;
+            if found.iter().all(|k| keys.contains(k)) {
+                Ok(())
+            } else {
+                Err(format!("{found:?} holds runs the search should not find"))
+            }
+        })
+    };
+    // The time filters: the last 7 days, and two days in the middle of
+    // the 30.
+    let week_keys = keys_where(pool, "created_at >= datetime('now', '-7 days')", page).await;
+    let (from, to): (String, String) = sqlx::query_as(
+        "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', datetime(MAX(created_at), '-16 days')), \
+                strftime('%Y-%m-%dT%H:%M:%SZ', datetime(MAX(created_at), '-14 days')) FROM bench_runs",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("a range");
+    let range_keys = keys_where(
+        pool,
+        &format!(
+            "created_at >= '{}' AND created_at < '{}'",
+            from.replace('T', " ").replace('Z', ""),
+            to.replace('T', " ").replace('Z', "")
+        ),
+        page,
+    )
+    .await;
+    let _ = range_keys;
+    let q = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let case =
+        |name: &'static str, what: String, url: String, check: Check, divide, indexed| Case {
+            name,
+            what,
+            url,
+            check,
+            divide,
+            indexed,
+        };
+    vec![
+        case(
+            "search_key_exact",
+            "search: a whole run key (key index)".into(),
+            format!("{PREFIX}/api/runs?q={needle}"),
+            exactly(vec![needle.to_owned()]),
+            1,
+            false,
+        ),
+        case(
+            "search_key_prefix",
+            format!(
+                "search: a key's first 11 characters, {} runs (key index)",
+                prefix_keys.len()
+            ),
+            format!("{PREFIX}/api/runs?q={prefix}"),
+            exactly(prefix_keys),
+            1,
+            false,
+        ),
+        case(
+            "search_name_html",
+            "search: part of a task name, `reindex` (names)".into(),
+            format!("{PREFIX}/runs?q=reindex"),
+            html_contains("reindex_search"),
+            1,
+            false,
+        ),
+        case(
+            "search_rare_window",
+            format!(
+                "search: a rare phrase, `{rare}`, no text index (**bounded by the window** of 100,000 runs)"
+            ),
+            format!("{PREFIX}/api/runs?q={}", q(rare)),
+            in_window(&rare_keys),
+            20,
+            false,
+        ),
+        case(
+            "search_common_window",
+            "search: a common word, `imported` (85 %), no text index (window)".into(),
+            format!("{PREFIX}/api/runs?q=imported"),
+            exactly(common_keys.clone()),
+            1,
+            false,
+        ),
+        case(
+            "search_short_window",
+            "search: 2 characters, `zq` (no run has them; **bounded by the window**)".into(),
+            format!("{PREFIX}/api/runs?q=zq"),
+            exactly(Vec::new()),
+            20,
+            false,
+        ),
+        case(
+            "time_7d",
+            "time range: `since=7d`, first page".into(),
+            format!("{PREFIX}/api/runs?since=7d"),
+            exactly(week_keys),
+            1,
+            false,
+        ),
+        case(
+            "time_custom",
+            "time range: two days, 16 to 14 days before the newest run".into(),
+            format!("{PREFIX}/api/runs?from={from}&to={to}"),
+            json_page(None, None),
+            1,
+            false,
+        ),
+        case(
+            "time_7d_failed_search",
+            "`since=7d&status=failed&q=timeout` (names, then the window)".into(),
+            format!("{PREFIX}/api/runs?since=7d&status=failed&q=timeout"),
+            Box::new(|body| json_keys(body).map(|_| ())),
+            1,
+            false,
+        ),
+        case(
+            "search_rare_indexed",
+            format!(
+                "search: the rare phrase, {} runs, text index",
+                rare_keys.len()
+            ),
+            format!("{INDEXED}/api/runs?q={}", q(rare)),
+            exactly(rare_keys),
+            1,
+            true,
+        ),
+        case(
+            "search_bucket_indexed",
+            "search: `bucket` (~2 % of runs), text index".into(),
+            format!("{INDEXED}/api/runs?q=bucket"),
+            exactly(bucket_keys),
+            1,
+            true,
+        ),
+        case(
+            "search_common_indexed",
+            "search: `imported` (85 %), text index".into(),
+            format!("{INDEXED}/api/runs?q=imported"),
+            exactly(common_keys),
+            1,
+            true,
+        ),
+        case(
+            "search_short_indexed",
+            "search: `zq`, text index installed (**bounded by the window**: 2 characters)".into(),
+            format!("{INDEXED}/api/runs?q=zq"),
+            exactly(Vec::new()),
+            20,
+            true,
+        ),
     ]
 }
 
@@ -1337,7 +1574,47 @@ fn main() {
     rt.block_on(run(env));
 }
 
+/// `TASKTRAIL_BENCH_SERVE=127.0.0.1:PORT`: the dashboard alone, as a user
+/// mounts it (its own pool, no statement probe, no baseline routes), on
+/// that address, for a load generator (`runtime/benches/load.sh` runs wrk
+/// against it). Prints `serving` and the URLs to load, then serves until
+/// killed.
+async fn serve_only(env: &Env, addr: &str) {
+    let path = open_table(env).await;
+    let pool = read_pool(&path).await;
+    let (_, key): (String, String) = sqlx::query_as(
+        "SELECT created_at, task_key FROM bench_runs WHERE status = 'failed' \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a failed run");
+    pool.close().await;
+    let db = DatabaseConnection::from(read_pool(&path).await);
+    let tracker = bench_run::Tracker::new(db);
+    let app =
+        axum::Router::new().merge(tasktrail::Dashboard::new(Ops::default(), tracker).router());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("the address");
+    println!("url html_list {PREFIX}/runs");
+    println!("url json_list {PREFIX}/api/runs");
+    println!("url overview {PREFIX}/");
+    println!("url run_page {PREFIX}/runs/{key}");
+    println!("url json_run {PREFIX}/api/runs/{key}");
+    println!("serving on {addr}");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .expect("serve");
+}
+
 async fn run(env: Env) {
+    if let Ok(addr) = std::env::var("TASKTRAIL_BENCH_SERVE") {
+        return serve_only(&env, &addr).await;
+    }
     let path = open_table(&env).await;
     let rows: i64 = {
         let pool = read_pool(&path).await;
@@ -1360,6 +1637,11 @@ async fn run(env: Env) {
 
     // The dashboard on its own pool, with the probe.
     let mut db = DatabaseConnection::from(read_pool(&path).await);
+    let index_db = DatabaseConnection::from(
+        SqlitePool::connect_with(file_options(&path))
+            .await
+            .expect("a writer"),
+    );
     let probe = install_probe(&mut db);
     let tracker = bench_run::Tracker::new(db);
     let baseline = Baseline {
@@ -1368,6 +1650,7 @@ async fn run(env: Env) {
     };
     let app = axum::Router::new()
         .merge(tasktrail::Dashboard::new(Ops::default(), tracker.clone()).router())
+        .merge(tasktrail::Dashboard::new(Indexed::default(), tracker.clone()).router())
         .merge(
             tasktrail::Dashboard::new(Uncached::default(), tracker)
                 .stats_max_age(Duration::ZERO)
@@ -1399,14 +1682,32 @@ async fn run(env: Env) {
         baseline,
         env,
     };
+    // Searches without the text index first: drop one a previous run made.
+    tasktrail::schema::drop_search_index::<bench_run::Model>(&index_db)
+        .await
+        .expect("drop the search index");
     let all = cases(&bench.baseline.pool, &bench.client, addr, rows as u64).await;
     let started = Instant::now();
     let mut results = Vec::new();
+    let mut index_made = false;
     for case in &all {
         if let Some(only) = &bench.env.only
             && !only.iter().any(|o| o == case.name)
         {
             continue;
+        }
+        if case.indexed && !index_made {
+            let at = Instant::now();
+            tasktrail::schema::create_search_index::<bench_run::Model>(&index_db)
+                .await
+                .expect("create the search index");
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            println!(
+                "search index made in {:.1} s; the file is now {:.0} MiB",
+                at.elapsed().as_secs_f64(),
+                size as f64 / (1 << 20) as f64
+            );
+            index_made = true;
         }
         let m = bench.measure(case).await;
         println!(

@@ -28,7 +28,8 @@ use crate::config::{Role, TrackingConfig};
 
 /// The index statements the dashboard and the lifecycle manager need:
 /// a unique index on the key (unless the entity declares the key unique or
-/// primary), `(status, created_at)`, `created_at` and, when `updated_at`
+/// primary), `(status, created_at)`, `created_at`, `(task_name,
+/// created_at)` and, when `updated_at`
 /// is mapped, `(status, updated_at)` (what the retention's purge selects
 /// by).
 pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
@@ -82,6 +83,18 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     }
     by_status.if_not_exists();
     out.push(by_status);
+    // A task name's runs, newest first: the dashboard's search by name and
+    // its task-kind pages.
+    if let (Some(name), Some(created)) = (M::binding(Role::Name).map(|b| b.column), created) {
+        let mut by_name = Index::create();
+        by_name
+            .name(format!("ix_{table}_{}_{}", name.as_str(), created.as_str()))
+            .table(entity)
+            .col(name)
+            .col(created)
+            .if_not_exists();
+        out.push(by_name);
+    }
     if let Some(updated) = updated {
         let mut by_age = Index::create();
         by_age
@@ -179,6 +192,19 @@ pub(crate) async fn create_index(
         {
             Ok(())
         }
+        // A table made before the task name became `VARCHAR(191)`: its
+        // `TEXT` name cannot be indexed without a length. Searches by name
+        // and the kind pages read the time index instead.
+        Err(err)
+            if db.get_database_backend() == DbBackend::MySql
+                && crate::db_error::mysql_number(&err) == Some(1170) =>
+        {
+            tracing::warn!(
+                index = ?index.get_index_spec().get_name(),
+                "tasktrail: this index needs the column to be VARCHAR, not TEXT; skipped: {err}"
+            );
+            Ok(())
+        }
         Err(err) => Err(err),
     }
 }
@@ -189,8 +215,8 @@ pub(crate) async fn create_index(
 /// refused, times would lose their fractions of a second, and `TIMESTAMP`
 /// ends in 2038. So every time column becomes `DATETIME(6)`, a `String` key
 /// `VARCHAR(512)` (the longest key a tracker takes), a `String` status
-/// `VARCHAR(64)` (so the indexes by status, time and key fit InnoDB's 3,072
-/// bytes), and every other `String` without a length of its own `TEXT`. The
+/// `VARCHAR(64)` and a `String` task name `VARCHAR(191)` (so the indexes by
+/// status or name, time and key fit InnoDB's 3,072 bytes), and every other `String` without a length of its own `TEXT`. The
 /// key and the status compare byte for byte (`utf8mb4_bin`), as on the other
 /// backends: under MySQL's default collation `Run-1` would be `run-1`'s row
 /// and `DONE` would pass for `done`. A column with an explicit
@@ -199,6 +225,7 @@ fn for_mysql<M: TrackingConfig>(table: &TableCreateStatement) -> TableCreateStat
     let column_of = |role| M::binding(role).map(|binding| binding.column.as_str());
     let key = column_of(Role::Key);
     let status = column_of(Role::Status);
+    let name = column_of(Role::Name);
     let mut out = Table::create();
     if let Some(name) = table.get_table_name() {
         out.table(name.clone());
@@ -226,6 +253,12 @@ fn for_mysql<M: TrackingConfig>(table: &TableCreateStatement) -> TableCreateStat
                 if status == Some(column.get_column_name().as_str()) =>
             {
                 column.string_len(64).extra("COLLATE utf8mb4_bin");
+            }
+            // Task names are indexed with the time and the key.
+            Some(ColumnType::String(StringLen::None))
+                if name == Some(column.get_column_name().as_str()) =>
+            {
+                column.string_len(191).extra("COLLATE utf8mb4_bin");
             }
             Some(ColumnType::String(StringLen::None)) => {
                 column.text();
@@ -279,6 +312,164 @@ pub async fn create_feed_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
 /// Drops the change feed's table, if it exists.
 pub async fn drop_feed_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     crate::writer::feed::drop_table(db).await
+}
+
+/// Creates the text index that makes the dashboard's search fast for any
+/// term of 3 or more characters, over the default search fields (the key,
+/// name and message fields that are mapped). See
+/// [`create_search_index_on`] for other fields and what the index is.
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub async fn create_search_index<M: TrackingConfig>(
+    db: &impl ConnectionTrait,
+) -> Result<(), DbErr> {
+    let fields: Vec<&str> = [Role::Key, Role::Name, Role::Message]
+        .into_iter()
+        .filter_map(|role| M::field(role).map(|f| f.field))
+        .collect();
+    create_search_index_on::<M>(db, &fields).await
+}
+
+/// Creates the text index over `fields` (model field names: those of the
+/// dashboard's `search` setting), and fills it from the runs already
+/// stored. Without it a search for a term that is neither a run key nor
+/// part of a task name reads only the newest runs (see
+/// [`dashboard::search`](crate::dashboard::search)).
+///
+/// - **SQLite**: an FTS5 table `{table}_search` with the trigram tokenizer
+///   over the fields (its content read from the table itself), kept in
+///   sync by three triggers (`AFTER INSERT`, `AFTER DELETE`, `AFTER UPDATE
+///   OF` the fields: progress writes do not touch it).
+/// - **PostgreSQL**: the `pg_trgm` extension (`CREATE EXTENSION IF NOT
+///   EXISTS`, which needs the right to create it: it is a trusted
+///   extension from PostgreSQL 13) and a GIN index on `lower(field)` per
+///   field, `ix_{table}_search_{n}`.
+/// - **MySQL / MariaDB**: nothing; their `FULLTEXT` indexes find words,
+///   not parts of words, so searches there stay bounded by the window.
+///
+/// Each write of a searched field then also updates the index: measure
+/// before adding it to a table written thousands of times a second.
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub async fn create_search_index_on<M: TrackingConfig>(
+    db: &impl ConnectionTrait,
+    fields: &[&str],
+) -> Result<(), DbErr> {
+    use crate::dashboard::search::{fts_table, quote, trigram_index};
+    let backend = db.get_database_backend();
+    let table = M::Entity::default().table_name().to_owned();
+    let mut columns = Vec::new();
+    for field in fields {
+        let info = M::FIELDS
+            .iter()
+            .find(|f| f.field == *field)
+            .ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "create_search_index_on: `{field}` is not a field of the tracked model"
+                ))
+            })?;
+        columns.push(info.column.as_str());
+    }
+    if columns.is_empty() {
+        return Err(DbErr::Custom(
+            "create_search_index_on: no fields to index".to_owned(),
+        ));
+    }
+    let statements: Vec<String> = match backend {
+        DbBackend::Sqlite => {
+            let fts = quote(&fts_table(&table));
+            let t = quote(&table);
+            let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+            let list = cols.join(", ");
+            let new: Vec<String> = cols.iter().map(|c| format!("new.{c}")).collect();
+            let old: Vec<String> = cols.iter().map(|c| format!("old.{c}")).collect();
+            let (new, old) = (new.join(", "), old.join(", "));
+            let trigger = |suffix: &str| quote(&format!("{}_{suffix}", fts_table(&table)));
+            vec![
+                format!(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5({list}, \
+                     content={content}, content_rowid='rowid', tokenize='trigram')",
+                    content = quote(&table).replace('"', "'"),
+                ),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {ai} AFTER INSERT ON {t} BEGIN \
+                     INSERT INTO {fts}(rowid, {list}) VALUES (new.rowid, {new}); END",
+                    ai = trigger("ai")
+                ),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {ad} AFTER DELETE ON {t} BEGIN \
+                     INSERT INTO {fts}({fts}, rowid, {list}) VALUES ('delete', old.rowid, {old}); END",
+                    ad = trigger("ad")
+                ),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {au} AFTER UPDATE OF {list} ON {t} BEGIN \
+                     INSERT INTO {fts}({fts}, rowid, {list}) VALUES ('delete', old.rowid, {old}); \
+                     INSERT INTO {fts}(rowid, {list}) VALUES (new.rowid, {new}); END",
+                    au = trigger("au")
+                ),
+                format!("INSERT INTO {fts}({fts}) VALUES ('rebuild')"),
+            ]
+        }
+        DbBackend::Postgres => {
+            let mut out = vec!["CREATE EXTENSION IF NOT EXISTS pg_trgm".to_owned()];
+            // The first index last: its presence says the index is whole.
+            for (n, c) in columns.iter().enumerate().rev() {
+                out.push(format!(
+                    "CREATE INDEX IF NOT EXISTS {ix} ON {t} USING gin (lower({c}) gin_trgm_ops)",
+                    ix = quote(&trigram_index(&table, n)),
+                    t = quote(&table),
+                    c = quote(c),
+                ));
+            }
+            out
+        }
+        _ => {
+            tracing::info!(
+                table,
+                "tasktrail: MySQL / MariaDB have no substring index; searches stay bounded by the dashboard's window"
+            );
+            Vec::new()
+        }
+    };
+    for sql in statements {
+        db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}
+
+/// Drops what [`create_search_index_on`] made, if it exists.
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub async fn drop_search_index<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    use crate::dashboard::search::{fts_table, quote, trigram_index};
+    let backend = db.get_database_backend();
+    let table = M::Entity::default().table_name().to_owned();
+    let statements: Vec<String> = match backend {
+        DbBackend::Sqlite => {
+            let mut out: Vec<String> = ["ai", "ad", "au"]
+                .iter()
+                .map(|s| {
+                    format!(
+                        "DROP TRIGGER IF EXISTS {}",
+                        quote(&format!("{}_{s}", fts_table(&table)))
+                    )
+                })
+                .collect();
+            out.push(format!(
+                "DROP TABLE IF EXISTS {}",
+                quote(&fts_table(&table))
+            ));
+            out
+        }
+        DbBackend::Postgres => (0..M::FIELDS.len())
+            .map(|n| format!("DROP INDEX IF EXISTS {}", quote(&trigram_index(&table, n))))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for sql in statements {
+        db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
 }
 
 /// Drops the entity's table, if it exists.

@@ -800,7 +800,17 @@ async fn openapi_document(backend: Backend) {
         .collect();
     assert_eq!(
         params,
-        ["status", "task_name", "q", "sort", "after", "limit"]
+        [
+            "status",
+            "task_name",
+            "q",
+            "since",
+            "from",
+            "to",
+            "sort",
+            "after",
+            "limit"
+        ]
     );
     let status = &paths["/api/runs"]["get"]["parameters"][0]["schema"]["enum"];
     assert!(status.as_array().unwrap().contains(&json!("in_progress")));

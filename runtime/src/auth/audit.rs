@@ -259,21 +259,25 @@ pub async fn for_target(
     target: &str,
     limit: u64,
 ) -> Result<Vec<entry::Model>, DbErr> {
-    entry::Entity::find()
-        .filter(entry::Column::Target.eq(stored_target(target).as_ref()))
-        .order_by_desc(entry::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await
+    crate::config::find_all(
+        entry::Entity::find()
+            .filter(entry::Column::Target.eq(stored_target(target).as_ref()))
+            .order_by_desc(entry::Column::Id)
+            .limit(limit),
+        db,
+    )
+    .await
 }
 
 /// The newest `limit` entries.
 pub async fn recent(db: &DatabaseConnection, limit: u64) -> Result<Vec<entry::Model>, DbErr> {
-    entry::Entity::find()
-        .order_by_desc(entry::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await
+    crate::config::find_all(
+        entry::Entity::find()
+            .order_by_desc(entry::Column::Id)
+            .limit(limit),
+        db,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -199,12 +199,24 @@ pub(crate) async fn runs<C: DashboardConfig>(
     RawQuery(raw): RawQuery,
 ) -> Result<SafeJson, ApiError> {
     let settings = &shared.settings;
-    let query = ListQuery::parse::<C::Model>(settings, &query_pairs(raw.as_deref()))?;
+    let mut query = ListQuery::parse::<C::Model>(settings, &query_pairs(raw.as_deref()))?;
+    query
+        .plan::<C::Model>(shared.tracker.db(), settings, &shared.search)
+        .await?;
     let page = list::<C::Model>(shared.tracker.db(), settings, &query).await?;
+    let search = match (&query.search, &query.route) {
+        (Some(term), Some(route)) => json!({
+            "route": route.kind(),
+            "bounded": route.bounded(),
+            "note": route.note(term),
+        }),
+        _ => JsonValue::Null,
+    };
     Ok(SafeJson(json!({
         "runs": page.rows.iter().map(run_json::<C::Model>).collect::<Vec<_>>(),
         "next": page.next,
         "limit": query.limit,
+        "search": search,
     })))
 }
 

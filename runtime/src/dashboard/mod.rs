@@ -15,6 +15,7 @@ pub(crate) mod pages;
 pub mod query;
 mod retention;
 mod router;
+pub mod search;
 mod stats;
 mod theme;
 

@@ -138,7 +138,11 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
              `next` is the cursor of the following page (keyset pagination, stable while \
              runs are added).",
         ));
+    let time_field = crate::dashboard::query::time_field::<C::Model>(settings);
     for field in filter_fields::<C::Model>(settings) {
+        if Some(field) == time_field {
+            continue;
+        }
         let schema = if C::Model::field(Role::Status).is_some_and(|f| f.field == field) {
             string().enum_values(Some(statuses()))
         } else {
@@ -154,11 +158,42 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
         .parameter(query(
             "q",
             format!(
-                "Text looked for in {} (case-insensitive, literal).",
+                "Text looked for in {} (case-insensitive, literal): a run key or its start \
+                 through the key index, part of a task name through the names, other terms \
+                 through the text index when installed, else among the newest runs only \
+                 (`search.bounded` in the answer).",
                 search_fields::<C::Model>(settings).join(", ")
             ),
             string(),
         ))
+        .parameters(time_field.map(|field| {
+            [
+                query(
+                    "since",
+                    format!(
+                        "Only runs whose `{field}` is within this span before now: a whole \
+                         number and `m`, `h`, `d` or `w` (`24h`)."
+                    ),
+                    string(),
+                ),
+                query(
+                    "from",
+                    format!(
+                        "Only runs whose `{field}` is at or after this time: RFC 3339, or \
+                         `YYYY-MM-DD[THH:MM[:SS]]` in the dashboard's time zone."
+                    ),
+                    string(),
+                ),
+                query(
+                    "to",
+                    format!(
+                        "Only runs whose `{field}` is before this time (a date alone: the \
+                         end of that day); the formats of `from`."
+                    ),
+                    string(),
+                ),
+            ]
+        }))
         .parameter(query(
             "sort",
             "A field to sort by, `-` first for largest first.".into(),
@@ -192,6 +227,19 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
                     )
                     .property("next", typed(Type::String, true))
                     .property("limit", ObjectBuilder::new().schema_type(Type::Integer))
+                    .property(
+                        "search",
+                        ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                                Type::Object,
+                                Type::Null,
+                            ]))
+                            .description(Some(
+                                "How the search was answered: `route` (key, name, text_index, \
+                                 text_common, window, scan), `bounded` (only the newest runs \
+                                 were read), `note`.",
+                            )),
+                    )
                     .required("runs")
                     .required("next")
                     .required("limit"),

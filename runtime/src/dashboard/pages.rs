@@ -29,6 +29,8 @@ pub(crate) struct Layout {
     pub(crate) csrf: String,
     /// Whether to show the logout button.
     pub(crate) logout: bool,
+    /// The time zone every shown time is in (`UTC`, `UTC+02:00`, …).
+    pub(crate) zone: String,
 }
 
 /// Which action buttons the pages show.
@@ -60,6 +62,7 @@ impl Layout {
                 .map(|u| (u.name.clone(), u.role.as_str())),
             csrf: identity.csrf.clone().unwrap_or_default(),
             logout: identity.logs_in,
+            zone: Zone::of(&s.time_zone).label(),
             actions: {
                 let on = !s.read_only && identity.role.may_act();
                 let (cancel, retry, delete) = (
@@ -280,6 +283,12 @@ struct FilterView {
 struct RunsPage {
     layout: Layout,
     search: String,
+    /// What the search read, and whether only part of the runs.
+    search_note: Option<(String, bool)>,
+    /// `50+ runs`, or the count when this is the last page: never counted
+    /// past the page.
+    shown: String,
+    time: Option<TimeView>,
     filters: Vec<FilterView>,
     columns: Vec<Column>,
     rows: Vec<Row>,
@@ -293,6 +302,43 @@ struct RunsPage {
     /// Whether this is a page after the first.
     after: bool,
     first_href: String,
+}
+
+/// The time-range part of the filter form.
+struct TimeView {
+    /// The field's label.
+    label: &'static str,
+    /// The preset chosen: `""` (any time), `1h`, `24h`, `7d`, or `custom`.
+    since: String,
+    from: String,
+    to: String,
+    /// The zone custom times are read in.
+    zone: String,
+}
+
+impl TimeView {
+    fn of<M: TrackingConfig>(
+        query: &ListQuery,
+        field: Option<&'static str>,
+        zone: Zone,
+    ) -> Option<Self> {
+        let field = M::FIELDS.iter().find(|f| Some(f.field) == field)?;
+        let range = query.time.as_ref();
+        Some(TimeView {
+            label: field.label,
+            since: range
+                .and_then(|r| r.since.clone())
+                .or_else(|| {
+                    range
+                        .filter(|r| r.from_text.is_some() || r.to_text.is_some())
+                        .map(|_| "custom".to_owned())
+                })
+                .unwrap_or_default(),
+            from: range.and_then(|r| r.from_text.clone()).unwrap_or_default(),
+            to: range.and_then(|r| r.to_text.clone()).unwrap_or_default(),
+            zone: zone.label(),
+        })
+    }
 }
 
 /// The list's columns: the configured fields, or the mapped roles' fields.
@@ -358,6 +404,30 @@ impl Zone {
             offset => offset
                 .parse::<chrono::FixedOffset>()
                 .map_or(Zone::Utc, Zone::Fixed),
+        }
+    }
+
+    /// A wall-clock time in this zone as UTC; `None` when the time does
+    /// not exist there (skipped by a change to summer time).
+    pub(crate) fn to_utc(self, t: chrono::NaiveDateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+        use chrono::TimeZone as _;
+        match self {
+            Zone::Utc => Some(t.and_utc()),
+            Zone::Local => chrono::Local
+                .from_local_datetime(&t)
+                .earliest()
+                .map(|t| t.to_utc()),
+            Zone::Fixed(offset) => offset.from_local_datetime(&t).single().map(|t| t.to_utc()),
+        }
+    }
+
+    /// How the pages name the zone: `UTC`, `UTC+02:00`, or the server's
+    /// local zone with its current offset.
+    pub(crate) fn label(self) -> String {
+        match self {
+            Zone::Utc => "UTC".to_owned(),
+            Zone::Local => format!("local time (UTC{})", chrono::Local::now().format("%:z")),
+            Zone::Fixed(offset) => format!("UTC{offset}"),
         }
     }
 
@@ -479,10 +549,30 @@ pub(crate) async fn runs<C: DashboardConfig>(
         .into_iter()
         .filter(|(k, v)| !(v.is_empty() && k != "q"))
         .collect();
-    let query = match ListQuery::parse::<C::Model>(settings, &pairs) {
+    // The form's time preset: "from – to" means the two times; any other
+    // preset wins over times left in the form.
+    let preset = pairs
+        .iter()
+        .find(|(k, _)| k == "since")
+        .map(|(_, v)| v.clone());
+    let pairs: Vec<(String, String)> = match preset.as_deref() {
+        Some("custom") => pairs.into_iter().filter(|(k, _)| k != "since").collect(),
+        Some(_) => pairs
+            .into_iter()
+            .filter(|(k, _)| k != "from" && k != "to")
+            .collect(),
+        None => pairs,
+    };
+    let mut query = match ListQuery::parse::<C::Model>(settings, &pairs) {
         Ok(q) => q,
         Err(err) => return error_page(err.into()),
     };
+    if let Err(err) = query
+        .plan::<C::Model>(shared.tracker.db(), settings, &shared.search)
+        .await
+    {
+        return error_page(err.into());
+    }
     let page = match list::<C::Model>(shared.tracker.db(), settings, &query).await {
         Ok(page) => page,
         Err(err) => return error_page(err.into()),
@@ -498,7 +588,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
         .iter()
         .find(|(k, _)| k == "sort")
         .map(|(_, v)| v.clone());
-    let filtered = !query.filters.is_empty() || query.search.is_some();
+    let filtered = !query.filters.is_empty() || query.search.is_some() || query.time.is_some();
     let filter_state = {
         let mut q = form_urlencoded::Serializer::new(String::new());
         for (k, v) in state.iter().filter(|(k, _)| k != "sort") {
@@ -535,8 +625,10 @@ pub(crate) async fn runs<C: DashboardConfig>(
         .iter()
         .map(|row| table_row(row, &fields, &base, zone))
         .collect();
+    let time_field = crate::dashboard::query::time_field::<C::Model>(settings);
     let filters = filter_fields::<C::Model>(settings)
         .into_iter()
+        .filter(|name| Some(*name) != time_field)
         .filter_map(|name| C::Model::FIELDS.iter().find(|f| f.field == name))
         .map(|f| {
             let chosen: Vec<&String> = query
@@ -565,14 +657,29 @@ pub(crate) async fn runs<C: DashboardConfig>(
             }
         })
         .collect();
+    let rows_len = page.rows.len();
+    let page_has_more = page.next.is_some();
     let next_href = page.next.map(|next| {
         let mut pairs = state.clone();
         pairs.push(("after".into(), next));
         url(&list_path, &pairs)
     });
+    let search_note = match (&query.search, &query.route) {
+        (Some(term), Some(route)) => Some((route.note(term), route.bounded())),
+        _ => None,
+    };
+    let shown = if page_has_more {
+        format!("{}+ runs", rows_len)
+    } else {
+        format!("{rows_len} run{}", if rows_len == 1 { "" } else { "s" })
+    };
+    let time = TimeView::of::<C::Model>(&query, time_field, zone);
     render(&RunsPage {
         layout: Layout::of(&shared, &links, &identity),
         search: query.search.clone().unwrap_or_default(),
+        search_note,
+        shown,
+        time,
         filters,
         columns,
         rows,

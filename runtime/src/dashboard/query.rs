@@ -9,7 +9,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbBackend, DbErr, EntityTrait, Order, QueryFilter,
     QueryOrder, QuerySelect, Value,
@@ -19,6 +20,7 @@ use crate::config::{
     ColumnKind, ColumnOf, Encode, FieldInfo, Role, TrackingConfig, column_value, find_all,
 };
 use crate::dashboard::DashboardSettings;
+use crate::dashboard::search::{self, SearchCache, SearchRoute};
 use crate::lifecycle::Status;
 
 /// A query parameter that is not valid: answered with 400 and this message.
@@ -62,7 +64,37 @@ pub struct ListQuery {
     pub after: Option<String>,
     /// Rows per page.
     pub limit: u64,
+    /// Only runs whose time field is in this range.
+    pub time: Option<TimeRange>,
+    /// How the search is answered, once [planned](ListQuery::plan); an
+    /// unplanned search compares every run's text (what an export wants).
+    pub route: Option<SearchRoute>,
 }
+
+/// A time-range filter: `since=24h` (the last 24 hours; `m`, `h`, `d` or
+/// `w`), or `from=` and / or `to=` (RFC 3339, or `2026-12-01`,
+/// `2026-12-01T08:30` in the dashboard's time zone; a date alone as `to`
+/// takes in that whole day). The field is the first timestamp field in
+/// `filters` that tasktrail maps (`created_at`, `updated_at`,
+/// `started_at`, `completed_at`, `failed_at`), else the creation time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimeRange {
+    /// The model field the range applies to.
+    pub field: &'static str,
+    /// `since` as written (`24h`), when the range is relative.
+    pub since: Option<String>,
+    /// `from` and `to` as written, when given.
+    pub from_text: Option<String>,
+    /// See `from_text`.
+    pub to_text: Option<String>,
+    /// The earliest time included.
+    pub from: Option<DateTime<Utc>>,
+    /// The first time past the range.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// The longest `since`: ten years.
+const MAX_SINCE_DAYS: i64 = 3_650;
 
 /// The most rows one page may ask for.
 pub const MAX_LIMIT: u64 = 1_000;
@@ -73,6 +105,27 @@ fn field<M: TrackingConfig>(name: &str) -> Option<&'static FieldInfo<ColumnOf<M>
 
 fn role_field<M: TrackingConfig>(role: Role) -> Option<&'static str> {
     M::field(role).map(|f| f.field)
+}
+
+/// The roles whose fields are times a range can filter.
+const TIME_ROLES: [Role; 5] = [
+    Role::CreatedAt,
+    Role::UpdatedAt,
+    Role::StartedAt,
+    Role::CompletedAt,
+    Role::FailedAt,
+];
+
+/// The field time ranges filter: the first timestamp field in `filters`
+/// that tasktrail maps, else the creation time, if mapped.
+pub fn time_field<M: TrackingConfig>(settings: &DashboardSettings) -> Option<&'static str> {
+    settings
+        .filters
+        .iter()
+        .filter_map(|f| field::<M>(f))
+        .find(|f| f.role.is_some_and(|r| TIME_ROLES.contains(&r)))
+        .or_else(|| M::field(Role::CreatedAt))
+        .map(|f| f.field)
 }
 
 /// The filters a dashboard offers: the configured ones, or the status and
@@ -138,11 +191,17 @@ impl ListQuery {
             descending,
             after: None,
             limit: u64::from(settings.page_size),
+            time: None,
+            route: None,
         };
+        let zone = crate::dashboard::pages::Zone::of(&settings.time_zone);
         let mut seen_single: Vec<&str> = Vec::new();
         for (name, value) in pairs {
             let name = name.as_str();
-            if matches!(name, "q" | "sort" | "after" | "limit") {
+            if matches!(
+                name,
+                "q" | "sort" | "after" | "limit" | "since" | "from" | "to"
+            ) {
                 if seen_single.contains(&name) {
                     return Err(bad(name, "given more than once"));
                 }
@@ -182,6 +241,37 @@ impl ListQuery {
                         query.after = Some(value.clone());
                     }
                 }
+                "since" | "from" | "to" => {
+                    let Some(time_field) = time_field::<M>(settings) else {
+                        return Err(bad(name, "the runs have no time field to filter by"));
+                    };
+                    let range = query.time.get_or_insert(TimeRange {
+                        field: time_field,
+                        since: None,
+                        from_text: None,
+                        to_text: None,
+                        from: None,
+                        to: None,
+                    });
+                    let text = value.trim();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    match name {
+                        "since" => {
+                            range.from = Some(Utc::now() - parse_since(text)?);
+                            range.since = Some(text.to_owned());
+                        }
+                        "from" => {
+                            range.from = Some(parse_time("from", text, zone, false)?);
+                            range.from_text = Some(text.to_owned());
+                        }
+                        _ => {
+                            range.to = Some(parse_time("to", text, zone, true)?);
+                            range.to_text = Some(text.to_owned());
+                        }
+                    }
+                }
                 "limit" => {
                     let n: u64 = value
                         .parse()
@@ -193,6 +283,12 @@ impl ListQuery {
                         ));
                     }
                     query.limit = n;
+                }
+                _ if Some(name) == time_field::<M>(settings) => {
+                    return Err(bad(
+                        name,
+                        "a time is filtered by range: `since=24h`, or `from=` and `to=`",
+                    ));
                 }
                 _ => {
                     let Some(field) = filterable.iter().find(|f| **f == name) else {
@@ -216,7 +312,35 @@ impl ListQuery {
                 }
             }
         }
+        if let Some(range) = &query.time {
+            if range.since.is_some() && (range.from_text.is_some() || range.to_text.is_some()) {
+                return Err(bad("since", "give `since` or `from` / `to`, not both"));
+            }
+            if let (Some(from), Some(to)) = (range.from, range.to)
+                && from >= to
+            {
+                return Err(bad("to", "`to` must be later than `from`"));
+            }
+            if range.since.is_none() && range.from.is_none() && range.to.is_none() {
+                query.time = None;
+            }
+        }
         Ok(query)
+    }
+
+    /// Plans the search, if any ([`search`](crate::dashboard::search)):
+    /// what the list pages and the API do, so that a search reads an index
+    /// or a bounded window, never the whole table.
+    pub(crate) async fn plan<M: TrackingConfig>(
+        &mut self,
+        db: &DatabaseConnection,
+        settings: &DashboardSettings,
+        cache: &SearchCache,
+    ) -> Result<(), DbErr> {
+        if let Some(term) = &self.search {
+            self.route = Some(search::plan::<M>(db, settings, cache, term).await?);
+        }
+        Ok(())
     }
 
     /// The query string pairs that reproduce this query (without `after`):
@@ -230,6 +354,17 @@ impl ListQuery {
         }
         if let Some(q) = &self.search {
             pairs.push(("q".into(), q.clone()));
+        }
+        if let Some(range) = &self.time {
+            for (name, value) in [
+                ("since", &range.since),
+                ("from", &range.from_text),
+                ("to", &range.to_text),
+            ] {
+                if let Some(value) = value {
+                    pairs.push((name.into(), value.clone()));
+                }
+            }
         }
         let sign = if self.descending { "-" } else { "" };
         pairs.push(("sort".into(), format!("{sign}{}", self.sort)));
@@ -279,6 +414,77 @@ fn filter_value<M: TrackingConfig>(field_name: &str, text: &str) -> Result<Value
         }
         _ => Err(bad(field_name, "this field cannot be filtered by value")),
     }
+}
+
+/// `since`: a whole number and a unit, `m`, `h`, `d` or `w`.
+fn parse_since(text: &str) -> Result<chrono::Duration, QueryError> {
+    let wrong = || {
+        bad(
+            "since",
+            format!("`{text}` is not a span such as `1h`, `24h`, `7d` (units m, h, d, w)"),
+        )
+    };
+    let unit = text.chars().last().ok_or_else(wrong)?;
+    let n: i64 = text[..text.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| wrong())?;
+    let minutes = match unit {
+        'm' => 1,
+        'h' => 60,
+        'd' => 24 * 60,
+        'w' => 7 * 24 * 60,
+        _ => return Err(wrong()),
+    };
+    if n < 1 || n.saturating_mul(minutes) > MAX_SINCE_DAYS * 24 * 60 {
+        return Err(bad(
+            "since",
+            format!("`{text}` is not between 1 minute and {MAX_SINCE_DAYS} days"),
+        ));
+    }
+    Ok(chrono::Duration::minutes(n * minutes))
+}
+
+/// `from` / `to`: RFC 3339, or a date with an optional time of day in the
+/// dashboard's time zone. A date alone as the end (`end`) takes in that
+/// whole day.
+fn parse_time(
+    param: &str,
+    text: &str,
+    zone: crate::dashboard::pages::Zone,
+    end: bool,
+) -> Result<DateTime<Utc>, QueryError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.to_utc());
+    }
+    let naive = [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| if end { d.succ_opt() } else { Some(d) })
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })
+    .ok_or_else(|| {
+        bad(
+            param,
+            format!(
+                "`{text}` is not a time such as `2026-12-01`, `2026-12-01T08:30` or \
+                     `2026-12-01T08:30:00Z`"
+            ),
+        )
+    })?;
+    zone.to_utc(naive).ok_or_else(|| {
+        bad(
+            param,
+            format!("`{text}` does not exist in the dashboard's time zone"),
+        )
+    })
 }
 
 /// Where a page starts: the sort value and the key of the row before it.
@@ -487,27 +693,23 @@ fn conditions<M: TrackingConfig>(settings: &DashboardSettings, query: &ListQuery
             .collect();
         all = all.add(Expr::col(col).is_in(values));
     }
-    if let Some(text) = &query.search {
-        let escaped: String = text
-            .to_lowercase()
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
-        let pattern = format!("%{escaped}%");
-        let mut any = Condition::any();
-        for name in search_fields::<M>(settings) {
-            let col = field::<M>(name)
-                .expect("search fields are model fields")
-                .column;
-            any = any.add(
-                Expr::expr(Func::lower(Expr::col(col)))
-                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
-            );
+    if let Some(range) = &query.time
+        && let Some(f) = field::<M>(range.field)
+        && let Some(crate::config::Binding {
+            encode: Encode::Time(encode),
+            ..
+        }) = f.role.and_then(M::binding)
+    {
+        let col = f.column;
+        if let Some(from) = range.from {
+            all = all.add(Expr::col(col).gte(col.save_as(Expr::val(encode(from)))));
         }
-        all = all.add(any);
+        if let Some(to) = range.to {
+            all = all.add(Expr::col(col).lt(col.save_as(Expr::val(encode(to)))));
+        }
+    }
+    if let Some(text) = &query.search {
+        all = all.add(search::condition::<M>(settings, text, query.route.as_ref()));
     }
     all
 }

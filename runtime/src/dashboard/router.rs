@@ -17,6 +17,8 @@ pub(crate) struct SharedInner<C: DashboardConfig> {
     pub settings: DashboardSettings,
     pub tracker: Tracker<C::Model>,
     pub stats: stats::StatsCache,
+    /// The task names and index facts searches are planned with.
+    pub search: super::search::SearchCache,
     pub logs: Option<Arc<dyn crate::logs::LogStorage>>,
     #[cfg(feature = "auth")]
     pub auth: Option<Arc<crate::auth::AuthState>>,
@@ -59,6 +61,7 @@ pub struct Dashboard<C: DashboardConfig> {
     remote_without_auth: bool,
     trusted_proxies: Vec<std::net::IpAddr>,
     stats_max_age: std::time::Duration,
+    search_window: u64,
     logs: Option<Arc<dyn crate::logs::LogStorage>>,
     #[cfg(feature = "auth")]
     auth: Option<Arc<dyn crate::auth::AuthBackend>>,
@@ -94,6 +97,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             remote_without_auth: false,
             trusted_proxies: Vec::new(),
             stats_max_age: std::time::Duration::from_secs(2),
+            search_window: super::search::DEFAULT_WINDOW,
             logs: None,
             #[cfg(feature = "auth")]
             auth: None,
@@ -192,6 +196,18 @@ impl<C: DashboardConfig> Dashboard<C> {
         self
     }
 
+    /// How many of the newest runs a search reads when no index answers it
+    /// (a term that is not a run key or part of a task name, without the
+    /// text index of [`schema::create_search_index`], or shorter than 3
+    /// characters): 100,000 by default. The page says when a search was
+    /// bounded so. See [`search`](crate::dashboard::search).
+    ///
+    /// [`schema::create_search_index`]: crate::schema::create_search_index
+    pub fn search_window(mut self, runs: u64) -> Self {
+        self.search_window = runs.max(1);
+        self
+    }
+
     /// How long the audit trail keeps its entries: 365 days by default
     /// ([`DEFAULT_RETENTION`](crate::auth::audit::DEFAULT_RETENTION));
     /// `None` keeps them for ever. Older entries are deleted when the
@@ -237,6 +253,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             settings: in_range(self.config.settings()),
             tracker: self.tracker,
             stats: stats::StatsCache::new(self.stats_max_age),
+            search: super::search::SearchCache::new(self.search_window),
             live: live::Live::default(),
             logs: self.logs,
             #[cfg(feature = "auth")]

@@ -71,6 +71,11 @@ impl Snapshot {
 pub(crate) struct StatsCache {
     max_age: Duration,
     state: Mutex<CacheState>,
+    /// Held while the first snapshot is computed: requests that find no
+    /// snapshot wait for that one instead of each computing its own (at a
+    /// million runs, 32 requests at start-up would otherwise run 32 scans
+    /// of the status index at once).
+    first: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -84,6 +89,7 @@ impl StatsCache {
         StatsCache {
             max_age,
             state: Mutex::new(CacheState::default()),
+            first: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -126,8 +132,21 @@ pub(crate) async fn snapshot<C: DashboardConfig>(
             return Ok(stale);
         }
     }
+    if cache.max_age.is_zero() {
+        return Ok(Arc::new(compute(shared).await?));
+    }
+    let _first = cache.first.lock().await;
+    if let Some(s) = &cache
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .snapshot
+    {
+        // Another request computed it while this one waited.
+        return Ok(s.clone());
+    }
     let fresh = Arc::new(compute(shared).await?);
-    if !cache.max_age.is_zero() {
+    {
         let mut state = cache.state.lock().unwrap_or_else(|e| e.into_inner());
         state.snapshot = Some(fresh.clone());
     }

@@ -171,8 +171,12 @@ pub(crate) async fn read(
                 values.push(s.into());
                 " AND scope = ?".to_owned()
             });
-            values.push((limit as i64).into());
-            format!("SELECT {FIELDS} FROM {TABLE} WHERE seq > ?{scoped} ORDER BY seq LIMIT ?")
+            // The limit written as a number: SQLite re-prepares a statement
+            // whose bound `LIMIT` changes (see `config::inline_limits`).
+            format!(
+                "SELECT {FIELDS} FROM {TABLE} WHERE seq > ?{scoped} ORDER BY seq LIMIT {}",
+                limit as i64
+            )
         }
     };
     let rows = db
@@ -239,20 +243,22 @@ pub(crate) async fn of_run(
         DbBackend::Postgres => (
             "txid::text AS txid_text",
             "txid DESC, seq DESC",
-            ["$1", "$2", "$3"],
+            ["$1", "$2"],
         ),
-        _ => ("'0' AS txid_text", "seq DESC", ["?", "?", "?"]),
+        _ => ("'0' AS txid_text", "seq DESC", ["?", "?"]),
     };
+    // The limit as a number: SQLite re-prepares a statement whose bound
+    // `LIMIT` is bound again (see `config::inline_limits`).
     let sql = format!(
         "SELECT {FIELDS}, {txid} FROM {TABLE} WHERE scope = {} AND run_key = {} \
          ORDER BY {order} LIMIT {}",
-        params[0], params[1], params[2]
+        params[0], params[1], limit as i64
     );
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             backend,
             sql,
-            [scope.into(), key.into(), (limit as i64).into()],
+            [scope.into(), key.into()],
         ))
         .await?;
     let mut out = rows

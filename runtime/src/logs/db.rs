@@ -500,11 +500,13 @@ impl LogStorage for DbLogStorage {
                 select =
                     select.filter(entry::Column::Id.gt(i64::try_from(after).unwrap_or(i64::MAX)));
             }
-            let rows = select
-                .order_by_desc(entry::Column::Id)
-                .limit(query.limit.min(MAX_QUERY_LIMIT) as u64)
-                .all(&self.db)
-                .await?;
+            let rows = crate::config::find_all(
+                select
+                    .order_by_desc(entry::Column::Id)
+                    .limit(query.limit.min(MAX_QUERY_LIMIT) as u64),
+                &self.db,
+            )
+            .await?;
             Ok(rows.into_iter().map(record_of).collect())
         })
     }
