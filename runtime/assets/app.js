@@ -255,3 +255,109 @@
   });
   connect();
 })();
+
+// Keyboard shortcuts (the help dialog, #shortcuts in base.html, lists
+// them): "/" search, "j" / "k" select the next / previous run of a list,
+// Enter opens it, "g o" / "g r" / "g l" go to the overview / runs / logs,
+// "?" shows the help, Esc closes it or clears the selection. None fires
+// while typing in a field or with Ctrl, Alt or Meta held.
+(function () {
+  "use strict";
+  var api = document.body.getAttribute("data-api") || "";
+  var prefix = api.replace(/\/api$/, "");
+  var help = document.getElementById("shortcuts");
+  var pendingG = 0;
+
+  function typing(target) {
+    if (!target || !target.tagName) return false;
+    var tag = target.tagName.toLowerCase();
+    return tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;
+  }
+
+  function searchBox() {
+    return document.querySelector('form.filters input[type="search"]');
+  }
+
+  function rows() {
+    return Array.prototype.slice.call(document.querySelectorAll("table.runs tbody tr[data-row]"))
+      .filter(function (row) { return row.getClientRects().length > 0; });
+  }
+
+  function select(row) {
+    document.querySelectorAll("table.runs tr.selected").forEach(function (r) {
+      r.classList.remove("selected");
+      r.removeAttribute("aria-selected");
+    });
+    if (!row) return;
+    row.classList.add("selected");
+    row.setAttribute("aria-selected", "true");
+    if (!row.hasAttribute("tabindex")) row.setAttribute("tabindex", "-1");
+    row.focus({ preventScroll: true });
+    row.scrollIntoView({ block: "nearest" });
+  }
+
+  function move(step) {
+    var list = rows();
+    if (list.length === 0) return;
+    var at = list.indexOf(document.querySelector("table.runs tr.selected"));
+    var next = at < 0 ? (step > 0 ? 0 : list.length - 1) : Math.min(list.length - 1, Math.max(0, at + step));
+    select(list[next]);
+  }
+
+  function openHelp() {
+    if (help && !help.open && help.showModal) help.showModal();
+  }
+
+  var opener = document.getElementById("shortcuts-open");
+  if (opener) opener.addEventListener("click", openHelp);
+
+  // A search asked for on a page without one lands on the list, focused.
+  if (window.location.hash === "#search") {
+    var box = searchBox();
+    if (box) box.focus();
+  }
+
+  document.addEventListener("keydown", function (e) {
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (typing(e.target) || (help && help.open)) return;
+    var key = e.key;
+    if (pendingG && Date.now() - pendingG < 1500) {
+      pendingG = 0;
+      var to = { o: "/", r: "/runs", l: "/logs" }[key];
+      if (to && (to !== "/logs" || document.querySelector('header.top nav a[href$="/logs"]'))) {
+        e.preventDefault();
+        window.location.href = prefix + to;
+        return;
+      }
+    }
+    pendingG = 0;
+    var tag = e.target && e.target.tagName ? e.target.tagName.toLowerCase() : "";
+    switch (key) {
+      case "/": {
+        e.preventDefault();
+        var box = searchBox();
+        if (box) { box.focus(); box.select(); } else window.location.href = prefix + "/runs#search";
+        break;
+      }
+      case "j": e.preventDefault(); move(1); break;
+      case "k": e.preventDefault(); move(-1); break;
+      case "Enter": {
+        // Enter on a link or a button does what it always does.
+        if (tag === "a" || tag === "button") return;
+        var row = document.querySelector("table.runs tr.selected");
+        var link = row && row.querySelector("a[href]");
+        if (link) { e.preventDefault(); window.location.href = link.href; }
+        break;
+      }
+      case "?": e.preventDefault(); openHelp(); break;
+      case "g": pendingG = Date.now(); break;
+      case "Escape": {
+        select(null);
+        var focused = document.activeElement;
+        if (focused && focused.tagName && focused.tagName.toLowerCase() === "tr") focused.blur();
+        break;
+      }
+      default: break;
+    }
+  });
+})();

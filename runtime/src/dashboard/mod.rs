@@ -17,6 +17,7 @@ mod retention;
 mod router;
 pub mod search;
 mod stats;
+mod theme;
 
 pub use config::{
     Actions, DashboardConfig, DashboardSettings, SearchableField, SettingsError, SettingsPatch,

@@ -968,7 +968,7 @@ pub(crate) async fn app_js(headers: HeaderMap) -> Response {
 
 /// Serves `body` with a content-hash ETag; a matching `If-None-Match` gets
 /// 304.
-fn asset(headers: &HeaderMap, content_type: &'static str, body: String) -> Response {
+pub(crate) fn asset(headers: &HeaderMap, content_type: &'static str, body: String) -> Response {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     body.hash(&mut hasher);
@@ -1000,7 +1000,9 @@ pub(crate) async fn app_css(headers: HeaderMap) -> Response {
 }
 
 /// `GET {prefix}/assets/theme.css`: the accent colour (checked to be
-/// `#rgb` / `#rrggbb`), so that no page needs an inline style.
+/// `#rgb` / `#rrggbb`) and the colours derived from it for both themes
+/// (see [`theme`](crate::dashboard::theme)), so that no page needs an
+/// inline style.
 pub(crate) async fn theme_css<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     headers: HeaderMap,
@@ -1014,6 +1016,6 @@ pub(crate) async fn theme_css<C: DashboardConfig>(
     asset(
         &headers,
         "text/css; charset=utf-8",
-        format!(":root {{ --accent: {colour}; }}\n"),
+        crate::dashboard::theme::css(colour),
     )
 }

@@ -322,6 +322,10 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/runs/{key}/{action}"), post(forms::run_action::<C>))
             .route(&at("/api/runs/bulk"), post(actions::bulk_api::<C>))
             .route(&at("/assets/theme.css"), get(pages::theme_css::<C>))
+            .route(
+                &at("/assets/theme.js"),
+                get(crate::dashboard::theme::theme_js),
+            )
             .route(&at("/api/runs"), get(api::runs::<C>))
             .route(
                 &at("/api/runs/{key}"),
