@@ -3,7 +3,9 @@
 
 pub mod actions;
 mod api;
+pub mod bulk_run;
 mod config;
+mod export;
 mod forms;
 mod gate;
 mod input;
@@ -15,6 +17,7 @@ pub(crate) mod pages;
 pub mod query;
 mod retention;
 mod router;
+mod start;
 mod stats;
 
 pub use config::{
