@@ -297,7 +297,9 @@ pub(crate) async fn form<C: DashboardConfig>(
 
 /// `POST {prefix}/kinds/{name}/start` with the form's `args`: starts the
 /// run and sends the browser to its page; a refusal shows the form again
-/// with the message and the text as written.
+/// with the message and the text as written — the whole page with the
+/// refusal's status (403, 413, 422), or for htmx the form alone with 200
+/// and the status in `X-Tasktrail-Status`.
 pub(crate) async fn submit<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
     Extension(links): Extension<LinkBase>,
@@ -367,11 +369,17 @@ pub(crate) async fn submit<C: DashboardConfig>(
                 kept,
                 Some(err.message().to_owned()),
             );
-            let mut response = if htmx {
-                render(&form)
-            } else {
-                render(&page(&shared, &links, &identity, &name, form))
-            };
+            if htmx {
+                // The form again, with the message: a 200, so that htmx
+                // swaps it in without reporting an error to the console
+                // (the status is in `X-Tasktrail-Status`).
+                let mut response = render(&form);
+                response
+                    .headers_mut()
+                    .insert("x-tasktrail-status", HeaderValue::from(status.as_u16()));
+                return response;
+            }
+            let mut response = render(&page(&shared, &links, &identity, &name, form));
             if response.status().is_success() {
                 *response.status_mut() = status;
             }

@@ -626,3 +626,81 @@ async fn bulk_past_the_old_cap() {
     assert_eq!(count(&db, "capped", None).await, 0);
     let _ = tracker.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The process's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The export bench: 100,000 runs on a SQLite file exported as CSV and as
+/// JSON lines through the real router, the body read chunk by chunk and
+/// dropped (what a client downloading it does). Prints rows/s and the
+/// process's peak RSS before and after (VmHWM, reset after seeding through
+/// `/proc/self/clear_refs`). `cargo test -p tasktrail-tests --test
+/// dashboard_ops export::export_bench -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a bench: 100,000 runs"]
+async fn export_bench() {
+    let (db, _g) = connect(Backend::SqliteFile).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let n = 100_000;
+    seed(
+        &db,
+        "bench",
+        "bench",
+        "success",
+        n,
+        chrono::Utc::now() - chrono::Duration::days(5),
+    )
+    .await;
+    let tracker = task_run::Tracker::new(db.clone());
+    let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    for ext in ["csv", "jsonl"] {
+        // Reset the peak to the current RSS.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let before = peak_rss_kib();
+        let started = std::time::Instant::now();
+        let mut request = Request::builder()
+            .uri(format!("/ops/api/runs/export.{ext}"))
+            .body(Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40_000,
+            ))));
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        let (mut bytes, mut lines, mut chunks) = (0_usize, 0_usize, 0_usize);
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                bytes += data.len();
+                lines += data.iter().filter(|b| **b == b'\n').count();
+                chunks += 1;
+            }
+        }
+        let took = started.elapsed();
+        let after = peak_rss_kib();
+        let rows = if ext == "csv" { lines - 1 } else { lines };
+        assert_eq!(rows, n);
+        println!(
+            "export.{ext}: {n} runs, {:.1} MB in {chunks} chunks, {:.2} s, {:.0} rows/s; peak RSS {} MiB before, {} MiB during (+{} MiB)",
+            bytes as f64 / 1e6,
+            took.as_secs_f64(),
+            n as f64 / took.as_secs_f64(),
+            before / 1024,
+            after / 1024,
+            (after - before) / 1024
+        );
+    }
+    let _ = tracker.shutdown(Duration::from_secs(5)).await;
+}

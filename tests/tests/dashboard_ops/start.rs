@@ -335,14 +335,40 @@ async fn start_from_form_and_api(backend: Backend) {
             "not valid JSON",
         ),
     ] {
+        // htmx: the form alone, 200 (so htmx logs no error), the status
+        // in a header.
         let answer = client
             .htmx_form("/ops/kinds/greet/start", None, &[("args", args)])
             .await;
-        assert_eq!(answer.status, status, "{args}: {}", answer.text);
+        assert_eq!(answer.status, StatusCode::OK, "{args}: {}", answer.text);
+        assert_eq!(
+            answer.header("x-tasktrail-status"),
+            Some(status.as_str()),
+            "{args}"
+        );
         assert!(answer.text.contains(says), "{args}: {}", answer.text);
         assert!(answer.header("hx-redirect").is_none());
-        // The fragment is the form again, with the text as written
-        // (escaped).
+        assert!(
+            answer.text.starts_with("<form id=\"start-form\""),
+            "{}",
+            answer.text
+        );
+        // A plain post: the whole page, with the status.
+        let answer = client
+            .send(
+                Method::POST,
+                "/ops/kinds/greet/start",
+                &[
+                    ("x-requested-with", "tasktrail"),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                form(&[("args", args)]),
+            )
+            .await;
+        assert_eq!(answer.status, status, "{args}: {}", answer.text);
+        assert!(answer.text.contains(says), "{args}: {}", answer.text);
+        assert!(answer.header("location").is_none());
+        // The form again, with the text as written (escaped).
         assert!(answer.text.contains("id=\"start-form\""), "{}", answer.text);
         assert!(!answer.text.contains("<script>"), "{}", answer.text);
         let kept = args
@@ -367,7 +393,15 @@ async fn start_from_form_and_api(backend: Backend) {
     // Too big: 413, and not echoed back.
     let big = format!(r#"{{"name": "{}", "times": 1}}"#, "x".repeat(70_000));
     let answer = client
-        .htmx_form("/ops/kinds/greet/start", None, &[("args", &big)])
+        .send(
+            Method::POST,
+            "/ops/kinds/greet/start",
+            &[
+                ("x-requested-with", "tasktrail"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            form(&[("args", &big)]),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
@@ -529,6 +563,19 @@ async fn viewer_is_refused(backend: Backend) {
     let answer = client
         .htmx_form("/ops/kinds/greet/start", None, &[("args", args)])
         .await;
+    assert_eq!(answer.header("x-tasktrail-status"), Some("403"));
+    assert!(answer.text.contains("a viewer may not start runs"));
+    let answer = client
+        .send(
+            Method::POST,
+            "/ops/kinds/greet/start",
+            &[
+                ("x-requested-with", "tasktrail"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            form(&[("args", args)]),
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
     assert!(answer.text.contains("a viewer may not start runs"));
     let answer = client
@@ -621,3 +668,178 @@ backends!(
     viewer_is_refused,
     csrf_and_the_operator
 );
+
+/// A kind that takes a few seconds: `steps` steps of 300 ms.
+struct Slow;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SlowArgs {
+    steps: u32,
+}
+
+impl Task for Slow {
+    const NAME: &'static str = "slow_import";
+    type Args = SlowArgs;
+    type Output = u32;
+    type Error = String;
+    async fn run(&self, ctx: TaskContext, args: SlowArgs) -> Result<u32, String> {
+        for i in 1..=args.steps {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            ctx.progress_with_message(
+                f64::from(i) * 100.0 / f64::from(args.steps),
+                format!("step {i} of {}", args.steps),
+            );
+        }
+        Ok(args.steps)
+    }
+}
+
+/// In a real browser: the form refuses bad JSON with the message in place
+/// (the text kept), then starts the run and lands on its page, whose
+/// progress follows the run live to success; no console errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_run_in_a_browser() {
+    use fantoccini::Locator;
+    use tasktrail_tests::browser::Browser;
+    let (db, _g) = connect(Backend::SqliteFile).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db.clone());
+    tracker.register(Slow);
+    tracker.register(Greet);
+    let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    let (addr, server) = crate::serve(app).await;
+    let base = format!("http://{addr}/ops");
+    let browser = Browser::start().await;
+
+    browser
+        .goto(&format!("{base}/kinds/slow_import/start"))
+        .await
+        .unwrap();
+    let area = browser.wait_for_css("#start-args").await;
+    area.clear().await.unwrap();
+    area.send_keys(r#"{"steps": "many"}"#).await.unwrap();
+    browser
+        .find(Locator::Css("#start-form button[type=\"submit\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let message = browser
+        .wait_until("the refusal on the form", || async {
+            let text = browser
+                .find(Locator::Css("#start-error"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (!text.is_empty()).then_some(text)
+        })
+        .await;
+    assert!(
+        message.contains(
+            "do not fit `slow_import`'s arguments: invalid type: string \"many\", expected u32"
+        ),
+        "{message}"
+    );
+    let kept = browser
+        .eval("return document.getElementById('start-args').value;")
+        .await;
+    assert_eq!(kept, json!(r#"{"steps": "many"}"#), "the text is kept");
+    assert_eq!(runs_count(&db).await, 0);
+    browser.screenshot("start-refused.png").await;
+
+    // Not JSON at all.
+    let area = browser.wait_for_css("#start-args").await;
+    area.clear().await.unwrap();
+    area.send_keys("{steps: 3").await.unwrap();
+    browser
+        .find(Locator::Css("#start-form button[type=\"submit\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until("the JSON error", || async {
+            let text = browser
+                .find(Locator::Css("#start-error"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.contains("not valid JSON").then_some(())
+        })
+        .await;
+
+    // Good arguments: the run's page, its progress live to success.
+    let area = browser.wait_for_css("#start-args").await;
+    area.clear().await.unwrap();
+    area.send_keys(r#"{"steps": 10}"#).await.unwrap();
+    browser.screenshot("start.png").await;
+    browser.eval("window.__e2e_form = 1; return null;").await;
+    browser
+        .find(Locator::Css("#start-form button[type=\"submit\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let key = browser
+        .wait_until("the new run's page", || async {
+            let url = browser.current_url().await.ok()?;
+            url.path().strip_prefix("/ops/runs/").map(str::to_owned)
+        })
+        .await;
+    browser.wait_for_css(r#"h1 [data-kind="status"]"#).await;
+    browser.eval("window.__e2e_run = 1; return null;").await;
+    let progress = || async {
+        browser
+            .eval("var p = document.querySelector('progress'); return p ? p.value : null;")
+            .await
+            .as_f64()
+    };
+    let first = browser
+        .wait_until("a progress value below 100", || async {
+            progress().await.filter(|v| *v < 100.0)
+        })
+        .await;
+    browser
+        .wait_until("the progress to advance without a reload", || async {
+            progress().await.filter(|v| *v > first)
+        })
+        .await;
+    browser
+        .wait_until_for(
+            "the run to succeed on its page",
+            Duration::from_secs(20),
+            || async {
+                let status = browser
+                    .find(Locator::Css(r#"h1 [data-kind="status"]"#))
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                (status == "success").then_some(())
+            },
+        )
+        .await;
+    assert_eq!(
+        browser.eval("return window.__e2e_run || 0;").await,
+        json!(1),
+        "the run's page followed the run without a reload"
+    );
+    browser.screenshot("start-run.png").await;
+    let run = tasktrail_tests::find_run(&db, &key).await.unwrap();
+    assert_eq!(run.task_args, Some(json!({ "steps": 10 })));
+    assert_eq!(run.result_payload, Some(json!(10)));
+    browser.assert_no_console_errors().await;
+    browser.close().await;
+    server.abort();
+    let _ = tracker.shutdown(Duration::from_secs(5)).await;
+}
