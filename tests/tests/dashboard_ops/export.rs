@@ -684,7 +684,13 @@ async fn export_bench() {
         while let Some(frame) = body.frame().await {
             if let Ok(data) = frame.unwrap().into_data() {
                 bytes += data.len();
-                lines += data.iter().filter(|b| **b == b'\n').count();
+                // Rows end in CRLF in CSV (a line break inside a cell is
+                // a bare LF); chunks end at a row's end.
+                lines += if ext == "csv" {
+                    data.windows(2).filter(|w| w == b"\r\n").count()
+                } else {
+                    data.iter().filter(|b| **b == b'\n').count()
+                };
                 chunks += 1;
             }
         }
