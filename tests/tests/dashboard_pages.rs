@@ -782,9 +782,12 @@ async fn openapi_document(backend: Backend) {
         listed,
         [
             "/api/events",
+            "/api/kinds/{name}/runs",
             "/api/metrics",
             "/api/runs",
             "/api/runs/bulk",
+            "/api/runs/export.csv",
+            "/api/runs/export.jsonl",
             "/api/runs/{key}",
             "/api/runs/{key}/cancel",
             "/api/runs/{key}/retry",

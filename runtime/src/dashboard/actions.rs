@@ -27,9 +27,15 @@ pub const ACTION_HEADER: &str = "x-requested-with";
 /// The value of [`ACTION_HEADER`].
 pub const ACTION_HEADER_VALUE: &str = "tasktrail";
 
-/// The most runs one bulk action acts on; a filter matching more is
-/// refused with a message asking to narrow it.
+/// The most runs one bulk action on explicit keys takes (a list of keys in
+/// one request).
 pub const BULK_LIMIT: usize = 10_000;
+
+/// The most runs an "every run matching" bulk action acts on in the
+/// request itself; a filter matching more starts a background run (task
+/// [`BULK_TASK`](crate::dashboard::bulk_run::BULK_TASK)) that acts on all
+/// of them, with progress and cancel.
+pub const BULK_IMMEDIATE_LIMIT: usize = 1_000;
 
 /// How many runs of bulk retries run at once in a tracker without
 /// `max_concurrent` (with it, its limit applies); the others wait as
@@ -174,7 +180,7 @@ pub(crate) async fn act<C: DashboardConfig>(
 }
 
 /// [`act`]; `in_bulk` runs a retry through the bulk retries' limit.
-async fn act_as<C: DashboardConfig>(
+pub(crate) async fn act_as<C: DashboardConfig>(
     shared: &Shared<C>,
     identity: &crate::auth::Identity,
     action: Action,
@@ -443,17 +449,18 @@ pub(crate) enum Target {
 }
 
 /// The keys of every run matching the list query `filter` (sorted as the
-/// list sorts), at most [`BULK_LIMIT`]; `Err` with 422 when more match.
+/// list sorts) when at most `most` match; `None` when more do.
 pub(crate) async fn matching_keys<C: DashboardConfig>(
     shared: &Shared<C>,
     filter: &str,
-) -> Result<Vec<String>, ApiError> {
+    most: usize,
+) -> Result<Option<Vec<String>>, ApiError> {
     let pairs: Vec<(String, String)> = query_pairs(Some(filter))
         .into_iter()
         .filter(|(k, v)| !v.is_empty() && k != "after" && k != "limit")
         .collect();
     let mut query = ListQuery::parse::<C::Model>(&shared.settings, &pairs)?;
-    query.limit = crate::dashboard::query::MAX_LIMIT;
+    query.limit = crate::dashboard::query::MAX_LIMIT.min(most as u64 + 1);
     let (key_col, _) = crate::config::key_encoder::<C::Model>();
     let mut keys = Vec::new();
     loop {
@@ -463,17 +470,12 @@ pub(crate) async fn matching_keys<C: DashboardConfig>(
                 row, key_col,
             ))
         }));
-        if keys.len() > BULK_LIMIT {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "more than {BULK_LIMIT} runs match this filter; narrow it to act on them in bulk"
-                ),
-            ));
+        if keys.len() > most {
+            return Ok(None);
         }
         match page.next {
             Some(next) => query.after = Some(next),
-            None => return Ok(keys),
+            None => return Ok(Some(keys)),
         }
     }
 }
@@ -544,16 +546,25 @@ pub(crate) struct BulkRequest {
     /// A list query string: every run matching it.
     #[serde(default)]
     filter: Option<String>,
+    /// With `filter`: act in a background run whatever the count (it is
+    /// always one past [`BULK_IMMEDIATE_LIMIT`] matching runs).
+    #[serde(default)]
+    background: bool,
 }
 
 /// `POST {prefix}/api/runs/bulk` with `{"action": "cancel", "keys": […]}` or
-/// `{"action": "delete", "filter": "status=failed"}`.
+/// `{"action": "delete", "filter": "status=failed"}`: `200` with what was
+/// done, or — for a filter matching more than [`BULK_IMMEDIATE_LIMIT`]
+/// runs, or with `"background": true` — `202` with the background run's
+/// key (`bulk_run`) and page (`url`).
 pub(crate) async fn bulk_api<C: DashboardConfig>(
     State(shared): State<Shared<C>>,
+    Extension(links): Extension<crate::dashboard::pages::LinkBase>,
     Extension(identity): Extension<crate::auth::Identity>,
     headers: HeaderMap,
     body: Result<Json<BulkRequest>, JsonRejection>,
-) -> Result<SafeJson, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     check_request(&headers)?;
     let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let action = Action::parse(&request.action)?;
@@ -568,9 +579,38 @@ pub(crate) async fn bulk_api<C: DashboardConfig>(
             ));
         }
     };
-    let keys = match target {
-        Target::Keys(keys) => keys,
-        Target::Matching(filter) => matching_keys(&shared, &filter).await?,
+    let keys = match &target {
+        Target::Keys(_) if request.background => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "`background` applies to `filter` (every run matching); explicit `keys` are acted on at once",
+            ));
+        }
+        Target::Keys(keys) => Some(keys.clone()),
+        Target::Matching(_) if request.background => None,
+        Target::Matching(filter) => matching_keys(&shared, filter, BULK_IMMEDIATE_LIMIT).await?,
+    };
+    let Some(keys) = keys else {
+        let Target::Matching(filter) = target else {
+            unreachable!("explicit keys are acted on at once")
+        };
+        let (key, total) =
+            crate::dashboard::bulk_run::start(&shared, &identity, action, &filter).await?;
+        let url = format!(
+            "{}/runs/{}",
+            links.0,
+            crate::dashboard::pages::path_segment(&key)
+        );
+        return Ok((
+            StatusCode::ACCEPTED,
+            SafeJson(json!({
+                "action": action.name(),
+                "bulk_run": key,
+                "url": url,
+                "matching": total,
+            })),
+        )
+            .into_response());
     };
     let outcome = bulk(&shared, &identity, action, keys).await?;
     Ok(SafeJson(json!({
@@ -581,5 +621,6 @@ pub(crate) async fn bulk_api<C: DashboardConfig>(
             .iter()
             .map(|(k, why)| json!({ "key": k, "reason": why }))
             .collect::<Vec<_>>(),
-    })))
+    }))
+    .into_response())
 }

@@ -13,7 +13,9 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::dashboard::actions::{Action, Done, act, bulk, check_request, matching_keys};
+use crate::dashboard::actions::{
+    Action, BULK_IMMEDIATE_LIMIT, Done, act, bulk, check_request, matching_keys,
+};
 use crate::dashboard::api::{ApiError, query_pairs};
 use crate::dashboard::pages::{LinkBase, path_segment};
 use crate::dashboard::{DashboardConfig, Shared};
@@ -220,7 +222,10 @@ async fn bulk_step<C: DashboardConfig>(
             }
             ("selected", form.keys)
         }
-        "matching" => ("matching", matching_keys(shared, &form.filter).await?),
+        "matching" => match matching_keys(shared, &form.filter, BULK_IMMEDIATE_LIMIT).await? {
+            Some(keys) => ("matching", keys),
+            None => return background_step(shared, links, identity, action, form).await,
+        },
         other => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -296,6 +301,70 @@ async fn bulk_step<C: DashboardConfig>(
             ..Flash::ok(message)
         },
     ))
+}
+
+/// "Every run matching" a filter that matches more than
+/// [`BULK_IMMEDIATE_LIMIT`] runs: asked with the count, then started as a
+/// background run, whose page the browser opens (`HX-Redirect`).
+async fn background_step<C: DashboardConfig>(
+    shared: &Shared<C>,
+    links: &LinkBase,
+    identity: &crate::auth::Identity,
+    action: Action,
+    form: BulkForm,
+) -> Result<Response, ApiError> {
+    if form.confirmed.is_none() {
+        let query = crate::dashboard::bulk_run::walk_query(shared, &form.filter)?;
+        let count = crate::dashboard::query::count::<C::Model>(
+            shared.tracker.db(),
+            &shared.settings,
+            &query,
+        )
+        .await?;
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        return Ok(fragment(
+            StatusCode::OK,
+            &Confirm {
+                prefix: links.0.clone(),
+                question: format!(
+                    "{} all {count} runs matching {}?",
+                    capitalised(action.name()),
+                    describe_filter(&form.filter)
+                ),
+                note: Some(format!(
+                    "More than {BULK_IMMEDIATE_LIMIT} runs: they are {} by a background run, whose page shows its progress and can stop it.{}",
+                    action.done(),
+                    if action == Action::Delete {
+                        " Deleting cannot be undone."
+                    } else {
+                        ""
+                    }
+                )),
+                action: action.name(),
+                scope: "matching",
+                filter: form.filter,
+                count,
+                keys: Vec::new(),
+            },
+        ));
+    }
+    let (key, total) =
+        crate::dashboard::bulk_run::start(shared, identity, action, &form.filter).await?;
+    let href = format!("{}/runs/{}", links.0, path_segment(&key));
+    let mut response = fragment(
+        StatusCode::OK,
+        &Flash {
+            link: Some((href.clone(), format!("Open run {key}"))),
+            ..Flash::ok(format!(
+                "Started a background run to {} {total} matching runs.",
+                action.name()
+            ))
+        },
+    );
+    if let Ok(to) = HeaderValue::from_str(&href) {
+        response.headers_mut().insert("hx-redirect", to);
+    }
+    Ok(response)
 }
 
 fn capitalised(word: &str) -> String {

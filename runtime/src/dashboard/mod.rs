@@ -3,7 +3,9 @@
 
 pub mod actions;
 mod api;
+pub mod bulk_run;
 mod config;
+mod export;
 mod forms;
 mod gate;
 mod input;
@@ -16,6 +18,7 @@ pub mod query;
 mod retention;
 mod router;
 pub mod search;
+mod start;
 mod stats;
 mod theme;
 

@@ -286,8 +286,11 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
         .summary(Some("One action on several runs"))
         .description(Some(
             "On the runs named by `keys`, or on every run matching `filter` (a list query \
-             string such as `status=failed&q=import`; at most 10,000). Runs whose state does \
-             not allow the action are skipped with the reason.",
+             string such as `status=failed&q=import`). Runs whose state does not allow the \
+             action are skipped with the reason. A filter matching more than 1,000 runs (or \
+             `background: true`) is acted on by a background run (task `tasktrail.bulk`, with \
+             progress and cancel): the answer is then 202 with its key (`bulk_run`) and page \
+             (`url`).",
         ))
         .parameter(action_header())
         .request_body(Some(
@@ -305,6 +308,10 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
                                 )
                                 .property("keys", ArrayBuilder::new().items(string()))
                                 .property("filter", string())
+                                .property(
+                                    "background",
+                                    ObjectBuilder::new().schema_type(Type::Boolean),
+                                )
                                 .required("action"),
                         ))
                         .build(),
@@ -318,9 +325,16 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
                 ObjectBuilder::new().schema_type(Type::Object),
             ),
         )
+        .response(
+            "202",
+            json_response(
+                "Started in the background: `bulk_run` (the key), `url`, `matching` (the count when it started).",
+                ObjectBuilder::new().schema_type(Type::Object),
+            ),
+        )
         .response("400", error("A malformed body or filter."))
         .response("403", error("Refused."))
-        .response("422", error("Too many runs match."));
+        .response("422", error("More than 10,000 explicit keys."));
     let metrics = OperationBuilder::new()
         .operation_id(Some("metrics"))
         .tag("metrics")
@@ -358,11 +372,137 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
                 .content("text/plain", ContentBuilder::new().build()),
         );
 
+    // Issue 16, items 6 and 7: export (the list's parameters but the
+    // cursor and the limit) and starting a run of a kind.
+    let list = list.build();
+    let export = |id: &str, summary: &str, media: &str| {
+        let mut op = OperationBuilder::new()
+            .operation_id(Some(id))
+            .tag("runs")
+            .summary(Some(summary))
+            .description(Some(
+                "Every run matching the list's filters, search and order (no `after`, no \
+                 `limit`: from the first run to the last), streamed page by page. Each run as \
+                 `GET /api/runs/{key}` shows it. Sent as an attachment.",
+            ));
+        for param in list.parameters.iter().flatten() {
+            if let RefOr::T(param) = param
+                && param.name != "after"
+                && param.name != "limit"
+            {
+                op = op.parameter(param.clone());
+            }
+        }
+        op.response(
+            "200",
+            ResponseBuilder::new()
+                .description("The runs, streamed.")
+                .content(media, ContentBuilder::new().build()),
+        )
+        .response("400", error("A malformed parameter, `after` or `limit`."))
+    };
+    let export_csv = export(
+        "exportRunsCsv",
+        "Export the matching runs as CSV (one column per field; formula-like text cells prefixed with `'`)",
+        "text/csv",
+    );
+    let export_jsonl = export(
+        "exportRunsJsonLines",
+        "Export the matching runs as JSON lines (one run per line)",
+        "application/x-ndjson",
+    );
+    let start_run = OperationBuilder::new()
+        .operation_id(Some("startRun"))
+        .tag("actions")
+        .summary(Some("Start a run of a registered task kind"))
+        .description(Some(
+            "The arguments are checked by deserialising them into the kind's `Args` type; \
+             nothing is recorded when they do not fit. At most 64 KiB of arguments. Needs the \
+             operator role.",
+        ))
+        .parameter(
+            ParameterBuilder::new()
+                .name("name")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(string()))
+                .description(Some("The task kind's name (`Task::NAME`).")),
+        )
+        .parameter(action_header())
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Object)
+                                .property(
+                                    "args",
+                                    ObjectBuilder::new().schema_type(SchemaType::AnyValue),
+                                )
+                                .required("args"),
+                        ))
+                        .build(),
+                )
+                .build(),
+        ))
+        .response(
+            "201",
+            json_response(
+                "The new run: `key`, `kind` and `url` (its page).",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .property("key", string())
+                    .property("kind", string())
+                    .property("url", string())
+                    .required("key")
+                    .required("url"),
+            ),
+        )
+        .response("400", error("A malformed body."))
+        .response(
+            "403",
+            error("Refused: no action header, a read-only dashboard or a viewer."),
+        )
+        .response(
+            "404",
+            error("No task kind of this name is registered in this process."),
+        )
+        .response(
+            "409",
+            error("The run's objects are locked by runs in progress."),
+        )
+        .response("413", error("The arguments are over 64 KiB."))
+        .response(
+            "422",
+            error("The arguments do not fit the kind's arguments."),
+        );
+
     let paths = PathsBuilder::new()
         .path(
             "/api/runs",
             PathItemBuilder::new()
                 .operation(HttpMethod::Get, list)
+                .build(),
+        )
+        .path(
+            "/api/runs/export.csv",
+            PathItemBuilder::new()
+                .operation(HttpMethod::Get, export_csv)
+                .build(),
+        )
+        .path(
+            "/api/runs/export.jsonl",
+            PathItemBuilder::new()
+                .operation(HttpMethod::Get, export_jsonl)
+                .build(),
+        )
+        .path(
+            "/api/kinds/{name}/runs",
+            PathItemBuilder::new()
+                .operation(HttpMethod::Post, start_run)
                 .build(),
         )
         .path(

@@ -302,6 +302,8 @@ struct RunsPage {
     /// Whether this is a page after the first.
     after: bool,
     first_href: String,
+    /// The list's state as a query string, for the export links.
+    export_query: String,
 }
 
 /// The time-range part of the filter form.
@@ -597,6 +599,13 @@ pub(crate) async fn runs<C: DashboardConfig>(
         q.finish()
     };
     let first_href = url(&list_path, &state);
+    let export_query = {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &state {
+            q.append_pair(k, v);
+        }
+        q.finish()
+    };
 
     let zone = Zone::of(&settings.time_zone);
     let fields = column_fields::<C::Model>(&settings.columns);
@@ -689,6 +698,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
         filter_state,
         after: query.after.is_some(),
         first_href,
+        export_query,
     })
 }
 

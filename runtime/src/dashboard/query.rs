@@ -680,6 +680,23 @@ pub async fn list<M: TrackingConfig>(
     Ok(Page { rows, next })
 }
 
+/// How many runs match `query`'s filters and search (its cursor and limit
+/// aside): an exact `COUNT(*)`, for work that is not on a page's path (the
+/// progress of a background bulk action).
+pub async fn count<M: TrackingConfig>(
+    db: &DatabaseConnection,
+    settings: &DashboardSettings,
+    query: &ListQuery,
+) -> Result<u64, DbErr> {
+    let select = M::Entity::find()
+        .filter(conditions::<M>(settings, query))
+        .select_only()
+        .column_as(Expr::col(sea_orm::sea_query::Asterisk).count(), "n")
+        .into_tuple::<i64>();
+    let n: Option<i64> = Box::pin(select.one(db)).await?;
+    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
 /// The filters and the search as one condition.
 fn conditions<M: TrackingConfig>(settings: &DashboardSettings, query: &ListQuery) -> Condition {
     let mut all = Condition::all();

@@ -8,7 +8,8 @@ use axum::routing::{any, get, post};
 #[cfg(feature = "openapi")]
 use crate::dashboard::openapi;
 use crate::dashboard::{
-    DashboardConfig, DashboardSettings, actions, api, forms, gate, live, log_pages, pages, stats,
+    DashboardConfig, DashboardSettings, actions, api, export, forms, gate, live, log_pages, pages,
+    start, stats,
 };
 use crate::lifecycle::Tracker;
 
@@ -339,6 +340,14 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/logs"), get(log_pages::page::<C>))
             .route(&at("/api/logs"), get(log_pages::api::<C>))
             .route(&at("/api/logs/events"), get(log_pages::events::<C>))
+            // Issue 16, items 6 and 7: runs started from the page, export.
+            .route(
+                &at("/kinds/{name}/start"),
+                get(start::form::<C>).post(start::submit::<C>),
+            )
+            .route(&at("/api/kinds/{name}/runs"), post(start::api::<C>))
+            .route(&at("/api/runs/export.csv"), get(export::csv::<C>))
+            .route(&at("/api/runs/export.jsonl"), get(export::jsonl::<C>))
             // Any other path under the API: a JSON 404 (behind the same
             // gates), not the app's fallback.
             .route(&at("/api/"), any(api_not_found))

@@ -42,6 +42,8 @@ pub use hooks::Finished;
 pub use maintenance::{CancelOutcome, RecoveryReport, ShutdownReport};
 #[cfg(all(test, feature = "dashboard"))]
 pub(crate) use registry::RETRY_GUARD_TARGET_BYTES;
+#[cfg(feature = "dashboard")]
+pub(crate) use registry::StartError;
 #[cfg(feature = "apalis")]
 pub(crate) use registry::{Enqueue, EnqueueError};
 pub use registry::{RetryError, Task};

@@ -124,6 +124,23 @@ pub(crate) enum EnqueueError {
     Push(String),
 }
 
+/// Why a run could not be started by its kind's name
+/// ([`Tracker::start_by_name`]).
+#[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) enum StartError {
+    /// No kind of this name is registered in this process.
+    NotRegistered,
+    /// The arguments do not fit the kind's `Args` (serde's message).
+    BadArgs(String),
+    /// The run could not be spawned (a lock conflict, shutdown, …).
+    Spawn(SpawnError),
+    /// The job queue refused the job or could not be reached.
+    Enqueue(String),
+    /// The job was enqueued but its run could not be recorded.
+    Record(String),
+}
+
 /// Why a run could not be retried. Nothing was recorded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -249,6 +266,76 @@ impl<M: TrackingConfig> Tracker<M> {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned()
+    }
+
+    /// The names of the kinds a run can be started of from their name
+    /// (the dashboard's start form): the kinds registered in this process
+    /// and those whose runs are enqueued on a job queue, sorted.
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    pub(crate) fn startable_kinds(&self) -> Vec<String> {
+        let runs = self.runs();
+        let mut names: Vec<String> = runs
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.extend(
+            runs.remote
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned(),
+        );
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Starts a run of the kind `name` with `args` given as JSON, checked
+    /// by deserialising them into the kind's `Args`: spawned here for a
+    /// kind registered here, enqueued (and recorded `pending`) for a kind
+    /// whose runs execute on a job queue's workers. Answers the new run's
+    /// key.
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    pub(crate) async fn start_by_name(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+        actor: Option<&str>,
+    ) -> Result<String, StartError> {
+        if let Some(remote) = self.remote_kind(name) {
+            let new_key = match remote.enqueue(args.clone()).await {
+                Ok(new_key) => new_key,
+                Err(EnqueueError::BadArgs(message)) => return Err(StartError::BadArgs(message)),
+                Err(EnqueueError::Push(message)) => return Err(StartError::Enqueue(message)),
+            };
+            let mut create = crate::Event::create(&new_key).name(name);
+            create.args = Some(args);
+            if let Some(actor) = actor {
+                create = create.actor(actor);
+            }
+            self.lifecycle(create)
+                .await
+                .map_err(|err| StartError::Record(err.to_string()))?;
+            return Ok(new_key);
+        }
+        let kind = self.kind(name).ok_or(StartError::NotRegistered)?;
+        let objects = kind.check(&args).map_err(StartError::BadArgs)?;
+        let mut builder = self.begin(name);
+        builder.event.args = Some(args.clone());
+        if let Some(actor) = actor {
+            builder = builder.actor(actor);
+        }
+        if !objects.is_empty() {
+            builder = builder.objects(objects);
+        }
+        let spawned = builder
+            .spawn(move |ctx| kind.start(ctx, args))
+            .await
+            .map_err(StartError::Spawn)?;
+        Ok(spawned.key().to_owned())
     }
 
     /// Spawns a run of the registered kind `K` with `args`; shorthand for
