@@ -16,6 +16,7 @@ pub mod query;
 mod retention;
 mod router;
 mod stats;
+mod trace;
 
 pub use config::{
     Actions, DashboardConfig, DashboardSettings, SearchableField, SettingsError, SettingsPatch,
