@@ -17,7 +17,6 @@ mod trace;
 /// The log lines and spans the runs of this test binary write: a global
 /// subscriber (the runs run on the runtime's worker threads) with the log
 /// layer.
-#[allow(dead_code)] // until a module uses it
 pub fn logs() -> Arc<tasktrail::logs::MemoryLogStorage> {
     static LOGS: OnceLock<Arc<tasktrail::logs::MemoryLogStorage>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -33,7 +32,6 @@ pub fn logs() -> Arc<tasktrail::logs::MemoryLogStorage> {
 
 /// Serves `app` over TCP on a free loopback port, with the peer's address
 /// (for the browser tests).
-#[allow(dead_code)] // until a module uses it
 pub async fn serve(
     app: axum::Router,
 ) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
