@@ -558,6 +558,9 @@ async fn waterfall_in_a_browser() {
         .map(|v| v.as_f64().unwrap())
         .collect();
     assert!(indent[0] < indent[1] && indent[1] < indent[2], "{indent:?}");
+    browser
+        .eval("document.querySelector('section.trace').scrollIntoView(); return null")
+        .await;
     browser.screenshot("trace.png").await;
     browser.assert_no_console_errors().await;
     browser.close().await;
