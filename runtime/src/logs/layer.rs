@@ -237,6 +237,22 @@ impl EventVisitor {
 }
 
 impl TaskLogLayer {
+    /// The trace of a run whose span has key `key` (`None` when spans are
+    /// not recorded).
+    fn root_trace(&self, key: &Arc<str>) -> Option<TraceOf> {
+        (self.max_spans > 0).then(|| TraceOf {
+            run: Arc::new(RunTrace {
+                key: key.clone(),
+                next: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                open: Mutex::new(HashMap::new()),
+            }),
+            slot: None,
+            recorded: false,
+            root: true,
+        })
+    }
+
     /// The trace place of a span opened inside a run, below `parent`:
     /// recorded (numbered, its record kept until it closes) unless it is
     /// below the minimum level or over the run's cap.
@@ -315,17 +331,7 @@ where
         });
         let Some(key) = key else { return };
         let trace = if is_root {
-            (self.max_spans > 0).then(|| TraceOf {
-                run: Arc::new(RunTrace {
-                    key: key.clone(),
-                    next: AtomicU64::new(0),
-                    dropped: AtomicU64::new(0),
-                    open: Mutex::new(HashMap::new()),
-                }),
-                slot: None,
-                recorded: false,
-                root: true,
-            })
+            self.root_trace(&key)
         } else {
             span.parent()
                 .and_then(|p| p.extensions().get::<TraceOf>().cloned())
@@ -395,7 +401,15 @@ where
         let mut visitor = KeyVisitor::default();
         values.record(&mut visitor);
         if let Some(key) = visitor.0 {
-            span.extensions_mut().replace(RunKey(key));
+            let mut extensions = span.extensions_mut();
+            // A key recorded after the span opened makes it a run's span:
+            // the spans opened in it from now on are its trace.
+            if extensions.get_mut::<TraceOf>().is_none()
+                && let Some(trace) = self.root_trace(&key)
+            {
+                extensions.insert(trace);
+            }
+            extensions.replace(RunKey(key));
         }
     }
 
@@ -438,5 +452,39 @@ where
             run_key,
             fields: visitor.fields,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::MemoryLogStorage;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn spans_of_a_run_whose_key_came_late_are_recorded() {
+        let logs = Arc::new(MemoryLogStorage::new(100));
+        let subscriber = tracing_subscriber::registry().with(TaskLogLayer::new(logs.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let run = tracing::info_span!("task", task_key = tracing::field::Empty);
+            run.record("task_key", "late");
+            run.in_scope(|| {
+                tracing::info_span!("step", n = 1).in_scope(|| {
+                    tracing::info_span!("inner").in_scope(|| tracing::info!("deep"));
+                });
+            });
+            // Outside any run: nothing.
+            tracing::info_span!("loose").in_scope(|| {});
+        });
+        let trace = logs.trace_of("late");
+        let tree: Vec<(u64, Option<u64>, &str)> = trace
+            .spans
+            .iter()
+            .map(|s| (s.id, s.parent, &*s.name))
+            .collect();
+        assert_eq!(tree, [(1, None, "step"), (2, Some(1), "inner")]);
+        assert!(trace.spans.iter().all(|s| s.end >= Some(s.start)));
+        let line = &logs.select(&crate::logs::LogQuery::new())[0];
+        assert_eq!(line.fields_json()[SPAN_FIELD], 2);
     }
 }
