@@ -18,6 +18,15 @@
 //! * `event/outside_run_no_layer`: that event with a bare registry, for
 //!   reference.
 //!
+//! * `span/no_layer`: a span with two fields opened, entered, exited and
+//!   closed inside a run's span, with a bare registry: the baseline.
+//! * `span/task_log_layer_recorded`: the same span through `TaskLogLayer`
+//!   into a `MemoryLogStorage` (no cap per run): numbered, its fields
+//!   recorded, written to the storage's ring of spans when it closes.
+//! * `span/task_log_layer_over_cap`: the same once the run's cap is
+//!   reached: only counted.
+//! * `span/outside_run`: the same span outside any run, with the layer.
+//!
 //! After the criterion groups, `paired` alternates the baseline and the
 //! layer in batches of 10,000 events and prints the median of the ratios of
 //! back-to-back batches, and `resident` fills a fresh ring with 100,000
@@ -130,6 +139,62 @@ fn events(c: &mut Criterion) {
     group.finish();
 }
 
+#[inline(never)]
+fn span(i: u64) {
+    let span = tracing::info_span!("parse", rows = i, file = "books.csv");
+    let _entered = span.enter();
+}
+
+fn spans(c: &mut Criterion) {
+    let mut group = c.benchmark_group("span");
+    let mut case = |name: &str, dispatch: Dispatch, in_run: bool| {
+        with(&dispatch, in_run, || {
+            group.bench_function(name, |b| {
+                let mut i = 0;
+                b.iter(|| {
+                    i += 1;
+                    span(i);
+                });
+            });
+        });
+    };
+    case(
+        "no_layer",
+        Dispatch::new(tracing_subscriber::registry()),
+        true,
+    );
+    let storage = Arc::new(MemoryLogStorage::new(100_000));
+    case(
+        "task_log_layer_recorded",
+        Dispatch::new(
+            tracing_subscriber::registry()
+                .with(TaskLogLayer::new(storage.clone()).max_spans_per_run(usize::MAX)),
+        ),
+        true,
+    );
+    assert!(
+        !storage
+            .trace_of("0196f1c4-7d2a-7c1e-9a51-3f0e6c2b8d10")
+            .spans
+            .is_empty()
+    );
+    case(
+        "task_log_layer_over_cap",
+        Dispatch::new(
+            tracing_subscriber::registry().with(
+                TaskLogLayer::new(Arc::new(MemoryLogStorage::new(1_000))).max_spans_per_run(1),
+            ),
+        ),
+        true,
+    );
+    case(
+        "outside_run",
+        layer_dispatch(Arc::new(MemoryLogStorage::new(1_000))),
+        false,
+    );
+    group.finish();
+}
+
 /// Nanoseconds per event over a batch of `n`.
 fn batch(dispatch: &Dispatch, n: u64) -> f64 {
     with(dispatch, true, || {
@@ -199,6 +264,7 @@ fn main() {
     memory();
     let mut c = Criterion::default().configure_from_args();
     events(&mut c);
+    spans(&mut c);
     c.final_summary();
     paired();
 }

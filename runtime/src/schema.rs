@@ -288,7 +288,8 @@ pub async fn create_run_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     crate::run::store::create_tables(db).await
 }
 
-/// Creates the log table `tasktrail_logs` and its indexes, if missing (what
+/// Creates the log table `tasktrail_logs`, the span table `tasktrail_spans`
+/// (the trace view's) and their indexes, if missing (what
 /// [`DbLogStorage::new`](crate::logs::DbLogStorage::new) does itself; for
 /// migrations that create tables ahead of time).
 pub async fn create_log_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {

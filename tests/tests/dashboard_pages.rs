@@ -791,6 +791,7 @@ async fn openapi_document(backend: Backend) {
             "/api/runs/{key}",
             "/api/runs/{key}/cancel",
             "/api/runs/{key}/retry",
+            "/api/runs/{key}/trace",
             "/metrics",
         ]
     );

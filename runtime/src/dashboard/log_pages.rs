@@ -140,6 +140,8 @@ pub(crate) fn line_view(record: &LogRecord, zone: Zone, base: &str) -> LineView 
             record
                 .fields
                 .iter()
+                // The trace view's link from a line to its span.
+                .filter(|(k, _)| k != crate::logs::SPAN_FIELD)
                 .map(|(k, v)| match v {
                     serde_json::Value::String(s) => format!("{k}={s}"),
                     other => format!("{k}={other}"),

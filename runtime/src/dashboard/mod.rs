@@ -21,6 +21,7 @@ pub mod search;
 mod start;
 mod stats;
 mod theme;
+mod trace;
 
 pub use config::{
     Actions, DashboardConfig, DashboardSettings, SearchableField, SettingsError, SettingsPatch,

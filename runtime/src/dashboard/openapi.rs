@@ -361,6 +361,70 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
                 .description("An event stream.")
                 .content("text/event-stream", ContentBuilder::new().build()),
         );
+    let trace = OperationBuilder::new()
+        .operation_id(Some("getRunTrace"))
+        .tag("runs")
+        .summary(Some("A run's trace: the spans it opened and its log lines"))
+        .description(Some(
+            "The spans recorded inside the run (below its own span) by id, each with its \
+             parent (`null`: directly under the run), name, target, level, fields, start, end \
+             (`null`: still open when the run ended), duration and the ids of the log lines \
+             emitted in it; the run's lines with their span; `dropped`, the spans not \
+             recorded (over the limit per run).",
+        ))
+        .parameter(key_param())
+        .response(
+            "200",
+            json_response(
+                "The trace.",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .property("run", string())
+                    .property(
+                        "spans",
+                        ArrayBuilder::new().items(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Object)
+                                .property("id", ObjectBuilder::new().schema_type(Type::Integer))
+                                .property("parent", typed(Type::Integer, true))
+                                .property("name", string())
+                                .property("target", string())
+                                .property("level", string())
+                                .property("fields", ObjectBuilder::new().schema_type(Type::Object))
+                                .property(
+                                    "start",
+                                    string().format(Some(SchemaFormat::KnownFormat(
+                                        KnownFormat::DateTime,
+                                    ))),
+                                )
+                                .property(
+                                    "end",
+                                    typed(Type::String, true).format(Some(
+                                        SchemaFormat::KnownFormat(KnownFormat::DateTime),
+                                    )),
+                                )
+                                .property("duration_ms", typed(Type::Number, true))
+                                .property(
+                                    "logs",
+                                    ArrayBuilder::new()
+                                        .items(ObjectBuilder::new().schema_type(Type::Integer)),
+                                ),
+                        ),
+                    )
+                    .property(
+                        "logs",
+                        ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)),
+                    )
+                    .property("dropped", ObjectBuilder::new().schema_type(Type::Integer))
+                    .required("spans")
+                    .required("logs")
+                    .required("dropped"),
+            ),
+        )
+        .response(
+            "404",
+            error("No run has this key, or the dashboard has no log storage."),
+        );
     let prometheus = OperationBuilder::new()
         .operation_id(Some("prometheus"))
         .tag("metrics")
@@ -542,6 +606,12 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
                         error("The task cannot be rebuilt from the stored run."),
                     ),
                 )
+                .build(),
+        )
+        .path(
+            "/api/runs/{key}/trace",
+            PathItemBuilder::new()
+                .operation(HttpMethod::Get, trace)
                 .build(),
         )
         .path(

@@ -784,6 +784,8 @@ struct RunPage {
     audit: Vec<AuditView>,
     /// Its changes from the feed, oldest first.
     history: Vec<HistoryView>,
+    /// Its spans as a waterfall, with its log lines on them.
+    trace: crate::dashboard::trace::TraceView,
 }
 
 /// One change of the run, as its history shows it.
@@ -933,10 +935,12 @@ pub(crate) async fn run<C: DashboardConfig>(
         tracing::warn!(error = %err, "tasktrail dashboard: the run's changes could not be read");
         Vec::new()
     });
+    let trace = crate::dashboard::trace::view(&shared, &row, &key, zone, &links.0).await;
     render(&RunPage {
         audit,
         history,
         logs,
+        trace,
         layout: Layout::of(&shared, &links, &identity),
         action_base: format!("{}/runs/{key_path}", links.0),
         ended: crate::dashboard::actions::status_of(&row).is_some_and(|s| s.is_terminal()),

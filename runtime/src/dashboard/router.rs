@@ -334,6 +334,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             )
             .route(&at("/api/runs/{key}/cancel"), post(actions::cancel::<C>))
             .route(&at("/api/runs/{key}/retry"), post(actions::retry::<C>))
+            .route(&at("/api/runs/{key}/trace"), get(super::trace::api::<C>))
             .route(&at("/api/metrics"), get(api::metrics::<C>))
             .route(&at("/metrics"), get(api::prometheus::<C>))
             .route(&at("/api/events"), get(live::events::<C>))

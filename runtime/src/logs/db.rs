@@ -20,6 +20,7 @@ use crate::writer::{OnTransient, Op, Template, Work, Writer, WriterOptions};
 
 use crate::logs::{
     LogLevel, LogQuery, LogRecord, LogStats, LogStorage, LogStorageError, MAX_QUERY_LIMIT,
+    SpanRecord, Trace,
 };
 
 /// The log table, `tasktrail_logs`.
@@ -56,8 +57,101 @@ pub mod entry {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Creates the log table and its indexes (by run, by time), if missing.
+/// The span table, `tasktrail_spans`: the spans of runs, for the trace
+/// view.
+pub mod span_entry {
+    use sea_orm::entity::prelude::*;
+
+    /// One stored span; the row with `span_id` 0 of a run holds no span but
+    /// the count of its spans that were not recorded (`fields` is
+    /// `{"dropped": n}`).
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tasktrail_spans")]
+    pub struct Model {
+        /// Increasing row number.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// The run it was opened in (as [`stored_run_key`](super::stored_run_key) stores it).
+        pub run_key: String,
+        /// Its number in the run, from 1.
+        pub span_id: i64,
+        /// The span it was opened in; `NULL` directly under the run's span.
+        pub parent_id: Option<i64>,
+        /// Its name.
+        #[sea_orm(column_type = "Text")]
+        pub name: String,
+        /// Its target.
+        #[sea_orm(column_type = "Text")]
+        pub target: String,
+        /// Severity, 0 (`TRACE`) to 4 (`ERROR`).
+        pub level: i16,
+        /// Its fields as a JSON object.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub fields: Option<String>,
+        /// When it opened (µs since the epoch).
+        pub start_us: i64,
+        /// When it closed (µs since the epoch); `NULL` when still open as
+        /// its run ended.
+        pub end_us: Option<i64>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Creates the log table (`tasktrail_logs`) and the span table
+/// (`tasktrail_spans`) and their indexes (by run, by time), if missing.
 pub async fn create_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    create_log_table(db).await?;
+    create_span_table(db).await
+}
+
+async fn create_span_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DbBackend::MySql {
+        // As the log table: long texts, a run key indexed by its prefix,
+        // compared byte for byte.
+        return db
+            .execute_unprepared(
+                "CREATE TABLE IF NOT EXISTS tasktrail_spans (\
+                 id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, run_key VARCHAR(1024) NOT NULL, \
+                 span_id BIGINT NOT NULL, parent_id BIGINT, name TEXT NOT NULL, \
+                 target TEXT NOT NULL, level SMALLINT NOT NULL, fields MEDIUMTEXT, \
+                 start_us BIGINT NOT NULL, end_us BIGINT, \
+                 INDEX ix_tasktrail_spans_run_key_span_id (run_key(191), span_id), \
+                 INDEX ix_tasktrail_spans_start_us (start_us)) \
+                 CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+            )
+            .await
+            .map(|_| ());
+    }
+    let schema = sea_orm::Schema::new(db.get_database_backend());
+    let mut table = schema.create_table_from_entity(span_entry::Entity);
+    table.if_not_exists();
+    db.execute(&table).await?;
+    for (name, columns) in [
+        (
+            "ix_tasktrail_spans_run_key_span_id",
+            vec![span_entry::Column::RunKey, span_entry::Column::SpanId],
+        ),
+        (
+            "ix_tasktrail_spans_start_us",
+            vec![span_entry::Column::StartUs],
+        ),
+    ] {
+        let mut index = sea_orm::sea_query::Index::create();
+        index.name(name).table(span_entry::Entity).if_not_exists();
+        for column in columns {
+            index.col(column);
+        }
+        db.execute(&index).await?;
+    }
+    Ok(())
+}
+
+async fn create_log_table(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     if db.get_database_backend() == sea_orm::DbBackend::MySql {
         crate::writer::feed::create_turns(db).await?;
         // sea-orm's `String` is `VARCHAR(255)` there: targets and stored
@@ -204,6 +298,7 @@ pub struct DbLogStorage {
     db: DatabaseConnection,
     writer: Writer,
     insert: Arc<Template>,
+    insert_span: Arc<Template>,
     counters: Arc<Counters>,
     /// Ends the retention task with the storage.
     _retention: Option<DropGuard>,
@@ -258,6 +353,7 @@ impl DbLogStorage {
         });
         Ok(DbLogStorage {
             insert: insert_template(db.get_database_backend()),
+            insert_span: insert_span_template(db.get_database_backend()),
             db,
             writer,
             counters: Arc::new(Counters::default()),
@@ -273,7 +369,8 @@ impl DbLogStorage {
         self.writer.flush(timeout).await
     }
 
-    /// Deletes the lines emitted before `cutoff`; returns how many.
+    /// Deletes the lines emitted before `cutoff`, and the spans opened
+    /// before it; returns how many lines.
     pub async fn purge_before(&self, cutoff: chrono::DateTime<chrono::Utc>) -> Result<u64, DbErr> {
         purge(&self.db, cutoff).await
     }
@@ -285,6 +382,10 @@ async fn purge(
 ) -> Result<u64, DbErr> {
     let result = entry::Entity::delete_many()
         .filter(entry::Column::AtMs.lt(cutoff.timestamp_millis()))
+        .exec(db)
+        .await?;
+    span_entry::Entity::delete_many()
+        .filter(span_entry::Column::StartUs.lt(cutoff.timestamp_micros()))
         .exec(db)
         .await?;
     Ok(result.rows_affected)
@@ -373,16 +474,7 @@ fn insert_template(backend: sea_orm::DbBackend) -> Arc<Template> {
 fn row_values(record: LogRecord) -> Vec<sea_orm::Value> {
     let mut message = record.message;
     crate::storable::text_in_place(&mut message);
-    let fields = (!record.fields.is_empty()).then(|| {
-        let object: serde_json::Map<String, serde_json::Value> = record
-            .fields
-            .into_iter()
-            .map(|(k, v)| (k.into_owned(), v))
-            .collect();
-        let mut fields = serde_json::Value::Object(object);
-        crate::storable::json_in_place(&mut fields);
-        fields.to_string()
-    });
+    let fields = fields_text(record.fields);
     vec![
         record.at.timestamp_millis().into(),
         record.level.severity().into(),
@@ -396,6 +488,99 @@ fn row_values(record: LogRecord) -> Vec<sea_orm::Value> {
     ]
 }
 
+/// The multi-row insert of spans; a row is [`span_values`].
+fn insert_span_template(backend: sea_orm::DbBackend) -> Arc<Template> {
+    Template::new(backend, 9, move |rows| {
+        use sea_orm::sea_query::Query;
+        let mut insert = Query::insert();
+        insert.into_table(span_entry::Entity).columns([
+            span_entry::Column::RunKey,
+            span_entry::Column::SpanId,
+            span_entry::Column::ParentId,
+            span_entry::Column::Name,
+            span_entry::Column::Target,
+            span_entry::Column::Level,
+            span_entry::Column::Fields,
+            span_entry::Column::StartUs,
+            span_entry::Column::EndUs,
+        ]);
+        for _ in 0..rows {
+            insert.values_panic(
+                [
+                    sea_orm::Value::String(None),
+                    sea_orm::Value::BigInt(Some(0)),
+                    sea_orm::Value::BigInt(None),
+                    sea_orm::Value::String(None),
+                    sea_orm::Value::String(None),
+                    sea_orm::Value::SmallInt(Some(0)),
+                    sea_orm::Value::String(None),
+                    sea_orm::Value::BigInt(Some(0)),
+                    sea_orm::Value::BigInt(None),
+                ]
+                .map(Expr::val),
+            );
+        }
+        backend.build(&insert).sql
+    })
+}
+
+fn fields_text(fields: Vec<(Cow<'static, str>, serde_json::Value)>) -> Option<String> {
+    (!fields.is_empty()).then(|| {
+        let object: serde_json::Map<String, serde_json::Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v))
+            .collect();
+        let mut fields = serde_json::Value::Object(object);
+        crate::storable::json_in_place(&mut fields);
+        fields.to_string()
+    })
+}
+
+fn fields_of(text: Option<String>) -> Vec<(Cow<'static, str>, serde_json::Value)> {
+    text.and_then(|f| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&f).ok())
+        .map(|m| m.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect())
+        .unwrap_or_default()
+}
+
+fn id_value(id: u64) -> sea_orm::Value {
+    i64::try_from(id).unwrap_or(i64::MAX).into()
+}
+
+/// One span's values, in the insert's column order.
+fn span_values(span: SpanRecord) -> Vec<sea_orm::Value> {
+    vec![
+        stored_run_key(&span.run_key).into_owned().into(),
+        id_value(span.id),
+        span.parent
+            .map(|p| i64::try_from(p).unwrap_or(i64::MAX))
+            .into(),
+        crate::storable::text(&span.name).into_owned().into(),
+        crate::storable::text(&span.target).into_owned().into(),
+        span.level.severity().into(),
+        fields_text(span.fields).into(),
+        span.start.timestamp_micros().into(),
+        span.end.map(|t| t.timestamp_micros()).into(),
+    ]
+}
+
+fn span_of(row: span_entry::Model) -> SpanRecord {
+    let at = |us: i64| chrono::DateTime::from_timestamp_micros(us).unwrap_or_default();
+    SpanRecord {
+        run_key: Arc::from(row.run_key),
+        id: u64::try_from(row.span_id).unwrap_or(0),
+        parent: row.parent_id.and_then(|p| u64::try_from(p).ok()),
+        name: Cow::Owned(row.name),
+        target: Cow::Owned(row.target),
+        level: LogLevel::from_severity(row.level).unwrap_or(LogLevel::Info),
+        fields: fields_of(row.fields),
+        start: at(row.start_us),
+        end: row.end_us.map(at),
+    }
+}
+
+/// The most span rows one trace reads.
+const MAX_TRACE_ROWS: u64 = 20_000;
+
 fn record_of(row: entry::Model) -> LogRecord {
     LogRecord {
         id: u64::try_from(row.id).unwrap_or(0),
@@ -404,13 +589,7 @@ fn record_of(row: entry::Model) -> LogRecord {
         target: Cow::Owned(row.target),
         message: row.message,
         run_key: row.run_key.map(Arc::from),
-        fields: row
-            .fields
-            .and_then(|f| {
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&f).ok()
-            })
-            .map(|m| m.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect())
-            .unwrap_or_default(),
+        fields: fields_of(row.fields),
     }
 }
 
@@ -444,7 +623,66 @@ async fn retention(
     }
 }
 
+impl DbLogStorage {
+    /// Queues one span row; counted as a dropped line when the queue is
+    /// full.
+    fn submit_span(&self, values: Vec<sea_orm::Value>) {
+        let op = Op {
+            lane: None,
+            work: Work::Row {
+                template: self.insert_span.clone(),
+                values,
+            },
+            on_transient: OnTransient::Retry,
+            ack: None,
+            change: None,
+        };
+        if self.writer.try_submit(op).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl LogStorage for DbLogStorage {
+    fn append_span(&self, span: SpanRecord) {
+        self.submit_span(span_values(span));
+    }
+
+    fn spans_dropped(&self, run_key: &str, count: u64) {
+        let summary = SpanRecord::new(run_key, 0, "", chrono::Utc::now()).field("dropped", count);
+        self.submit_span(span_values(summary));
+    }
+
+    fn trace(
+        &self,
+        run_key: &str,
+    ) -> futures::future::BoxFuture<'_, Result<Option<Trace>, LogStorageError>> {
+        let key = stored_run_key(run_key).into_owned();
+        Box::pin(async move {
+            let rows = span_entry::Entity::find()
+                .filter(span_entry::Column::RunKey.eq(key))
+                .order_by_asc(span_entry::Column::SpanId)
+                .order_by_asc(span_entry::Column::Id)
+                .limit(MAX_TRACE_ROWS)
+                .all(&self.db)
+                .await?;
+            let mut dropped = 0;
+            let mut spans = Vec::with_capacity(rows.len());
+            for row in rows {
+                if row.span_id == 0 {
+                    dropped += fields_of(row.fields)
+                        .iter()
+                        .find(|(k, _)| k == "dropped")
+                        .and_then(|(_, v)| v.as_u64())
+                        .unwrap_or(0);
+                } else {
+                    spans.push(span_of(row));
+                }
+            }
+            Ok(Some(Trace::new(spans, dropped)))
+        })
+    }
+
     fn append(&self, record: LogRecord) {
         self.counters.appended.fetch_add(1, Ordering::Relaxed);
         let op = Op {

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use crate::logs::{LogQuery, LogRecord, LogStats, LogStorage, LogStorageError};
+use crate::logs::{LogQuery, LogRecord, LogStats, LogStorage, LogStorageError, SpanRecord, Trace};
 
 /// Keeps the newest `capacity` lines in memory, dropping the oldest first:
 /// constant memory, nothing written anywhere, gone on restart. The default
@@ -22,6 +22,17 @@ use crate::logs::{LogQuery, LogRecord, LogStats, LogStorage, LogStorageError};
 pub struct MemoryLogStorage {
     capacity: usize,
     ring: Mutex<Ring>,
+    span_capacity: usize,
+    spans: Mutex<Spans>,
+}
+
+/// The newest spans of every run (oldest dropped first), and the runs'
+/// counts of spans not recorded.
+#[derive(Debug, Default)]
+struct Spans {
+    ring: VecDeque<Arc<SpanRecord>>,
+    /// Newest last; as many runs at most as spans the ring holds.
+    dropped: VecDeque<(Arc<str>, u64)>,
 }
 
 /// The lines, each behind an `Arc`: a query copies the pointers it needs
@@ -36,7 +47,8 @@ struct Ring {
 }
 
 impl MemoryLogStorage {
-    /// A ring of `capacity` lines (at least one).
+    /// A ring of `capacity` lines (at least one), and of as many spans for
+    /// the trace view.
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         MemoryLogStorage {
@@ -45,7 +57,45 @@ impl MemoryLogStorage {
                 lines: VecDeque::with_capacity(capacity.min(4_096)),
                 ..Ring::default()
             }),
+            span_capacity: capacity,
+            spans: Mutex::new(Spans::default()),
         }
+    }
+
+    /// Keeps the newest `spans` spans (of every run together; at least
+    /// one) instead of as many as lines.
+    pub fn span_capacity(mut self, spans: usize) -> Self {
+        self.span_capacity = spans.max(1);
+        self
+    }
+
+    fn spans(&self) -> std::sync::MutexGuard<'_, Spans> {
+        self.spans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The spans of run `key` it holds, by id, and the run's count of
+    /// spans not recorded (what [`LogStorage::trace`] answers).
+    pub fn trace_of(&self, key: &str) -> Trace {
+        let (spans, dropped) = {
+            let spans = self.spans();
+            let mine: Vec<Arc<SpanRecord>> = spans
+                .ring
+                .iter()
+                .filter(|s| &*s.run_key == key)
+                .cloned()
+                .collect();
+            let dropped = spans
+                .dropped
+                .iter()
+                .filter(|(k, _)| &**k == key)
+                .map(|(_, n)| n)
+                .sum();
+            (mine, dropped)
+        };
+        Trace::new(
+            spans.iter().map(|s| SpanRecord::clone(s)).collect(),
+            dropped,
+        )
     }
 
     /// How many lines it keeps.
@@ -136,6 +186,37 @@ impl LogStorage for MemoryLogStorage {
     ) -> futures::future::BoxFuture<'_, Result<Vec<LogRecord>, LogStorageError>> {
         let lines = self.select(&query);
         Box::pin(std::future::ready(Ok(lines)))
+    }
+
+    fn append_span(&self, span: SpanRecord) {
+        let span = Arc::new(span);
+        let oldest = {
+            let mut spans = self.spans();
+            let oldest = if spans.ring.len() >= self.span_capacity {
+                spans.ring.pop_front()
+            } else {
+                None
+            };
+            spans.ring.push_back(span);
+            oldest
+        };
+        drop(oldest);
+    }
+
+    fn spans_dropped(&self, run_key: &str, count: u64) {
+        let mut spans = self.spans();
+        if spans.dropped.len() >= self.span_capacity {
+            spans.dropped.pop_front();
+        }
+        spans.dropped.push_back((Arc::from(run_key), count));
+    }
+
+    fn trace(
+        &self,
+        run_key: &str,
+    ) -> futures::future::BoxFuture<'_, Result<Option<Trace>, LogStorageError>> {
+        let trace = self.trace_of(run_key);
+        Box::pin(std::future::ready(Ok(Some(trace))))
     }
 
     fn stats(&self) -> LogStats {

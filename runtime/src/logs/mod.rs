@@ -25,14 +25,18 @@ mod db;
 mod layer;
 mod memory;
 mod record;
+mod span;
 
-pub use db::{DbLogOptions, DbLogStorage, MAX_STORED_RUN_KEY, create_table, entry, stored_run_key};
-pub use layer::{Capture, RUN_KEY_FIELD, TaskLogLayer};
+pub use db::{
+    DbLogOptions, DbLogStorage, MAX_STORED_RUN_KEY, create_table, entry, span_entry, stored_run_key,
+};
+pub use layer::{Capture, DEFAULT_MAX_SPANS_PER_RUN, RUN_KEY_FIELD, TaskLogLayer};
 pub use memory::MemoryLogStorage;
 pub use record::{
     LogLevel, LogQuery, LogRecord, LogStats, LogStorage, LogStorageError, MAX_QUERY_LIMIT,
     ParseLevelError,
 };
+pub use span::{MAX_SPAN_FIELDS_BYTES, SPAN_FIELD, SpanRecord, Trace};
 
 use std::sync::Arc;
 

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::logs::{SpanRecord, Trace};
+
 /// A log line's level, ordered by severity (`Trace` < … < `Error`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LogLevel {
@@ -363,6 +365,30 @@ pub trait LogStorage: Send + Sync + 'static {
 
     /// What it has done so far.
     fn stats(&self) -> LogStats;
+
+    /// Takes one span of a run (see [`SpanRecord`]), when it closed or its
+    /// run ended. Never blocks, like [`append`](Self::append). The default
+    /// keeps nothing: a storage of your own written before spans were
+    /// recorded goes on working, without a trace view.
+    fn append_span(&self, span: SpanRecord) {
+        let _ = span;
+    }
+
+    /// Counts `count` more spans of run `run_key` that were not recorded
+    /// (over the layer's cap per run). The default keeps nothing.
+    fn spans_dropped(&self, run_key: &str, count: u64) {
+        let _ = (run_key, count);
+    }
+
+    /// The spans of run `run_key`, by id, and how many it dropped; `None`
+    /// when the storage keeps no spans (the default).
+    fn trace(
+        &self,
+        run_key: &str,
+    ) -> futures::future::BoxFuture<'_, Result<Option<Trace>, LogStorageError>> {
+        let _ = run_key;
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }
 
 impl<T: LogStorage + ?Sized> LogStorage for Arc<T> {
@@ -379,6 +405,21 @@ impl<T: LogStorage + ?Sized> LogStorage for Arc<T> {
 
     fn stats(&self) -> LogStats {
         (**self).stats()
+    }
+
+    fn append_span(&self, span: SpanRecord) {
+        (**self).append_span(span);
+    }
+
+    fn spans_dropped(&self, run_key: &str, count: u64) {
+        (**self).spans_dropped(run_key, count);
+    }
+
+    fn trace(
+        &self,
+        run_key: &str,
+    ) -> futures::future::BoxFuture<'_, Result<Option<Trace>, LogStorageError>> {
+        (**self).trace(run_key)
     }
 }
 
