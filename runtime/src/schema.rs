@@ -30,7 +30,9 @@ use crate::config::{Role, TrackingConfig};
 /// a unique index on the key (unless the entity declares the key unique or
 /// primary), `(status, created_at)`, `created_at` and, when `updated_at`
 /// is mapped, `(status, updated_at)` (what the retention's purge selects
-/// by).
+/// by), and, when a task name is mapped, `(task_name, created_at, status)`
+/// (the dashboard's task-kind pages: the distinct names, and one kind's
+/// counts, runs over time and newest runs, read from the index alone).
 pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     let entity = M::Entity::default();
     let table = entity.table_name();
@@ -42,6 +44,7 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
         .column;
     let created = M::binding(Role::CreatedAt).map(|b| b.column);
     let updated = M::binding(Role::UpdatedAt).map(|b| b.column);
+    let name = M::binding(Role::Name).map(|b| b.column);
 
     let mut out = Vec::new();
     // `ON CONFLICT (key)` needs a unique index; the entity may declare one
@@ -96,6 +99,20 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
             .if_not_exists();
         out.push(by_age);
     }
+    if let Some(name) = name {
+        let mut by_kind = Index::create();
+        by_kind.table(entity).col(name);
+        let mut title = format!("ix_{table}_{}", name.as_str());
+        if let Some(created) = created {
+            by_kind.col(created);
+            title = format!("{title}_{}", created.as_str());
+        }
+        by_kind
+            .name(format!("{title}_{}", status.as_str()))
+            .col(status)
+            .if_not_exists();
+        out.push(by_kind);
+    }
     out
 }
 
@@ -128,11 +145,36 @@ pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), 
         index.if_not_exists();
         create_index(db, &index).await?;
     }
+    let name = M::binding(Role::Name).map(|b| b.column.as_str());
     for mut index in indexes::<M>() {
         if backend == DbBackend::MySql {
             with_key_last::<M>(&mut index);
         }
-        create_index(db, &index).await?;
+        let by_name = name.is_some_and(|name| {
+            index
+                .get_index_spec()
+                .get_column_names()
+                .first()
+                .map(String::as_str)
+                == Some(name)
+        });
+        match create_index(db, &index).await {
+            // A table made before the name became `VARCHAR(128)` on MySQL
+            // holds it as `TEXT`, which an index cannot hold whole (1170):
+            // the task-kind pages still work, by scanning.
+            Err(err)
+                if by_name
+                    && backend == DbBackend::MySql
+                    && crate::db_error::mysql_number(&err) == Some(1170) =>
+            {
+                tracing::warn!(
+                    error = %err,
+                    "tasktrail: the index by task name was not made (the name column is TEXT); \
+                     make it VARCHAR(128) for fast task-kind pages"
+                );
+            }
+            other => other?,
+        }
     }
     crate::run::store::create_tables(db).await?;
     crate::writer::feed::create_table(db).await?;
@@ -190,7 +232,7 @@ pub(crate) async fn create_index(
 /// ends in 2038. So every time column becomes `DATETIME(6)`, a `String` key
 /// `VARCHAR(512)` (the longest key a tracker takes), a `String` status
 /// `VARCHAR(64)` (so the indexes by status, time and key fit InnoDB's 3,072
-/// bytes), and every other `String` without a length of its own `TEXT`. The
+/// bytes), a `String` task name `VARCHAR(128)` (likewise), and every other `String` without a length of its own `TEXT`. The
 /// key and the status compare byte for byte (`utf8mb4_bin`), as on the other
 /// backends: under MySQL's default collation `Run-1` would be `run-1`'s row
 /// and `DONE` would pass for `done`. A column with an explicit
@@ -199,6 +241,7 @@ fn for_mysql<M: TrackingConfig>(table: &TableCreateStatement) -> TableCreateStat
     let column_of = |role| M::binding(role).map(|binding| binding.column.as_str());
     let key = column_of(Role::Key);
     let status = column_of(Role::Status);
+    let name = column_of(Role::Name);
     let mut out = Table::create();
     if let Some(name) = table.get_table_name() {
         out.table(name.clone());
@@ -226,6 +269,14 @@ fn for_mysql<M: TrackingConfig>(table: &TableCreateStatement) -> TableCreateStat
                 if status == Some(column.get_column_name().as_str()) =>
             {
                 column.string_len(64).extra("COLLATE utf8mb4_bin");
+            }
+            // Task names are indexed with the time, the status and the key
+            // (`indexes`): 128 characters keep that index within 3,072
+            // bytes; they compare byte for byte, as elsewhere.
+            Some(ColumnType::String(StringLen::None))
+                if name == Some(column.get_column_name().as_str()) =>
+            {
+                column.string_len(128).extra("COLLATE utf8mb4_bin");
             }
             Some(ColumnType::String(StringLen::None)) => {
                 column.text();

@@ -199,7 +199,15 @@ pub(crate) async fn runs<C: DashboardConfig>(
     RawQuery(raw): RawQuery,
 ) -> Result<SafeJson, ApiError> {
     let settings = &shared.settings;
-    let query = ListQuery::parse::<C::Model>(settings, &query_pairs(raw.as_deref()))?;
+    let mut query = ListQuery::parse::<C::Model>(settings, &query_pairs(raw.as_deref()))?;
+    if query.stuck {
+        query.keys = Some(
+            crate::dashboard::kinds::stuck_runs(&shared)
+                .await?
+                .keys
+                .clone(),
+        );
+    }
     let page = list::<C::Model>(shared.tracker.db(), settings, &query).await?;
     Ok(SafeJson(json!({
         "runs": page.rows.iter().map(run_json::<C::Model>).collect::<Vec<_>>(),

@@ -7,6 +7,8 @@ mod config;
 mod forms;
 mod gate;
 mod input;
+mod kind_pages;
+mod kinds;
 mod live;
 mod log_pages;
 #[cfg(feature = "openapi")]
@@ -18,8 +20,8 @@ mod router;
 mod stats;
 
 pub use config::{
-    Actions, DashboardConfig, DashboardSettings, SearchableField, SettingsError, SettingsPatch,
-    SortOrder, check_colour, check_prefix, check_time_zone,
+    Actions, DEFAULT_STUCK_AFTER, DashboardConfig, DashboardSettings, SearchableField,
+    SettingsError, SettingsPatch, SortOrder, check_colour, check_prefix, check_time_zone,
 };
 
 #[doc(hidden)]

@@ -149,6 +149,8 @@ struct OverviewPage {
     chart: Option<crate::dashboard::stats::Chart>,
     running: Vec<Row>,
     running_columns: Vec<&'static str>,
+    /// The task kinds and the stuck runs.
+    kinds: crate::dashboard::kind_pages::OverviewKinds,
 }
 
 fn status_label(status: Status) -> &'static str {
@@ -179,6 +181,10 @@ pub(crate) async fn overview<C: DashboardConfig>(
     };
     let zone = Zone::of(&shared.settings.time_zone);
     let base = links.0.clone();
+    let kinds = match crate::dashboard::kind_pages::overview_kinds(&shared, &base).await {
+        Ok(kinds) => kinds,
+        Err(err) => return error_page(err),
+    };
     // Linked only when the list can filter by status.
     let status_field = C::Model::field(Role::Status).map(|f| f.field);
     let status_href = status_field
@@ -195,6 +201,7 @@ pub(crate) async fn overview<C: DashboardConfig>(
     .filter_map(C::Model::field)
     .collect();
     render(&OverviewPage {
+        kinds,
         layout: Layout::of(&shared, &links, &identity),
         counts: snapshot
             .counts
@@ -245,6 +252,8 @@ struct Row {
     key: String,
     href: String,
     cells: Vec<Cell>,
+    /// In progress and stuck (the list's badge).
+    stuck: bool,
 }
 
 /// Which live-updated kind a field is, if any.
@@ -293,6 +302,8 @@ struct RunsPage {
     /// Whether this is a page after the first.
     after: bool,
     first_href: String,
+    /// Only stuck runs are listed (`stuck=true`).
+    stuck_only: bool,
 }
 
 /// The list's columns: the configured fields, or the mapped roles' fields.
@@ -370,7 +381,7 @@ impl Zone {
         self.format(t, "%Y-%m-%d %H:%M:%S%.3f")
     }
 
-    fn format(self, t: chrono::DateTime<chrono::Utc>, format: &str) -> String {
+    pub(crate) fn format(self, t: chrono::DateTime<chrono::Utc>, format: &str) -> String {
         match self {
             Zone::Utc => t.format(format).to_string(),
             Zone::Local => t.with_timezone(&chrono::Local).format(format).to_string(),
@@ -443,6 +454,7 @@ fn table_row<M: TrackingConfig>(
     let (key, _) = display(row, key_field, zone);
     Row {
         href: format!("{base}/runs/{}", path_segment(&key)),
+        stuck: false,
         key,
         cells: fields
             .iter()
@@ -479,10 +491,17 @@ pub(crate) async fn runs<C: DashboardConfig>(
         .into_iter()
         .filter(|(k, v)| !(v.is_empty() && k != "q"))
         .collect();
-    let query = match ListQuery::parse::<C::Model>(settings, &pairs) {
+    let mut query = match ListQuery::parse::<C::Model>(settings, &pairs) {
         Ok(q) => q,
         Err(err) => return error_page(err.into()),
     };
+    let stuck = match crate::dashboard::kinds::stuck_runs(&shared).await {
+        Ok(stuck) => stuck,
+        Err(err) => return error_page(err.into()),
+    };
+    if query.stuck {
+        query.keys = Some(stuck.keys.clone());
+    }
     let page = match list::<C::Model>(shared.tracker.db(), settings, &query).await {
         Ok(page) => page,
         Err(err) => return error_page(err.into()),
@@ -533,7 +552,11 @@ pub(crate) async fn runs<C: DashboardConfig>(
     let rows = page
         .rows
         .iter()
-        .map(|row| table_row(row, &fields, &base, zone))
+        .map(|row| {
+            let mut row = table_row(row, &fields, &base, zone);
+            row.stuck = stuck.keys.contains(&row.key);
+            row
+        })
         .collect();
     let filters = filter_fields::<C::Model>(settings)
         .into_iter()
@@ -582,6 +605,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
         filter_state,
         after: query.after.is_some(),
         first_href,
+        stuck_only: query.stuck,
     })
 }
 
@@ -667,6 +691,8 @@ struct RunPage {
     audit: Vec<AuditView>,
     /// Its changes from the feed, oldest first.
     history: Vec<HistoryView>,
+    /// Why the run looks stuck, if it is in progress and does.
+    stuck: Option<String>,
 }
 
 /// One change of the run, as its history shows it.
@@ -816,7 +842,14 @@ pub(crate) async fn run<C: DashboardConfig>(
         tracing::warn!(error = %err, "tasktrail dashboard: the run's changes could not be read");
         Vec::new()
     });
+    let stuck = crate::dashboard::kinds::row_stuck(&shared, &row, chrono::Utc::now())
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "tasktrail dashboard: the run's kind could not be read");
+            None
+        });
     render(&RunPage {
+        stuck,
         audit,
         history,
         logs,

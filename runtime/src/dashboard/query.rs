@@ -62,6 +62,11 @@ pub struct ListQuery {
     pub after: Option<String>,
     /// Rows per page.
     pub limit: u64,
+    /// Only stuck runs (`stuck=true`): the handler fills [`keys`](Self::keys)
+    /// with theirs.
+    pub stuck: bool,
+    /// Only the runs with these keys (the stuck ones), when set.
+    pub keys: Option<Vec<String>>,
 }
 
 /// The most rows one page may ask for.
@@ -138,11 +143,13 @@ impl ListQuery {
             descending,
             after: None,
             limit: u64::from(settings.page_size),
+            stuck: false,
+            keys: None,
         };
         let mut seen_single: Vec<&str> = Vec::new();
         for (name, value) in pairs {
             let name = name.as_str();
-            if matches!(name, "q" | "sort" | "after" | "limit") {
+            if matches!(name, "q" | "sort" | "after" | "limit" | "stuck") {
                 if seen_single.contains(&name) {
                     return Err(bad(name, "given more than once"));
                 }
@@ -174,6 +181,15 @@ impl ListQuery {
                     }
                     query.sort = f.field;
                     query.descending = desc;
+                }
+                "stuck" => {
+                    query.stuck = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(bad("stuck", format!("`{value}` is not `true` or `false`")));
+                        }
+                    }
                 }
                 "after" => {
                     if !value.is_empty() {
@@ -230,6 +246,9 @@ impl ListQuery {
         }
         if let Some(q) = &self.search {
             pairs.push(("q".into(), q.clone()));
+        }
+        if self.stuck {
+            pairs.push(("stuck".into(), "true".into()));
         }
         let sign = if self.descending { "-" } else { "" };
         pairs.push(("sort".into(), format!("{sign}{}", self.sort)));
@@ -508,6 +527,11 @@ fn conditions<M: TrackingConfig>(settings: &DashboardSettings, query: &ListQuery
             );
         }
         all = all.add(any);
+    }
+    if let Some(keys) = &query.keys {
+        let (key_col, encode_key) = crate::config::key_encoder::<M>();
+        let keys: Vec<Expr> = keys.iter().map(|k| Expr::val(encode_key(k))).collect();
+        all = all.add(Expr::col(key_col).is_in(keys));
     }
     all
 }

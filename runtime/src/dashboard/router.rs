@@ -8,7 +8,8 @@ use axum::routing::{any, get, post};
 #[cfg(feature = "openapi")]
 use crate::dashboard::openapi;
 use crate::dashboard::{
-    DashboardConfig, DashboardSettings, actions, api, forms, gate, live, log_pages, pages, stats,
+    DashboardConfig, DashboardSettings, actions, api, forms, gate, kind_pages, live, log_pages,
+    pages, stats,
 };
 use crate::lifecycle::Tracker;
 
@@ -17,6 +18,8 @@ pub(crate) struct SharedInner<C: DashboardConfig> {
     pub settings: DashboardSettings,
     pub tracker: Tracker<C::Model>,
     pub stats: stats::StatsCache,
+    /// The task kinds' names and numbers and the stuck runs.
+    pub kinds: crate::dashboard::kinds::KindsCache,
     pub logs: Option<Arc<dyn crate::logs::LogStorage>>,
     #[cfg(feature = "auth")]
     pub auth: Option<Arc<crate::auth::AuthState>>,
@@ -237,6 +240,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             settings: in_range(self.config.settings()),
             tracker: self.tracker,
             stats: stats::StatsCache::new(self.stats_max_age),
+            kinds: crate::dashboard::kinds::KindsCache::new(self.stats_max_age),
             live: live::Live::default(),
             logs: self.logs,
             #[cfg(feature = "auth")]
@@ -313,6 +317,9 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/api/runs/{key}/cancel"), post(actions::cancel::<C>))
             .route(&at("/api/runs/{key}/retry"), post(actions::retry::<C>))
             .route(&at("/api/metrics"), get(api::metrics::<C>))
+            .route(&at("/kinds/{name}"), get(kind_pages::page::<C>))
+            .route(&at("/api/kinds"), get(kind_pages::list_api::<C>))
+            .route(&at("/api/kinds/{name}"), get(kind_pages::api::<C>))
             .route(&at("/metrics"), get(api::prometheus::<C>))
             .route(&at("/api/events"), get(live::events::<C>))
             .route(&at("/logs"), get(log_pages::page::<C>))

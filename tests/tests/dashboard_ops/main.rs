@@ -33,7 +33,6 @@ pub fn logs() -> Arc<tasktrail::logs::MemoryLogStorage> {
 
 /// Serves `app` over TCP on a free loopback port, with the peer's address
 /// (for the browser tests).
-#[allow(dead_code)] // until a module uses it
 pub async fn serve(
     app: axum::Router,
 ) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
