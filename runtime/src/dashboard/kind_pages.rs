@@ -143,6 +143,8 @@ struct KindPage {
     hours: Vec<HourView>,
     /// The zone the hours are in.
     zone: String,
+    /// How many of the newest runs the durations are taken from.
+    sample_limit: u64,
 }
 
 /// `GET {prefix}/kinds/{name}`
@@ -192,6 +194,7 @@ pub(crate) async fn page<C: DashboardConfig>(
             })
             .collect(),
         zone: shared.settings.time_zone.clone(),
+        sample_limit: kinds::KIND_SAMPLE,
         name,
     })
 }

@@ -24,7 +24,7 @@ use sea_orm::{
 use crate::config::{Encode, Role, TrackingConfig, column_value, value_text, value_time};
 use crate::dashboard::api::value_json;
 use crate::dashboard::pages::Zone;
-use crate::dashboard::stats::{DURATION_SAMPLE, Hour, status_is, times};
+use crate::dashboard::stats::{Hour, json_time, status_is, times};
 use crate::dashboard::{DashboardConfig, Shared};
 use crate::lifecycle::Status;
 
@@ -36,6 +36,10 @@ pub(crate) const MAX_NAME_CHARS: usize = 1_000;
 
 /// The most runs in progress examined for stuck ones (the oldest).
 pub(crate) const STUCK_SCAN: u64 = 1_000;
+
+/// The newest runs of a kind its durations are taken from (the ended
+/// ones among them).
+pub(crate) const KIND_SAMPLE: u64 = 5_000;
 
 /// Hours in a kind's chart.
 const HOURS: i64 = 24;
@@ -279,8 +283,8 @@ pub(crate) struct KindStats {
     pub counts: Vec<(Status, u64)>,
     /// Every run of the kind.
     pub runs: u64,
-    /// Over the kind's newest [`DURATION_SAMPLE`] runs that succeeded or
-    /// failed.
+    /// Over the runs that succeeded or failed among the kind's newest
+    /// [`KIND_SAMPLE`].
     pub durations: Option<Durations>,
     /// The newest run's creation time.
     pub last_run: Option<DateTime<Utc>>,
@@ -430,8 +434,9 @@ async fn counts<M: TrackingConfig>(
     Ok((counts, rows))
 }
 
-/// Runs and failures per hour from `first`: one statement, two counts per
-/// hour over the kind's range of the index.
+/// Runs and failures per hour from `first`: one statement per hour, each a
+/// range of the kind's index (a `CASE` per hour over the whole day costs
+/// every row 48 comparisons).
 async fn hours<M: TrackingConfig>(
     shared: &Shared<impl DashboardConfig<Model = M>>,
     filter: sea_orm::Condition,
@@ -445,40 +450,35 @@ async fn hours<M: TrackingConfig>(
             .expect("a creation time is mapped");
         created.save_as(Expr::val(value))
     };
-    let failed = status_is::<M>(&[Status::Failed]);
-    let mut select = M::Entity::find()
-        .select_only()
-        .filter(filter)
-        .filter(Expr::col(created).gte(at(0)));
-    for i in 0..HOURS {
-        let within = Expr::col(created)
-            .gte(at(i))
-            .and(Expr::col(created).lt(at(i + 1)));
-        let total = Expr::case(within.clone(), Expr::val(1));
-        let fails = Expr::case(within.and(failed.clone()), Expr::val(1));
-        select = select
-            .column_as(Expr::expr(total).count(), format!("t{i}"))
-            .column_as(Expr::expr(fails).count(), format!("f{i}"));
-    }
-    // Read by name and type: SQLite's JSON rows leave out expressions.
+    let failed = Expr::case(status_is::<M>(&[Status::Failed]), Expr::val(1));
     let db = shared.tracker.db();
-    let statement = sea_orm::QueryTrait::build(&select, db.get_database_backend());
-    let row: Result<Option<sea_orm::QueryResult>, DbErr> =
-        Box::pin(db.query_one_raw(statement)).await;
-    let row = row?;
-    let number = |key: String| -> u64 {
-        row.as_ref()
-            .and_then(|r| r.try_get::<i64>("", &key).ok())
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0)
-    };
-    Ok((0..HOURS)
-        .map(|i| Hour {
+    let mut out = Vec::with_capacity(HOURS as usize);
+    for i in 0..HOURS {
+        let select = M::Entity::find()
+            .select_only()
+            .column_as(Expr::col(sea_orm::sea_query::Asterisk).count(), "runs")
+            .column_as(Expr::expr(failed.clone()).count(), "failed")
+            .filter(filter.clone())
+            .filter(Expr::col(created).gte(at(i)))
+            .filter(Expr::col(created).lt(at(i + 1)));
+        // Read by name and type: SQLite's JSON rows leave out expressions.
+        let statement = sea_orm::QueryTrait::build(&select, db.get_database_backend());
+        let row: Result<Option<sea_orm::QueryResult>, DbErr> =
+            Box::pin(db.query_one_raw(statement)).await;
+        let row = row?;
+        let number = |key: &str| -> u64 {
+            row.as_ref()
+                .and_then(|r| r.try_get::<i64>("", key).ok())
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0)
+        };
+        out.push(Hour {
             start: Some(first + TimeDelta::hours(i)),
-            total: number(format!("t{i}")),
-            failed: number(format!("f{i}")),
-        })
-        .collect())
+            total: number("runs"),
+            failed: number("failed"),
+        });
+    }
+    Ok(out)
 }
 
 /// p50, p95 and p99 of the durations of the kind's newest ended runs.
@@ -497,24 +497,55 @@ async fn durations<M: TrackingConfig>(
     if ends.is_empty() {
         return Ok(None);
     }
-    let filter = filter.add(status_is::<M>(&[Status::Success, Status::Failed]));
+    // The kind's newest runs by its index (name, then time), the ended ones
+    // kept here: with the statuses in the `WHERE`, planners pick the index
+    // by status and read every ended run of every kind.
+    let status_col = M::binding(Role::Status).expect("a status is mapped").column;
+    let Some(Encode::Status(encode, _)) = M::binding(Role::Status).map(|b| b.encode) else {
+        unreachable!("the status has a status encoder")
+    };
+    let ended: Vec<String> = [Status::Success, Status::Failed]
+        .into_iter()
+        .map(|s| match value_json(&encode(s)) {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        })
+        .collect();
+    let text = match shared.tracker.db().get_database_backend() {
+        DbBackend::MySql => "char",
+        _ => "text",
+    };
     let mut columns = vec![start];
     columns.extend(&ends);
-    let mut samples: Vec<Duration> = times::<M>(
-        shared,
-        &columns,
-        filter,
-        column(Role::CreatedAt),
-        Some(DURATION_SAMPLE),
+    let mut select = M::Entity::find().select_only().filter(filter);
+    for (i, col) in columns.iter().enumerate() {
+        select = select.column_as(*col, format!("c{i}"));
+    }
+    select = select.column_as(Expr::col(status_col).cast_as(text), "st");
+    if let Some(created) = column(Role::CreatedAt) {
+        select = select.order_by(created, Order::Desc);
+    }
+    let rows: Result<Vec<serde_json::Value>, DbErr> = Box::pin(
+        select
+            .limit(KIND_SAMPLE)
+            .into_json()
+            .all(shared.tracker.db()),
     )
-    .await?
-    .into_iter()
-    .filter_map(|row| {
-        let start = row[0]?;
-        let end = row[1..].iter().flatten().next()?;
-        (*end - start).to_std().ok()
-    })
-    .collect();
+    .await;
+    let mut samples: Vec<Duration> = rows?
+        .iter()
+        .filter(|row| {
+            row.get("st")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| ended.iter().any(|e| e == s))
+        })
+        .filter_map(|row| {
+            let time = |i: usize| row.get(format!("c{i}")).and_then(json_time);
+            let start = time(0)?;
+            let end = (1..columns.len()).find_map(time)?;
+            (end - start).to_std().ok()
+        })
+        .collect();
     Ok(percentiles(&mut samples))
 }
 

@@ -187,7 +187,10 @@ impl ListQuery {
                         "true" => true,
                         "false" => false,
                         _ => {
-                            return Err(bad("stuck", format!("`{value}` is not `true` or `false`")));
+                            return Err(bad(
+                                "stuck",
+                                format!("`{value}` is not `true` or `false`"),
+                            ));
                         }
                     }
                 }

@@ -439,3 +439,103 @@ async fn kind_page_in_a_browser() {
     browser.close().await;
     server.abort();
 }
+
+/// Seeds `n` ended runs of 20 kinds (one `INSERT … SELECT` of a generated
+/// series) over the last 24 hours.
+async fn seed_many(db: &sea_orm::DatabaseConnection, backend: Backend, n: u32) {
+    use sea_orm::ConnectionTrait;
+    let columns = "(task_key, task_name, status, cleaned_up, created_at, updated_at, started_at, completed_at)";
+    let sql = match backend {
+        Backend::Postgres => format!(
+            "INSERT INTO task_runs {columns} SELECT 'k' || i, 'kind-' || (i % 20), \
+             CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'success' END, false, \
+             now() - (i % 86400) * interval '1 second', now(), \
+             now() - (i % 86400) * interval '1 second', \
+             now() - (i % 86400) * interval '1 second' + (i % 60) * interval '1 second' \
+             FROM generate_series(1, {n}) AS i"
+        ),
+        Backend::MariaDb => format!(
+            "SET STATEMENT max_recursive_iterations = 10000000 FOR INSERT INTO task_runs {columns} WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL \
+             SELECT i + 1 FROM s WHERE i < {n}) SELECT CONCAT('k', i), CONCAT('kind-', i % 20), \
+             IF(i % 10 = 0, 'failed', 'success'), 0, NOW(6) - INTERVAL (i % 86400) SECOND, NOW(6), \
+             NOW(6) - INTERVAL (i % 86400) SECOND, \
+             NOW(6) - INTERVAL (i % 86400) SECOND + INTERVAL (i % 60) SECOND FROM s"
+        ),
+        _ => format!(
+            "INSERT INTO task_runs {columns} WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL \
+             SELECT i + 1 FROM s WHERE i < {n}) SELECT 'k' || i, 'kind-' || (i % 20), \
+             CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'success' END, 0, \
+             strftime('%Y-%m-%d %H:%M:%f000 +00:00', 'now', '-' || (i % 86400) || ' seconds'), \
+             strftime('%Y-%m-%d %H:%M:%f000 +00:00', 'now'), \
+             strftime('%Y-%m-%d %H:%M:%f000 +00:00', 'now', '-' || (i % 86400) || ' seconds'), \
+             strftime('%Y-%m-%d %H:%M:%f000 +00:00', 'now', '-' || (i % 86400 - i % 60) || ' seconds') \
+             FROM s"
+        ),
+    };
+    db.execute_unprepared(&sql).await.expect("seed the runs");
+}
+
+/// The kind reads on 200,000 runs, uncached (`stats_max_age` zero): the
+/// distinct names, one kind's numbers, the overview with 20 kinds. Prints
+/// the median of 5 timings (the overview: one); run with `--ignored
+/// --nocapture`.
+async fn kinds_on_a_big_table(backend: Backend) {
+    let (db, _guard) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    seed_many(&db, backend, 200_000).await;
+    eprintln!(
+        "{backend:?}: seeded 200,000 runs in {:?}",
+        started.elapsed()
+    );
+    let tracker = task_run::Tracker::new(db.clone());
+    let app = axum::Router::new().merge(
+        Dashboard::new(Ops::default(), tracker)
+            .stats_max_age(Duration::ZERO)
+            .router(),
+    );
+    let uris: &[&str] = if std::env::var_os("KINDS_QUICK").is_some() {
+        &["/ops/api/kinds/kind-3"]
+    } else {
+        &["/ops/api/kinds", "/ops/api/kinds/kind-3", "/ops/"]
+    };
+    for uri in uris {
+        let mut times = Vec::new();
+        let rounds = if *uri == "/ops/" { 1 } else { 5 };
+        for _ in 0..rounds {
+            let started = std::time::Instant::now();
+            let (status, body) = get_text(&app, uri).await;
+            times.push(started.elapsed());
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if *uri == "/ops/api/kinds" {
+                assert_eq!(body.matches("\"name\"").count(), 20, "{body}");
+            }
+        }
+        times.sort();
+        eprintln!(
+            "{backend:?}: GET {uri} uncached: median {:?} (debug build)",
+            times[times.len() / 2]
+        );
+    }
+}
+
+mod big {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: 200,000 rows per backend"]
+    async fn sqlite_file() {
+        kinds_on_a_big_table(Backend::SqliteFile).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: 200,000 rows per backend"]
+    async fn postgres() {
+        kinds_on_a_big_table(Backend::Postgres).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: 200,000 rows per backend"]
+    async fn mariadb() {
+        kinds_on_a_big_table(Backend::MariaDb).await;
+    }
+}
