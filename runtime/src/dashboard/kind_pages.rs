@@ -63,9 +63,11 @@ pub(crate) struct KindRow {
     pub(crate) name: String,
     pub(crate) href: String,
     pub(crate) list_href: Option<String>,
-    pub(crate) runs: u64,
-    pub(crate) failed: u64,
-    pub(crate) running: u64,
+    /// Runs, failed and in progress: none while the kind's numbers are
+    /// first computed.
+    pub(crate) runs: Option<u64>,
+    pub(crate) failed: Option<u64>,
+    pub(crate) running: Option<u64>,
     pub(crate) success_rate: Option<String>,
     pub(crate) p95: Option<String>,
 }
@@ -91,15 +93,19 @@ pub(crate) async fn overview_kinds<C: DashboardConfig>(
     let names = kinds::cached_task_names(shared).await?;
     let mut rows = Vec::new();
     for name in names.names.iter().take(OVERVIEW_KINDS) {
-        let stats = kinds::kind_stats(shared, name).await?;
+        let stats = kinds::kind_stats_now_or_later(shared, name).await?;
+        let number = |f: &dyn Fn(&KindStats) -> u64| stats.as_deref().map(f);
         rows.push(KindRow {
             href: kind_href(base, name),
             list_href: list_href(shared, base, name),
-            runs: stats.runs,
-            failed: stats.count(Status::Failed),
-            running: stats.count(Status::InProgress),
-            success_rate: rate(&stats),
-            p95: stats.durations.map(|d| human_duration(d.p95)),
+            runs: number(&|s| s.runs),
+            failed: number(&|s| s.count(Status::Failed)),
+            running: number(&|s| s.count(Status::InProgress)),
+            success_rate: stats.as_deref().and_then(rate),
+            p95: stats
+                .as_deref()
+                .and_then(|s| s.durations)
+                .map(|d| human_duration(d.p95)),
             name: name.clone(),
         });
     }

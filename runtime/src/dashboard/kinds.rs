@@ -114,6 +114,41 @@ impl<T: Send + Sync + 'static> Cached<T> {
     }
 }
 
+impl<T: Send + Sync + 'static> Cached<T> {
+    /// The value if there is one (a stale one starts its refresh); none
+    /// yet: `compute` starts in the background and `None` is returned now.
+    fn peek<F, Fut>(this: &Arc<Self>, max_age: Duration, compute: F) -> Option<Arc<T>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, DbErr>> + Send + 'static,
+    {
+        let mut state = this.state.lock().unwrap_or_else(|e| e.into_inner());
+        let value = state
+            .value
+            .as_ref()
+            .map(|(at, v)| (at.elapsed() < max_age, v.clone()));
+        if matches!(value, Some((true, _))) || state.refreshing {
+            return value.map(|(_, v)| v);
+        }
+        state.refreshing = true;
+        drop(state);
+        let owner = this.clone();
+        tokio::spawn(async move {
+            let fresh = compute().await;
+            let mut state = owner.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.refreshing = false;
+            match fresh {
+                Ok(v) => state.value = Some((Instant::now(), Arc::new(v))),
+                Err(err) => tracing::warn!(
+                    error = %err,
+                    "tasktrail dashboard: computing a task kind's numbers failed"
+                ),
+            }
+        });
+        value.map(|(_, v)| v)
+    }
+}
+
 /// The cached kind names, each kind's numbers and the stuck runs.
 pub(crate) struct KindsCache {
     max_age: Duration,
@@ -327,6 +362,33 @@ pub(crate) async fn kind_stats<C: DashboardConfig>(
         compute_kind::<C>(&owned, &name).await
     })
     .await
+}
+
+/// The numbers of kind `name` without waiting: the cached ones (stale ones
+/// start their refresh), or none yet while they are computed in the
+/// background — what the overview shows, so that it never waits on every
+/// kind. With `stats_max_age` zero, computed now.
+pub(crate) async fn kind_stats_now_or_later<C: DashboardConfig>(
+    shared: &Shared<C>,
+    name: &str,
+) -> Result<Option<Arc<KindStats>>, DbErr> {
+    if shared.kinds.max_age.is_zero() {
+        return kind_stats(shared, name).await.map(Some);
+    }
+    let slot = {
+        let mut kinds = shared.kinds.kinds.lock().unwrap_or_else(|e| e.into_inner());
+        if kinds.len() > 4 * MAX_KINDS {
+            kinds.clear();
+        }
+        kinds.entry(name.to_owned()).or_default().clone()
+    };
+    let owned = shared.clone();
+    let name = name.to_owned();
+    Ok(Cached::peek(
+        &slot,
+        shared.kinds.max_age,
+        move || async move { compute_kind::<C>(&owned, &name).await },
+    ))
 }
 
 /// The offset of the dashboard's zone now.
