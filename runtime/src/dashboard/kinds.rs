@@ -786,8 +786,8 @@ mod tests {
         let now = t("2026-12-01T12:40:00Z");
         assert_eq!(first_hour(Zone::Utc, now), t("2026-11-30T13:00:00Z"));
         let india = Zone::of("+05:30");
-        // 18:10 there: its hours start at :30 UTC.
-        assert_eq!(first_hour(india, now), t("2026-11-30T12:30:00Z"));
+        // 18:10 there: its hour began 12:30 UTC; 23 hours before that.
+        assert_eq!(first_hour(india, now), t("2026-11-30T13:30:00Z"));
     }
 
     #[test]
