@@ -28,10 +28,11 @@ use crate::config::{Role, TrackingConfig};
 
 /// The index statements the dashboard and the lifecycle manager need:
 /// a unique index on the key (unless the entity declares the key unique or
-/// primary), `(status, created_at)`, `created_at`, `(task_name,
-/// created_at)` and, when `updated_at`
+/// primary), `(status, created_at)`, `created_at` and, when `updated_at`
 /// is mapped, `(status, updated_at)` (what the retention's purge selects
-/// by).
+/// by), and, when a task name is mapped, `(task_name, created_at, status)`
+/// (the dashboard's task-kind pages: the distinct names, and one kind's
+/// counts, runs over time and newest runs, read from the index alone).
 pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     let entity = M::Entity::default();
     let table = entity.table_name();
@@ -43,6 +44,7 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
         .column;
     let created = M::binding(Role::CreatedAt).map(|b| b.column);
     let updated = M::binding(Role::UpdatedAt).map(|b| b.column);
+    let name = M::binding(Role::Name).map(|b| b.column);
 
     let mut out = Vec::new();
     // `ON CONFLICT (key)` needs a unique index; the entity may declare one
@@ -83,18 +85,6 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     }
     by_status.if_not_exists();
     out.push(by_status);
-    // A task name's runs, newest first: the dashboard's search by name and
-    // its task-kind pages.
-    if let (Some(name), Some(created)) = (M::binding(Role::Name).map(|b| b.column), created) {
-        let mut by_name = Index::create();
-        by_name
-            .name(format!("ix_{table}_{}_{}", name.as_str(), created.as_str()))
-            .table(entity)
-            .col(name)
-            .col(created)
-            .if_not_exists();
-        out.push(by_name);
-    }
     if let Some(updated) = updated {
         let mut by_age = Index::create();
         by_age
@@ -108,6 +98,20 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
             .col(updated)
             .if_not_exists();
         out.push(by_age);
+    }
+    if let Some(name) = name {
+        let mut by_kind = Index::create();
+        by_kind.table(entity).col(name);
+        let mut title = format!("ix_{table}_{}", name.as_str());
+        if let Some(created) = created {
+            by_kind.col(created);
+            title = format!("{title}_{}", created.as_str());
+        }
+        by_kind
+            .name(format!("{title}_{}", status.as_str()))
+            .col(status)
+            .if_not_exists();
+        out.push(by_kind);
     }
     out
 }
@@ -141,11 +145,36 @@ pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), 
         index.if_not_exists();
         create_index(db, &index).await?;
     }
+    let name = M::binding(Role::Name).map(|b| b.column.as_str());
     for mut index in indexes::<M>() {
         if backend == DbBackend::MySql {
             with_key_last::<M>(&mut index);
         }
-        create_index(db, &index).await?;
+        let by_name = name.is_some_and(|name| {
+            index
+                .get_index_spec()
+                .get_column_names()
+                .first()
+                .map(String::as_str)
+                == Some(name)
+        });
+        match create_index(db, &index).await {
+            // A table made before the name became `VARCHAR(128)` on MySQL
+            // holds it as `TEXT`, which an index cannot hold whole (1170):
+            // the task-kind pages still work, by scanning.
+            Err(err)
+                if by_name
+                    && backend == DbBackend::MySql
+                    && crate::db_error::mysql_number(&err) == Some(1170) =>
+            {
+                tracing::warn!(
+                    error = %err,
+                    "tasktrail: the index by task name was not made (the name column is TEXT); \
+                     make it VARCHAR(128) for fast task-kind pages"
+                );
+            }
+            other => other?,
+        }
     }
     crate::run::store::create_tables(db).await?;
     crate::writer::feed::create_table(db).await?;
@@ -192,19 +221,6 @@ pub(crate) async fn create_index(
         {
             Ok(())
         }
-        // A table made before the task name became `VARCHAR(191)`: its
-        // `TEXT` name cannot be indexed without a length. Searches by name
-        // and the kind pages read the time index instead.
-        Err(err)
-            if db.get_database_backend() == DbBackend::MySql
-                && crate::db_error::mysql_number(&err) == Some(1170) =>
-        {
-            tracing::warn!(
-                index = ?index.get_index_spec().get_name(),
-                "tasktrail: this index needs the column to be VARCHAR, not TEXT; skipped: {err}"
-            );
-            Ok(())
-        }
         Err(err) => Err(err),
     }
 }
@@ -215,8 +231,8 @@ pub(crate) async fn create_index(
 /// refused, times would lose their fractions of a second, and `TIMESTAMP`
 /// ends in 2038. So every time column becomes `DATETIME(6)`, a `String` key
 /// `VARCHAR(512)` (the longest key a tracker takes), a `String` status
-/// `VARCHAR(64)` and a `String` task name `VARCHAR(191)` (so the indexes by
-/// status or name, time and key fit InnoDB's 3,072 bytes), and every other `String` without a length of its own `TEXT`. The
+/// `VARCHAR(64)` (so the indexes by status, time and key fit InnoDB's 3,072
+/// bytes), a `String` task name `VARCHAR(128)` (likewise), and every other `String` without a length of its own `TEXT`. The
 /// key and the status compare byte for byte (`utf8mb4_bin`), as on the other
 /// backends: under MySQL's default collation `Run-1` would be `run-1`'s row
 /// and `DONE` would pass for `done`. A column with an explicit
@@ -254,11 +270,13 @@ fn for_mysql<M: TrackingConfig>(table: &TableCreateStatement) -> TableCreateStat
             {
                 column.string_len(64).extra("COLLATE utf8mb4_bin");
             }
-            // Task names are indexed with the time and the key.
+            // Task names are indexed with the time, the status and the key
+            // (`indexes`): 128 characters keep that index within 3,072
+            // bytes; they compare byte for byte, as elsewhere.
             Some(ColumnType::String(StringLen::None))
                 if name == Some(column.get_column_name().as_str()) =>
             {
-                column.string_len(191).extra("COLLATE utf8mb4_bin");
+                column.string_len(128).extra("COLLATE utf8mb4_bin");
             }
             Some(ColumnType::String(StringLen::None)) => {
                 column.text();

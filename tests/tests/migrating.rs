@@ -235,7 +235,7 @@ async fn old_database(backend: Backend) -> (DatabaseConnection, tasktrail_tests:
         indexes,
         [
             "ix_background_jobs_created",
-            "ix_background_jobs_job_type_created",
+            "ix_background_jobs_job_type_created_state",
             "ix_background_jobs_state_created",
             "ix_background_jobs_state_modified",
             "ux_background_jobs_job_id",

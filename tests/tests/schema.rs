@@ -59,7 +59,7 @@ async fn create_is_idempotent_and_indexes(backend: Backend) {
         "ix_task_runs_status_created_at",
         "ix_task_runs_created_at",
         "ix_task_runs_status_updated_at",
-        "ix_task_runs_task_name_created_at",
+        "ix_task_runs_task_name_created_at_status",
     ] {
         assert!(
             names.iter().any(|n| n == wanted),

@@ -43,6 +43,7 @@ pub fn expand(m: &Model) -> TokenStream {
     };
     let time_zone = &m.time_zone;
     let read_only = m.read_only;
+    let stuck_ms = m.stuck_after.as_millis() as u64;
 
     // Field names are checked by the compiler: a misspelt one is an error on
     // its token, with rustc's "a field with a similar name exists".
@@ -79,6 +80,7 @@ pub fn expand(m: &Model) -> TokenStream {
         "retention_days",
         "time_zone",
         "read_only",
+        "stuck_after",
     ]
     .map(|f| syn::Ident::new(f, proc_macro2::Span::call_site()));
 
@@ -120,6 +122,10 @@ pub fn expand(m: &Model) -> TokenStream {
             pub time_zone: #p::String,
             /// No actions at all.
             pub read_only: bool,
+            /// A run in progress without a write for this long (or running
+            /// past three times its kind's p95 and this long) is stuck;
+            /// zero flags none.
+            pub stuck_after: #p::Duration,
         }
 
         #[automatically_derived]
@@ -148,6 +154,7 @@ pub fn expand(m: &Model) -> TokenStream {
                     retention_days: #retention_days,
                     time_zone: #p::String::from(#time_zone),
                     read_only: #read_only,
+                    stuck_after: #p::Duration::from_millis(#stuck_ms),
                 }
             }
         }

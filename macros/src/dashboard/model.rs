@@ -30,6 +30,7 @@ pub const KEYS: &[&str] = &[
     "retention_days",
     "time_zone",
     "read_only",
+    "stuck_after",
 ];
 
 pub const ACTIONS: &[&str] = &["cancel", "retry", "delete"];
@@ -49,6 +50,7 @@ pub fn example(key: &str) -> &'static str {
         "retention_days" => "30",
         "time_zone" => "\"UTC\"",
         "read_only" => "true",
+        "stuck_after" => "30m",
         _ => "…",
     }
 }
@@ -85,6 +87,7 @@ pub struct Model {
     pub retention_days: Option<u32>,
     pub time_zone: String,
     pub read_only: bool,
+    pub stuck_after: Duration,
 }
 
 /// "unknown {what} `x`; did you mean `y`? ({what}s: a, b, c)"
@@ -211,20 +214,21 @@ fn whole_duration(value: &TokenStream) -> Option<String> {
     }
 }
 
-fn duration(value: &TokenStream) -> Result<Duration, Error> {
+/// A duration literal (`10s`, `500ms`, `2m`, `1h`) for `key`.
+fn duration(value: &TokenStream, key: &str) -> Result<Duration, Error> {
     if let Some(whole) = whole_duration(value) {
         return Err(Error::custom(format!(
-            "`poll_interval` takes a whole number with a unit: write `poll_interval: {whole}`"
+            "`{key}` takes a whole number with a unit: write `{key}: {whole}`"
         )));
     }
     let lit = syn::parse2::<LitInt>(value.clone()).map_err(|_| {
-        Error::custom(
-            "`poll_interval` takes a duration literal such as `10s`, `500ms`, `2m` or `1h`",
-        )
+        Error::custom(format!(
+            "`{key}` takes a duration literal such as `10s`, `500ms`, `2m` or `1h`"
+        ))
     })?;
     let n = lit
         .base10_parse::<u64>()
-        .map_err(|e| Error::custom(format!("`poll_interval`: {e}")))?;
+        .map_err(|e| Error::custom(format!("`{key}`: {e}")))?;
     let d = match lit.suffix() {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -232,7 +236,7 @@ fn duration(value: &TokenStream) -> Result<Duration, Error> {
         "h" => Duration::from_secs(n * 3600),
         "" => {
             return Err(Error::custom(format!(
-                "`poll_interval` needs a unit: `{n}s`, `{n}ms`, `{n}m` or `{n}h`"
+                "`{key}` needs a unit: `{n}s`, `{n}ms`, `{n}m` or `{n}h`"
             )));
         }
         other => {
@@ -241,9 +245,6 @@ fn duration(value: &TokenStream) -> Result<Duration, Error> {
             )));
         }
     };
-    if d < Duration::from_millis(100) {
-        return Err(Error::custom("`poll_interval` must be at least 100ms"));
-    }
     Ok(d)
 }
 
@@ -401,6 +402,7 @@ impl Model {
             retention_days: None,
             time_zone: "UTC".into(),
             read_only: false,
+            stuck_after: Duration::from_secs(30 * 60),
         };
         let mut seen: HashSet<String> = HashSet::new();
         for entry in input.entries {
@@ -476,7 +478,14 @@ impl Model {
                 }
                 self.retention_days = Some(n as u32);
             }
-            "poll_interval" => self.poll_interval = duration(v)?,
+            "poll_interval" => {
+                let d = duration(v, key)?;
+                if d < Duration::from_millis(100) {
+                    return Err(Error::custom("`poll_interval` must be at least 100ms"));
+                }
+                self.poll_interval = d;
+            }
+            "stuck_after" => self.stuck_after = duration(v, key)?,
             "columns" => {
                 let list = idents(v, key)?;
                 if list.is_empty() {

@@ -289,6 +289,14 @@ pub(crate) async fn runs<C: DashboardConfig>(
     query
         .plan::<C::Model>(shared.tracker.db(), settings, &shared.search)
         .await?;
+    if query.stuck {
+        query.keys = Some(
+            crate::dashboard::kinds::stuck_runs(&shared)
+                .await?
+                .keys
+                .clone(),
+        );
+    }
     let page = list::<C::Model>(shared.tracker.db(), settings, &query).await?;
     let search = match (&query.search, &query.route) {
         (Some(term), Some(route)) => json!({

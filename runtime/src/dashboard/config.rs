@@ -71,6 +71,19 @@ pub struct DashboardSettings {
     pub time_zone: String,
     /// No actions at all, whatever `actions` says.
     pub read_only: bool,
+    /// When a run in progress counts as stuck: no write for this long, or
+    /// running longer than three times its kind's p95 duration and at
+    /// least this long. Stuck runs are flagged on the overview, the list
+    /// and the run's page. Zero flags none. 30 minutes by default.
+    #[serde(with = "humantime_serde", default = "default_stuck_after")]
+    pub stuck_after: Duration,
+}
+
+/// [`DashboardSettings::stuck_after`]'s default: 30 minutes.
+pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(30 * 60);
+
+fn default_stuck_after() -> Duration {
+    DEFAULT_STUCK_AFTER
 }
 
 /// A partial [`DashboardSettings`]: what a settings file sets. Absent keys
@@ -95,6 +108,8 @@ pub struct SettingsPatch {
     pub retention_days: Option<Option<u32>>,
     pub time_zone: Option<String>,
     pub read_only: Option<bool>,
+    #[serde(default, with = "humantime_serde::option")]
+    pub stuck_after: Option<Duration>,
 }
 
 impl SettingsPatch {
@@ -122,7 +137,8 @@ impl SettingsPatch {
             actions,
             retention_days,
             time_zone,
-            read_only
+            read_only,
+            stuck_after
         );
     }
 }

@@ -9,6 +9,8 @@ mod export;
 mod forms;
 mod gate;
 mod input;
+mod kind_pages;
+mod kinds;
 mod live;
 mod log_pages;
 #[cfg(feature = "openapi")]
@@ -24,8 +26,8 @@ mod theme;
 mod trace;
 
 pub use config::{
-    Actions, DashboardConfig, DashboardSettings, SearchableField, SettingsError, SettingsPatch,
-    SortOrder, check_colour, check_prefix, check_time_zone,
+    Actions, DEFAULT_STUCK_AFTER, DashboardConfig, DashboardSettings, SearchableField,
+    SettingsError, SettingsPatch, SortOrder, check_colour, check_prefix, check_time_zone,
 };
 
 #[doc(hidden)]

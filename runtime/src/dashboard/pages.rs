@@ -152,6 +152,8 @@ struct OverviewPage {
     chart: Option<crate::dashboard::stats::Chart>,
     running: Vec<Row>,
     running_columns: Vec<&'static str>,
+    /// The task kinds and the stuck runs.
+    kinds: crate::dashboard::kind_pages::OverviewKinds,
 }
 
 fn status_label(status: Status) -> &'static str {
@@ -182,6 +184,10 @@ pub(crate) async fn overview<C: DashboardConfig>(
     };
     let zone = Zone::of(&shared.settings.time_zone);
     let base = links.0.clone();
+    let kinds = match crate::dashboard::kind_pages::overview_kinds(&shared, &base).await {
+        Ok(kinds) => kinds,
+        Err(err) => return error_page(err),
+    };
     // Linked only when the list can filter by status.
     let status_field = C::Model::field(Role::Status).map(|f| f.field);
     let status_href = status_field
@@ -198,6 +204,7 @@ pub(crate) async fn overview<C: DashboardConfig>(
     .filter_map(C::Model::field)
     .collect();
     render(&OverviewPage {
+        kinds,
         layout: Layout::of(&shared, &links, &identity),
         counts: snapshot
             .counts
@@ -248,6 +255,8 @@ struct Row {
     key: String,
     href: String,
     cells: Vec<Cell>,
+    /// In progress and stuck (the list's badge).
+    stuck: bool,
 }
 
 /// Which live-updated kind a field is, if any.
@@ -304,6 +313,8 @@ struct RunsPage {
     first_href: String,
     /// The list's state as a query string, for the export links.
     export_query: String,
+    /// Only stuck runs are listed (`stuck=true`).
+    stuck_only: bool,
 }
 
 /// The time-range part of the filter form.
@@ -442,7 +453,7 @@ impl Zone {
         self.format(t, "%Y-%m-%d %H:%M:%S%.3f")
     }
 
-    fn format(self, t: chrono::DateTime<chrono::Utc>, format: &str) -> String {
+    pub(crate) fn format(self, t: chrono::DateTime<chrono::Utc>, format: &str) -> String {
         match self {
             Zone::Utc => t.format(format).to_string(),
             Zone::Local => t.with_timezone(&chrono::Local).format(format).to_string(),
@@ -515,6 +526,7 @@ fn table_row<M: TrackingConfig>(
     let (key, _) = display(row, key_field, zone);
     Row {
         href: format!("{base}/runs/{}", path_segment(&key)),
+        stuck: false,
         key,
         cells: fields
             .iter()
@@ -575,6 +587,13 @@ pub(crate) async fn runs<C: DashboardConfig>(
     {
         return error_page(err.into());
     }
+    let stuck = match crate::dashboard::kinds::stuck_runs(&shared).await {
+        Ok(stuck) => stuck,
+        Err(err) => return error_page(err.into()),
+    };
+    if query.stuck {
+        query.keys = Some(stuck.keys.clone());
+    }
     let page = match list::<C::Model>(shared.tracker.db(), settings, &query).await {
         Ok(page) => page,
         Err(err) => return error_page(err.into()),
@@ -632,7 +651,11 @@ pub(crate) async fn runs<C: DashboardConfig>(
     let rows = page
         .rows
         .iter()
-        .map(|row| table_row(row, &fields, &base, zone))
+        .map(|row| {
+            let mut row = table_row(row, &fields, &base, zone);
+            row.stuck = stuck.keys.contains(&row.key);
+            row
+        })
         .collect();
     let time_field = crate::dashboard::query::time_field::<C::Model>(settings);
     let filters = filter_fields::<C::Model>(settings)
@@ -699,6 +722,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
         after: query.after.is_some(),
         first_href,
         export_query,
+        stuck_only: query.stuck,
     })
 }
 
@@ -786,6 +810,8 @@ struct RunPage {
     history: Vec<HistoryView>,
     /// Its spans as a waterfall, with its log lines on them.
     trace: crate::dashboard::trace::TraceView,
+    /// Why the run looks stuck, if it is in progress and does.
+    stuck: Option<String>,
 }
 
 /// One change of the run, as its history shows it.
@@ -936,7 +962,14 @@ pub(crate) async fn run<C: DashboardConfig>(
         Vec::new()
     });
     let trace = crate::dashboard::trace::view(&shared, &row, &key, zone, &links.0).await;
+    let stuck = crate::dashboard::kinds::row_stuck(&shared, &row, chrono::Utc::now())
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "tasktrail dashboard: the run's kind could not be read");
+            None
+        });
     render(&RunPage {
+        stuck,
         audit,
         history,
         logs,

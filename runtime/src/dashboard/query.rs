@@ -69,6 +69,11 @@ pub struct ListQuery {
     /// How the search is answered, once [planned](ListQuery::plan); an
     /// unplanned search compares every run's text (what an export wants).
     pub route: Option<SearchRoute>,
+    /// Only stuck runs (`stuck=true`): the handler fills [`keys`](Self::keys)
+    /// with theirs.
+    pub stuck: bool,
+    /// Only the runs with these keys (the stuck ones), when set.
+    pub keys: Option<Vec<String>>,
 }
 
 /// A time-range filter: `since=24h` (the last 24 hours; `m`, `h`, `d` or
@@ -193,6 +198,8 @@ impl ListQuery {
             limit: u64::from(settings.page_size),
             time: None,
             route: None,
+            stuck: false,
+            keys: None,
         };
         let zone = crate::dashboard::pages::Zone::of(&settings.time_zone);
         let mut seen_single: Vec<&str> = Vec::new();
@@ -200,7 +207,7 @@ impl ListQuery {
             let name = name.as_str();
             if matches!(
                 name,
-                "q" | "sort" | "after" | "limit" | "since" | "from" | "to"
+                "q" | "sort" | "after" | "limit" | "since" | "from" | "to" | "stuck"
             ) {
                 if seen_single.contains(&name) {
                     return Err(bad(name, "given more than once"));
@@ -233,6 +240,18 @@ impl ListQuery {
                     }
                     query.sort = f.field;
                     query.descending = desc;
+                }
+                "stuck" => {
+                    query.stuck = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(bad(
+                                "stuck",
+                                format!("`{value}` is not `true` or `false`"),
+                            ));
+                        }
+                    }
                 }
                 "after" => {
                     if !value.is_empty() {
@@ -365,6 +384,9 @@ impl ListQuery {
                     pairs.push((name.into(), value.clone()));
                 }
             }
+        }
+        if self.stuck {
+            pairs.push(("stuck".into(), "true".into()));
         }
         let sign = if self.descending { "-" } else { "" };
         pairs.push(("sort".into(), format!("{sign}{}", self.sort)));
@@ -727,6 +749,11 @@ fn conditions<M: TrackingConfig>(settings: &DashboardSettings, query: &ListQuery
     }
     if let Some(text) = &query.search {
         all = all.add(search::condition::<M>(settings, text, query.route.as_ref()));
+    }
+    if let Some(keys) = &query.keys {
+        let (key_col, encode_key) = crate::config::key_encoder::<M>();
+        let keys: Vec<Expr> = keys.iter().map(|k| Expr::val(encode_key(k))).collect();
+        all = all.add(Expr::col(key_col).is_in(keys));
     }
     all
 }

@@ -8,8 +8,8 @@ use axum::routing::{any, get, post};
 #[cfg(feature = "openapi")]
 use crate::dashboard::openapi;
 use crate::dashboard::{
-    DashboardConfig, DashboardSettings, actions, api, export, forms, gate, live, log_pages, pages,
-    start, stats,
+    DashboardConfig, DashboardSettings, actions, api, export, forms, gate, kind_pages, live,
+    log_pages, pages, start, stats,
 };
 use crate::lifecycle::Tracker;
 
@@ -20,6 +20,8 @@ pub(crate) struct SharedInner<C: DashboardConfig> {
     pub stats: stats::StatsCache,
     /// The task names and index facts searches are planned with.
     pub search: super::search::SearchCache,
+    /// The task kinds' names and numbers and the stuck runs.
+    pub kinds: crate::dashboard::kinds::KindsCache,
     pub logs: Option<Arc<dyn crate::logs::LogStorage>>,
     #[cfg(feature = "auth")]
     pub auth: Option<Arc<crate::auth::AuthState>>,
@@ -255,6 +257,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             tracker: self.tracker,
             stats: stats::StatsCache::new(self.stats_max_age),
             search: super::search::SearchCache::new(self.search_window),
+            kinds: crate::dashboard::kinds::KindsCache::new(self.stats_max_age),
             live: live::Live::default(),
             logs: self.logs,
             #[cfg(feature = "auth")]
@@ -336,6 +339,9 @@ impl<C: DashboardConfig> Dashboard<C> {
             .route(&at("/api/runs/{key}/retry"), post(actions::retry::<C>))
             .route(&at("/api/runs/{key}/trace"), get(super::trace::api::<C>))
             .route(&at("/api/metrics"), get(api::metrics::<C>))
+            .route(&at("/kinds/{name}"), get(kind_pages::page::<C>))
+            .route(&at("/api/kinds"), get(kind_pages::list_api::<C>))
+            .route(&at("/api/kinds/{name}"), get(kind_pages::api::<C>))
             .route(&at("/metrics"), get(api::prometheus::<C>))
             .route(&at("/api/events"), get(live::events::<C>))
             .route(&at("/logs"), get(log_pages::page::<C>))

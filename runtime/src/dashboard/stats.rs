@@ -22,7 +22,7 @@ use crate::dashboard::{DashboardConfig, Shared};
 use crate::lifecycle::Status;
 
 /// The most ended runs the duration percentiles are taken over.
-const DURATION_SAMPLE: u64 = 10_000;
+pub(crate) const DURATION_SAMPLE: u64 = 10_000;
 
 /// Runs created in one hour.
 #[derive(Clone, Debug, Default)]
@@ -168,7 +168,7 @@ async fn compute<C: DashboardConfig>(shared: &Shared<C>) -> Result<Snapshot, DbE
 }
 
 /// The status column compared with `status`, as the column stores it.
-fn status_is<M: TrackingConfig>(statuses: &[Status]) -> sea_orm::Condition {
+pub(crate) fn status_is<M: TrackingConfig>(statuses: &[Status]) -> sea_orm::Condition {
     let binding = M::binding(Role::Status).expect("a status is mapped");
     let Encode::Status(encode, _) = binding.encode else {
         unreachable!("the status has a status encoder")
@@ -193,7 +193,7 @@ fn since<M: TrackingConfig>(role: Role, at: DateTime<Utc>) -> Option<sea_orm::Co
 }
 
 /// A timestamp as JSON (`into_json` gives text on SQLite and PostgreSQL).
-fn json_time(value: &serde_json::Value) -> Option<DateTime<Utc>> {
+pub(crate) fn json_time(value: &serde_json::Value) -> Option<DateTime<Utc>> {
     let text = value.as_str()?;
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.to_utc());
@@ -212,7 +212,7 @@ fn json_time(value: &serde_json::Value) -> Option<DateTime<Utc>> {
 }
 
 /// The values of `column` for rows matching `filter`, as times.
-async fn times<M: TrackingConfig>(
+pub(crate) async fn times<M: TrackingConfig>(
     shared: &Shared<impl DashboardConfig<Model = M>>,
     columns: &[crate::config::ColumnOf<M>],
     filter: sea_orm::Condition,
