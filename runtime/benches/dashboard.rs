@@ -1554,6 +1554,28 @@ async fn search_cases(pool: &SqlitePool, needle: &str) -> Vec<Case> {
             true,
         ),
         case(
+            "kind_page",
+            "the task-kind page of `reindex_search` (numbers, SVG of 24 h)".into(),
+            format!("{PREFIX}/kinds/reindex_search"),
+            html_contains("</svg>"),
+            1,
+            false,
+        ),
+        case(
+            "kind_api",
+            "the same kind as JSON".into(),
+            format!("{PREFIX}/api/kinds/reindex_search"),
+            Box::new(|body| {
+                if body.contains("\"p99_ms\"") {
+                    Ok(())
+                } else {
+                    Err(body.chars().take(200).collect())
+                }
+            }),
+            1,
+            false,
+        ),
+        case(
             "search_short_indexed",
             "search: `zq`, text index installed (**bounded by the window**: 2 characters)".into(),
             format!("{INDEXED}/api/runs?q=zq"),
@@ -1572,6 +1594,83 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     rt.block_on(run(env));
+}
+
+/// The process's peak resident memory (VmHWM) in MiB; reset first with
+/// `reset`.
+fn peak_rss_mib(reset: bool) -> f64 {
+    if reset {
+        // "5" resets the peak to the current size.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// The export of the newest 100,000 runs (a time range), as CSV and as
+/// JSON lines: read as a stream, its runs counted; the time, the rate and
+/// the process's peak resident memory (server and client share it).
+async fn measure_exports(bench: &Bench, rows: u64) -> Vec<String> {
+    let want = 100_000.min(rows);
+    let (from,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', created_at) FROM bench_runs \
+         ORDER BY created_at DESC, task_key DESC LIMIT 1 OFFSET {}",
+        want - 1
+    )))
+    .fetch_one(&bench.baseline.pool)
+    .await
+    .expect("the 100,000th newest run");
+    let expected: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM bench_runs WHERE created_at >= (SELECT created_at FROM bench_runs \
+         ORDER BY created_at DESC, task_key DESC LIMIT 1 OFFSET {})",
+        want - 1
+    )))
+    .fetch_one(&bench.baseline.pool)
+    .await
+    .expect("count");
+    let mut out = Vec::new();
+    for format in ["csv", "jsonl"] {
+        wait_for_quiet(bench.env.quiet_wait).await;
+        let url = format!("{PREFIX}/api/runs/export.{format}?from={from}");
+        let before = peak_rss_mib(true);
+        let uri: Uri = format!("http://{}{url}", bench.addr)
+            .parse()
+            .expect("a URI");
+        let started = Instant::now();
+        let response = bench.client.get(uri).await.expect("a response");
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        let mut body = response.into_body();
+        let (mut bytes, mut lines) = (0usize, 0usize);
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.expect("a frame").into_data() {
+                bytes += data.len();
+                lines += data.iter().filter(|b| **b == b'\n').count();
+            }
+        }
+        let took = started.elapsed().as_secs_f64();
+        let during = peak_rss_mib(false);
+        // CSV has a header line.
+        let runs = if format == "csv" { lines - 1 } else { lines };
+        // `from` is the 100,000th newest run's time cut to the millisecond:
+        // that run and those newer, plus any of the same millisecond.
+        assert!(
+            runs as i64 >= expected && runs as i64 <= expected + 50,
+            "{url}: {runs} runs for {expected}"
+        );
+        out.push(format!(
+            "| `{format}` | {runs} | {bytes} | {took:.2} | {:.0} | {:.1} | {before:.0} → {during:.0} |",
+            runs as f64 / took,
+            bytes as f64 / took / 1e6
+        ));
+        println!("{}", out.last().expect("a line"));
+    }
+    out
 }
 
 /// `TASKTRAIL_BENCH_SERVE=127.0.0.1:PORT`: the dashboard alone, as a user
@@ -1765,6 +1864,17 @@ async fn run(env: Env) {
         }
         None => None,
     };
+    let exports = if bench.env.only.is_none()
+        || bench
+            .env
+            .only
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|n| n == "export"))
+    {
+        measure_exports(&bench, rows as u64).await
+    } else {
+        Vec::new()
+    };
     println!("\nmeasured in {:.0} s\n", started.elapsed().as_secs_f64());
 
     // The table for BENCHMARKS.md.
@@ -1805,6 +1915,15 @@ async fn run(env: Env) {
             "| `status_counts` | (no HTTP) | the status counts ({k} statement(s) with `COUNT`), sqlx alone | {m} | {:.2} | {:.2} | {:.2} | {:.2} | | | | | | |",
             c.p50, c.p95, c.p99, c.max
         );
+    }
+    if !exports.is_empty() {
+        println!(
+            "\n| export | runs | bytes | seconds | runs/s | MB/s | peak RSS before → during (MiB) |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for e in &exports {
+            println!("{e}");
+        }
     }
     let target = 20.0;
     let over: Vec<&str> = results

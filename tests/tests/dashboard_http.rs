@@ -329,8 +329,12 @@ async fn html_pages(backend: Backend) {
                 ))
                 .count()
             })
-            .sum::<usize>();
-        assert_eq!((scripts, external), (2, 2), "{uri}: {html}");
+            .sum::<usize>()
+            // The theme is applied before the first paint: not deferred.
+            + html
+                .matches("<script src=\"/ops/tasks/assets/theme.js\"></script>")
+                .count();
+        assert_eq!((scripts, external), (3, 3), "{uri}: {html}");
         assert!(!html.contains("style="), "{uri}: an inline style");
         // No inline event handler attribute (` onclick=`, ` onload=`, …),
         // and no htmx attribute that evaluates script (`hx-on`, `js:`).
@@ -424,7 +428,10 @@ async fn html_pages(backend: Backend) {
         assert_eq!(status, StatusCode::NOT_MODIFIED, "{asset}");
     }
     let (_, headers, css) = get_with(&app, "/ops/tasks/assets/theme.css", &[]).await;
-    assert_eq!(css, ":root { --accent: #2563eb; }\n");
+    assert!(
+        css.starts_with(":root { --accent: #2563eb; --on-accent: #ffffff;"),
+        "{css}"
+    );
     assert!(
         headers["cache-control"]
             .to_str()

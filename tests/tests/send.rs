@@ -92,6 +92,10 @@ const PUBLIC_ASYNC: &[(&str, &str)] = &[
     ("auth/audit.rs", "for_target"),
     ("auth/audit.rs", "recent"),
     ("dashboard/query.rs", "list"),
+    ("dashboard/query.rs", "count"),
+    ("schema.rs", "create_search_index"),
+    ("schema.rs", "create_search_index_on"),
+    ("schema.rs", "drop_search_index"),
     // log_storage_futures_are_send
     ("logs/db.rs", "create_table"),
     ("logs/db.rs", "new"),
@@ -101,6 +105,9 @@ const PUBLIC_ASYNC: &[(&str, &str)] = &[
     ("logs/db.rs", "query"),
     ("logs/memory.rs", "query"),
     ("logs/record.rs", "query"),
+    ("logs/db.rs", "trace"),
+    ("logs/memory.rs", "trace"),
+    ("logs/record.rs", "trace"),
     // auth_backend_futures_are_send
     ("auth/mod.rs", "authenticate"),
     ("auth/mod.rs", "login"),
@@ -409,6 +416,19 @@ async fn schema_futures_are_send() {
             .await
             .unwrap();
         assert!(page.rows.is_empty());
+        let n = tasktrail::dashboard::query::count::<task_run::Model>(&d, &settings, &query)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        tasktrail::schema::create_search_index::<task_run::Model>(&d)
+            .await
+            .unwrap();
+        tasktrail::schema::create_search_index_on::<task_run::Model>(&d, &["message"])
+            .await
+            .unwrap();
+        tasktrail::schema::drop_search_index::<task_run::Model>(&d)
+            .await
+            .unwrap();
         tasktrail::run::store::drop_tables(&d).await.unwrap();
         tasktrail::schema::drop_run_tables(&d).await.unwrap();
         tasktrail::schema::drop_feed_table(&d).await.unwrap();
@@ -440,6 +460,7 @@ async fn log_storage_futures_are_send() {
         ));
         assert!(logs.flush(Duration::from_secs(10)).await);
         let lines = logs.query(LogQuery::new()).await.unwrap().len();
+        logs.trace("no-such-run").await.unwrap();
         logs.purge_before(chrono::Utc::now() + chrono::Duration::days(1))
             .await
             .unwrap();
@@ -452,8 +473,11 @@ async fn log_storage_futures_are_send() {
         m.query(LogQuery::new()).await.unwrap();
         // Through `Arc<T>` and `dyn LogStorage`.
         LogStorage::query(&m, LogQuery::new()).await.unwrap();
+        m.trace("no-such-run").await.unwrap();
+        LogStorage::trace(&m, "no-such-run").await.unwrap();
         let dynamic: Arc<dyn LogStorage> = m;
         dynamic.query(LogQuery::new()).await.unwrap();
+        dynamic.trace("no-such-run").await.unwrap();
     })
     .await;
 }

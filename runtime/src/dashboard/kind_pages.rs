@@ -151,6 +151,9 @@ struct KindPage {
     zone: String,
     /// How many of the newest runs the durations are taken from.
     sample_limit: u64,
+    /// The form that starts a run of this kind, when it is registered in
+    /// this process and the user may act.
+    start_href: Option<String>,
 }
 
 /// `GET {prefix}/kinds/{name}`
@@ -166,8 +169,14 @@ pub(crate) async fn page<C: DashboardConfig>(
     };
     let zone = Zone::of(&shared.settings.time_zone);
     let label = |t: chrono::DateTime<chrono::Utc>| zone.format(t, "%H:%M");
+    let layout = Layout::of(&shared, &links, &identity);
+    let start_href = (!shared.settings.read_only
+        && identity.role.may_act()
+        && crate::dashboard::start::startable_kinds(&shared).contains(&name))
+    .then(|| crate::dashboard::start::form_url(&links, &name));
     render(&KindPage {
-        layout: Layout::of(&shared, &links, &identity),
+        layout,
+        start_href,
         list_href: list_href(&shared, &links.0, &name),
         runs: stats.runs,
         counts: stats

@@ -324,6 +324,7 @@ const PAGES: &[(&str, &str)] = &[
     ("run-done", "/ops/runs/{done}"),
     ("run-failed", "/ops/runs/{failed}"),
     ("run-running", "/ops/runs/{running}"),
+    ("kind", "/ops/kinds/import_books"),
     ("logs", "/ops/logs"),
     ("logs-warn", "/ops/logs?level=WARN"),
     ("login", "/secure/login"),
@@ -606,7 +607,10 @@ async fn every_page_in_both_themes() {
                 &[format!("books-{i}.csv")],
                 move |ctx| async move {
                     ctx.progress_with_message(50.0, "half way");
-                    tracing::info!(file = i, "read books-{i}.csv");
+                    // A span, for the run page's trace.
+                    tracing::info_span!("read", file = i).in_scope(|| {
+                        tracing::info!(file = i, "read books-{i}.csv");
+                    });
                     if i % 5 == 0 {
                         tracing::warn!("books-{i}.csv: 3 rows without an ISBN");
                     }

@@ -421,3 +421,141 @@ async fn hostile_input(backend: Backend) {
 }
 
 backends!(routes, time_ranges, hostile_input);
+
+/// The list in a browser: a search typed into the box (with `/`) and sent
+/// with Enter answers through the task names and says so; the time preset
+/// "from – to" shows its two inputs, which narrow the list; "last hour"
+/// hides them and keeps only the recent run; the URL carries the state; no
+/// console error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_and_time_range_in_a_browser() {
+    use fantoccini::Locator;
+    use fantoccini::key::Key;
+    let (db, _g) = connect(Backend::SqliteFile).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db.clone());
+    seed(&tracker).await;
+    tracker
+        .lifecycle(
+            Event::create("recent-1")
+                .name("reindex")
+                .at(Utc::now() - Duration::minutes(20)),
+        )
+        .await
+        .unwrap();
+    let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    let (addr, server) = crate::serve(app).await;
+    let browser = tasktrail_tests::browser::Browser::start().await;
+    let base = format!("http://{addr}/ops");
+    browser.goto(&format!("{base}/runs")).await.unwrap();
+    browser.wait_for_css("form.filters").await;
+
+    // `/` focuses the search box; type and send.
+    browser
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("/")
+        .await
+        .unwrap();
+    let search = browser.find(Locator::Css("input[name=q]")).await.unwrap();
+    search.send_keys("newsletter").await.unwrap();
+    search.send_keys(&(Key::Enter).to_string()).await.unwrap();
+    let note = browser
+        .wait_until("the search's note", || async {
+            let text = browser
+                .eval("var n = document.querySelector('.search-note'); return n ? n.innerText : null;")
+                .await;
+            text.as_str().map(str::to_owned)
+        })
+        .await;
+    assert!(note.contains("send_newsletter"), "{note}");
+    let keys: Vec<String> = serde_json::from_value(
+        browser
+            .eval("return Array.from(document.querySelectorAll('tr[data-row]')).map(r => r.dataset.row);")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(keys, expected(|i| i % 3 == 1)[..10].to_vec());
+    browser.screenshot("search.png").await;
+
+    // The custom range: its inputs appear only for "from – to".
+    browser.goto(&format!("{base}/runs")).await.unwrap();
+    assert!(custom_hidden(&browser).await, "no custom range by default");
+    browser
+        .eval(
+            "var s = document.querySelector('select.time-preset'); s.value = 'custom'; \
+             s.dispatchEvent(new Event('change')); return null;",
+        )
+        .await;
+    assert!(!custom_hidden(&browser).await, "the from / to inputs show");
+    browser
+        .eval(
+            "document.querySelector('input[name=from]').value = '2026-11-20T08:05'; \
+             document.querySelector('input[name=to]').value = '2026-11-20T08:08'; \
+             document.querySelector('form.filters button[type=submit]').click(); return null;",
+        )
+        .await;
+    browser
+        .wait_until("the range's runs", || async {
+            let keys: Vec<String> = serde_json::from_value(
+                browser
+                    .eval("return Array.from(document.querySelectorAll('tr[data-row]')).map(r => r.dataset.row);")
+                    .await,
+            )
+            .unwrap_or_default();
+            (keys == ["srch-007", "srch-006", "srch-005"]).then_some(())
+        })
+        .await;
+    let url = browser.current_url().await.unwrap();
+    let query = url.query().unwrap_or_default().to_owned();
+    assert!(query.contains("from=2026-11-20T08%3A05"), "{query}");
+    assert!(
+        !custom_hidden(&browser).await,
+        "the custom range stays open"
+    );
+    browser.screenshot("time-range.png").await;
+
+    // "Last hour": the inputs hide, the preset wins over the times left.
+    browser
+        .eval(
+            "var s = document.querySelector('select.time-preset'); s.value = '1h'; \
+             s.dispatchEvent(new Event('change')); \
+             document.querySelector('form.filters button[type=submit]').click(); return null;",
+        )
+        .await;
+    browser
+        .wait_until("the last hour's run", || async {
+            let keys: Vec<String> = serde_json::from_value(
+                browser
+                    .eval("return Array.from(document.querySelectorAll('tr[data-row]')).map(r => r.dataset.row);")
+                    .await,
+            )
+            .unwrap_or_default();
+            (keys == ["recent-1"]).then_some(())
+        })
+        .await;
+    assert!(custom_hidden(&browser).await);
+    let footer = browser
+        .find(Locator::Css("footer.zone"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(footer, "Times are in UTC.");
+    browser.assert_no_console_errors().await;
+    browser.close().await;
+    server.abort();
+}
+
+/// Whether the list's custom time range (from / to) is hidden.
+async fn custom_hidden(browser: &tasktrail_tests::browser::Browser) -> bool {
+    browser
+        .eval("return document.querySelector('.time-custom').hidden;")
+        .await
+        .as_bool()
+        .expect("the custom range is on the page")
+}

@@ -271,6 +271,16 @@ async fn start_from_form_and_api(backend: Backend) {
     let run_page = client.get(&to).await;
     assert_eq!(run_page.status, StatusCode::OK);
     assert!(run_page.text.contains(&key));
+    // The kind's page links to the form.
+    let kind_page = client.get("/ops/kinds/greet").await;
+    assert_eq!(kind_page.status, StatusCode::OK, "{}", kind_page.text);
+    assert!(
+        kind_page
+            .text
+            .contains(r#"<a class="kind-start" href="/ops/kinds/greet/start">"#),
+        "{}",
+        kind_page.text
+    );
     // The audit row.
     let audit = tasktrail::auth::audit::for_target(&db, &key, 10)
         .await
