@@ -902,12 +902,9 @@ impl Bench {
                 recorded = Some(this);
             }
         }
+        // No statement: the page is served from a cache (the kind pages,
+        // kept 30 s); its baseline is then the transport alone.
         let recorded = recorded.expect("recorded");
-        assert!(
-            !recorded.is_empty(),
-            "{}: no statements recorded",
-            case.name
-        );
         if self.env.print_sql {
             println!("-- {} ({})", case.name, case.url);
             for s in &recorded {
