@@ -223,11 +223,7 @@ pub(crate) async fn overview<C: DashboardConfig>(
         durations: snapshot
             .durations
             .map(|(p50, p95, n)| (human_duration(p50), human_duration(p95), n)),
-        chart: crate::dashboard::stats::chart(&snapshot.hourly, |t| match zone {
-            Zone::Utc => t.format("%H:%M").to_string(),
-            Zone::Local => t.with_timezone(&chrono::Local).format("%H:%M").to_string(),
-            Zone::Fixed(offset) => t.with_timezone(&offset).format("%H:%M").to_string(),
-        }),
+        chart: crate::dashboard::stats::chart(&snapshot.hourly, |t| zone.format(t, "%H:%M")),
         running_columns: running_fields.iter().map(|f| f.label).collect(),
         running: running
             .iter()
@@ -444,13 +440,39 @@ impl Zone {
         }
     }
 
+    /// `t` as this zone's wall clock.
+    fn wall(self, t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+        match self {
+            Zone::Utc => t.naive_utc(),
+            Zone::Local => t.with_timezone(&chrono::Local).naive_local(),
+            Zone::Fixed(offset) => t.with_timezone(&offset).naive_local(),
+        }
+    }
+
+    /// `2026-12-06 21:04:05`: written field by field, for this is every
+    /// time cell of every page (chrono's `format` parses its pattern
+    /// again for each value).
     pub(crate) fn show(self, t: chrono::DateTime<chrono::Utc>) -> String {
-        self.format(t, "%Y-%m-%d %H:%M:%S")
+        use chrono::{Datelike as _, Timelike as _};
+        let w = self.wall(t);
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            w.year(),
+            w.month(),
+            w.day(),
+            w.hour(),
+            w.minute(),
+            w.second()
+        )
     }
 
     /// With milliseconds, for log lines.
     pub(crate) fn show_precise(self, t: chrono::DateTime<chrono::Utc>) -> String {
-        self.format(t, "%Y-%m-%d %H:%M:%S%.3f")
+        use chrono::Timelike as _;
+        let w = self.wall(t);
+        // A leap second's nanoseconds run past 1,000,000,000.
+        let millis = (w.nanosecond() / 1_000_000).min(999);
+        format!("{}.{millis:03}", self.show(t))
     }
 
     pub(crate) fn format(self, t: chrono::DateTime<chrono::Utc>, format: &str) -> String {
@@ -594,6 +616,8 @@ pub(crate) async fn runs<C: DashboardConfig>(
     if query.stuck {
         query.keys = Some(stuck.keys.clone());
     }
+    let fields = column_fields::<C::Model>(&settings.columns);
+    query.reads = Some(fields.iter().map(|f| f.field).collect());
     let page = match list::<C::Model>(shared.tracker.db(), settings, &query).await {
         Ok(page) => page,
         Err(err) => return error_page(err.into()),
@@ -627,7 +651,6 @@ pub(crate) async fn runs<C: DashboardConfig>(
     };
 
     let zone = Zone::of(&settings.time_zone);
-    let fields = column_fields::<C::Model>(&settings.columns);
     let columns = fields
         .iter()
         .map(|f| {
@@ -653,7 +676,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
         .iter()
         .map(|row| {
             let mut row = table_row(row, &fields, &base, zone);
-            row.stuck = stuck.keys.contains(&row.key);
+            row.stuck = stuck.contains(&row.key);
             row
         })
         .collect();
@@ -1065,4 +1088,38 @@ pub(crate) async fn theme_css<C: DashboardConfig>(
         "text/css; charset=utf-8",
         crate::dashboard::theme::css(colour),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Zone;
+    use chrono::TimeZone as _;
+
+    #[test]
+    fn times_are_shown_as_chrono_formats_them() {
+        let zones = [
+            Zone::Utc,
+            Zone::Local,
+            Zone::of("+05:30"),
+            Zone::of("-08:00"),
+        ];
+        let times = [
+            chrono::Utc.with_ymd_and_hms(2026, 12, 6, 21, 4, 5).unwrap(),
+            chrono::Utc.with_ymd_and_hms(999, 1, 1, 0, 0, 0).unwrap()
+                + chrono::Duration::milliseconds(7),
+            chrono::Utc
+                .with_ymd_and_hms(2024, 2, 29, 23, 59, 59)
+                .unwrap()
+                + chrono::Duration::microseconds(999_999),
+        ];
+        for zone in zones {
+            for t in times {
+                assert_eq!(zone.show(t), zone.format(t, "%Y-%m-%d %H:%M:%S"));
+                assert_eq!(
+                    zone.show_precise(t),
+                    zone.format(t, "%Y-%m-%d %H:%M:%S%.3f")
+                );
+            }
+        }
+    }
 }
