@@ -74,6 +74,11 @@ pub struct ListQuery {
     pub stuck: bool,
     /// Only the runs with these keys (the stuck ones), when set.
     pub keys: Option<Vec<String>>,
+    /// The fields the caller reads, when not all: [`list`] then reads
+    /// these, the key, the status and the sort field, and leaves every
+    /// other field that may be NULL empty (`None`). The HTML list shows six
+    /// of a run's fields; the others' values were a quarter of its work.
+    pub reads: Option<Vec<&'static str>>,
 }
 
 /// A time-range filter: `since=24h` (the last 24 hours; `m`, `h`, `d` or
@@ -200,6 +205,7 @@ impl ListQuery {
             route: None,
             stuck: false,
             keys: None,
+            reads: None,
         };
         let zone = crate::dashboard::pages::Zone::of(&settings.time_zone);
         let mut seen_single: Vec<&str> = Vec::new();
@@ -620,7 +626,7 @@ pub async fn list<M: TrackingConfig>(
         Order::Asc
     };
     let want = query.limit + 1;
-    let base = M::Entity::find().filter(conditions::<M>(settings, query));
+    let base = reading::<M>(query).filter(conditions::<M>(settings, query));
 
     let mut rows = Vec::new();
     if !among_nulls {
@@ -700,6 +706,36 @@ pub async fn list<M: TrackingConfig>(
         None
     };
     Ok(Page { rows, next })
+}
+
+/// `SELECT` of the fields `query` [reads](ListQuery::reads): every column
+/// when it names none; else each column it needs as itself, and `NULL` in
+/// the place of any other that may be NULL (a `NOT NULL` one is read, for
+/// the model needs a value).
+fn reading<M: TrackingConfig>(query: &ListQuery) -> sea_orm::Select<M::Entity> {
+    use sea_orm::IdenStatic as _;
+    let Some(reads) = &query.reads else {
+        return M::Entity::find();
+    };
+    let needed = |column: ColumnOf<M>| {
+        M::FIELDS
+            .iter()
+            .find(|f| f.column.as_str() == column.as_str())
+            .is_none_or(|f| {
+                f.field == query.sort
+                    || matches!(f.role, Some(Role::Key | Role::Status))
+                    || reads.contains(&f.field)
+            })
+    };
+    let mut select = M::Entity::find().select_only();
+    for column in <ColumnOf<M> as sea_orm::Iterable>::iter() {
+        select = if !needed(column) && column.def().is_null() {
+            select.column_as(Expr::cust("NULL"), column.as_str())
+        } else {
+            select.column(column)
+        };
+    }
+    select
 }
 
 /// How many runs match `query`'s filters and search (its cursor and limit
