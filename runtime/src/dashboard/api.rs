@@ -26,12 +26,11 @@ impl HtmlSafe {
     fn write_safe<W: ?Sized + std::io::Write>(writer: &mut W, text: &str) -> std::io::Result<()> {
         let bytes = text.as_bytes();
         let mut start = 0;
-        for (i, b) in bytes.iter().enumerate() {
-            let escaped: &[u8] = match b {
+        for i in memchr::memchr3_iter(b'<', b'>', b'&', bytes) {
+            let escaped: &[u8] = match bytes[i] {
                 b'<' => b"\\u003c",
                 b'>' => b"\\u003e",
-                b'&' => b"\\u0026",
-                _ => continue,
+                _ => b"\\u0026",
             };
             writer.write_all(&bytes[start..i])?;
             writer.write_all(escaped)?;
@@ -271,11 +270,44 @@ impl serde::Serialize for ColumnJson<'_> {
             V::SmallUnsigned(Some(n)) => serializer.serialize_u16(*n),
             V::Unsigned(Some(n)) => serializer.serialize_u32(*n),
             V::BigUnsigned(Some(n)) => serializer.serialize_u64(*n),
-            V::ChronoDateTimeUtc(Some(t)) => serializer.serialize_str(&t.to_rfc3339()),
+            V::ChronoDateTimeUtc(Some(t)) => serializer.collect_str(&Rfc3339(*t)),
             V::Json(Some(json)) => json.serialize(serializer),
             value if *value == value.as_null() => serializer.serialize_unit(),
             other => value_json(other).serialize(serializer),
         }
+    }
+}
+
+/// A time written as [`chrono::DateTime::to_rfc3339`] writes it, without
+/// the `String`: the runs of a page have five times each.
+pub(crate) struct Rfc3339(pub chrono::DateTime<chrono::Utc>);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::{Datelike as _, Timelike as _};
+        let t = self.0.naive_utc();
+        // A leap second is written as second 60.
+        let (second, nanos) = match t.nanosecond() {
+            n if n >= 1_000_000_000 => (t.second() + 1, n - 1_000_000_000),
+            n => (t.second(), n),
+        };
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{second:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute()
+        )?;
+        // As many digits as the fraction needs, in groups of three.
+        match nanos {
+            0 => {}
+            n if n % 1_000_000 == 0 => write!(f, ".{:03}", n / 1_000_000)?,
+            n if n % 1_000 == 0 => write!(f, ".{:06}", n / 1_000)?,
+            n => write!(f, ".{n:09}")?,
+        }
+        f.write_str("+00:00")
     }
 }
 
@@ -534,4 +566,41 @@ pub(crate) async fn prometheus<C: DashboardConfig>(
         out,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Rfc3339, safe_json_bytes};
+    use chrono::TimeZone as _;
+
+    #[test]
+    fn times_are_written_as_chrono_writes_rfc3339() {
+        let base = chrono::Utc.with_ymd_and_hms(2026, 12, 6, 21, 4, 5).unwrap();
+        let mut times = vec![
+            base,
+            chrono::Utc.with_ymd_and_hms(999, 1, 1, 0, 0, 0).unwrap(),
+            base + chrono::Duration::milliseconds(120),
+            base + chrono::Duration::microseconds(120_001),
+            base + chrono::Duration::nanoseconds(7),
+        ];
+        // A leap second: 23:59:60.5.
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc();
+        times.push(leap);
+        for t in times {
+            assert_eq!(Rfc3339(t).to_string(), t.to_rfc3339());
+        }
+    }
+
+    #[test]
+    fn json_for_pages_escapes_markup_characters() {
+        let text = "a<b>&c</script>é";
+        let out = String::from_utf8(safe_json_bytes(&text)).unwrap();
+        assert_eq!(out, r#""a\u003cb\u003e\u0026c\u003c/script\u003eé""#);
+        let back: String = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, text);
+    }
 }
