@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, DurationRound, Offset, TimeDelta, TimeZone, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityName, EntityTrait, FromQueryResult,
-    Order, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Order,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 
 use crate::config::{Encode, Role, TrackingConfig, column_value, value_text, value_time};
 use crate::dashboard::api::value_json;
 use crate::dashboard::pages::Zone;
+use crate::dashboard::search::{qualified_table, quote_for};
 use crate::dashboard::stats::{Hour, json_time, status_is, times};
 use crate::dashboard::{DashboardConfig, Shared};
 use crate::lifecycle::Status;
@@ -209,35 +210,19 @@ pub(crate) async fn cached_task_names<C: DashboardConfig>(
     .await
 }
 
-/// `"name"` quoted for `backend`.
-fn quote(backend: DbBackend, ident: &str) -> String {
-    match backend {
-        DbBackend::MySql => format!("`{}`", ident.replace('`', "``")),
-        _ => format!("\"{}\"", ident.replace('"', "\"\"")),
-    }
-}
-
 /// The distinct names by a loose index scan of the index by name: on
 /// SQLite and PostgreSQL a recursive query that seeks the next larger name
 /// (one index probe per kind, whatever the table's size); on MySQL a
 /// `GROUP BY` the index serves ("using index for group-by").
-async fn distinct_names<M: TrackingConfig>(
+pub(crate) async fn distinct_names<M: TrackingConfig>(
     db: &sea_orm::DatabaseConnection,
 ) -> Result<TaskNames, DbErr> {
     let Some(name) = M::binding(Role::Name).map(|b| b.column) else {
         return Ok(TaskNames::default());
     };
     let backend = db.get_database_backend();
-    let entity = M::Entity::default();
-    let table = match entity.schema_name() {
-        Some(schema) => format!(
-            "{}.{}",
-            quote(backend, schema),
-            quote(backend, entity.table_name())
-        ),
-        None => quote(backend, entity.table_name()),
-    };
-    let col = quote(backend, sea_orm::IdenStatic::as_str(&name));
+    let table = qualified_table::<M>(backend);
+    let col = quote_for(backend, sea_orm::IdenStatic::as_str(&name));
     let limit = MAX_KINDS + 1;
     let sql = match backend {
         // SQLite stops the recursion at the LIMIT of its recursive part.

@@ -230,7 +230,11 @@ async fn read_known<M: TrackingConfig>(
     window: u64,
 ) -> Result<Known, DbErr> {
     Ok(Known {
-        names: task_names::<M>(db).await?,
+        // The kinds' loose index scan (at most `MAX_KINDS` names; a term
+        // among names past those is found by the routes below).
+        names: crate::dashboard::kinds::distinct_names::<M>(db)
+            .await?
+            .names,
         text_index: has_search_index::<M>(db, settings).await?,
         key_is_binary: key_is_binary::<M>(db).await?,
         window_start: window_start::<M>(db, window).await?,
@@ -466,39 +470,6 @@ async fn text_candidates<M: TrackingConfig>(
     Ok((keys.len() as u64 <= TEXT_CANDIDATES).then_some(keys))
 }
 
-/// The distinct task names.
-async fn task_names<M: TrackingConfig>(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
-    let Some(name) = M::binding(Role::Name).map(|b| b.column) else {
-        return Ok(Vec::new());
-    };
-    let backend = db.get_database_backend();
-    let table = quote_for(backend, M::Entity::default().table_name());
-    let col = quote_for(backend, name.as_str());
-    let sql = match backend {
-        // A loose index scan of the name index: one seek per name instead
-        // of reading every run (neither has a skip scan that does it alone).
-        DbBackend::Postgres | DbBackend::Sqlite => format!(
-            "WITH RECURSIVE n(v) AS ( \
-               SELECT MIN({col}) FROM {table} \
-               UNION ALL \
-               SELECT (SELECT MIN({col}) FROM {table} WHERE {col} > n.v) \
-               FROM n WHERE n.v IS NOT NULL) \
-             SELECT v FROM n WHERE v IS NOT NULL LIMIT 10000"
-        ),
-        // MySQL reads DISTINCT by a loose index scan itself.
-        _ => format!(
-            "SELECT DISTINCT {col} FROM {table} WHERE {col} IS NOT NULL ORDER BY {col} LIMIT 10000"
-        ),
-    };
-    let rows = db
-        .query_all_raw(Statement::from_string(backend, sql))
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.try_get_by_index::<String>(0).ok())
-        .collect())
-}
-
 /// The creation time of the `window`-th newest run, if there are that many.
 async fn window_start<M: TrackingConfig>(
     db: &DatabaseConnection,
@@ -542,7 +513,7 @@ async fn key_is_binary<M: TrackingConfig>(db: &DatabaseConnection) -> Result<boo
              FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation \
              WHERE a.attrelid = to_regclass($1) AND a.attname = $2",
             vec![
-                quote_for(backend, &table).into(),
+                qualified_table::<M>(backend).into(),
                 key.as_str().to_owned().into(),
             ],
         ),
@@ -593,18 +564,21 @@ async fn has_search_index<M: TrackingConfig>(
         DbBackend::Sqlite => ("SELECT name FROM pragma_table_info(?)", fts_table(&table)),
         // The trigram indexes' definitions, `… USING gin (lower((col)::text) gin_trgm_ops)`.
         DbBackend::Postgres => (
-            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+            "SELECT indexdef FROM pg_indexes \
+             WHERE schemaname = COALESCE($2, current_schema()) \
              AND tablename = $1 AND indexdef LIKE '%gin_trgm_ops%'",
             table.clone(),
         ),
         _ => return Ok(false),
     };
+    let mut values = vec![Value::from(value)];
+    if backend == DbBackend::Postgres {
+        values.push(Value::from(
+            M::Entity::default().schema_name().map(str::to_owned),
+        ));
+    }
     let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [Value::from(value)],
-        ))
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     let found: Vec<String> = rows
         .iter()
@@ -639,6 +613,20 @@ pub(crate) fn quote(name: &str) -> String {
 }
 
 /// `name` as an identifier of `backend` (backticks on MySQL).
+/// The runs table's name quoted for `backend`, with its schema when the
+/// entity names one.
+pub(crate) fn qualified_table<M: TrackingConfig>(backend: DbBackend) -> String {
+    let entity = M::Entity::default();
+    match entity.schema_name() {
+        Some(schema) => format!(
+            "{}.{}",
+            quote_for(backend, schema),
+            quote_for(backend, entity.table_name())
+        ),
+        None => quote_for(backend, entity.table_name()),
+    }
+}
+
 pub(crate) fn quote_for(backend: DbBackend, name: &str) -> String {
     match backend {
         DbBackend::MySql => format!("`{}`", name.replace('`', "``")),
