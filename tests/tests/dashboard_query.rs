@@ -10,7 +10,7 @@ use tasktrail::DashboardConfig;
 use tasktrail::dashboard::query::{ListQuery, list};
 use tasktrail::{DashboardSettings, Event};
 use tasktrail_tests::entities::task_run;
-use tasktrail_tests::{Backend, backends, connect};
+use tasktrail_tests::{Backend, TestDb, backends, connect};
 
 tasktrail::dashboard! {
     struct Ops<task_run::Entity> {
@@ -98,27 +98,52 @@ async fn all_pages(
     settings: &DashboardSettings,
     query: &str,
 ) -> Vec<String> {
-    let mut query = parse(settings, query).unwrap();
-    let mut keys = Vec::new();
+    let query = parse(settings, query).unwrap();
+    all_rows(db, settings, query)
+        .await
+        .into_iter()
+        .map(|r| r.task_key)
+        .collect()
+}
+
+/// The rows of every page of `query`, in order.
+async fn all_rows(
+    db: &sea_orm::DatabaseConnection,
+    settings: &DashboardSettings,
+    mut query: ListQuery,
+) -> Vec<task_run::Model> {
+    let mut rows = Vec::new();
     loop {
         let page = list::<task_run::Model>(db, settings, &query).await.unwrap();
         assert!(page.rows.len() as u64 <= query.limit);
-        keys.extend(page.rows.into_iter().map(|r| r.task_key));
+        rows.extend(page.rows);
         match page.next {
             Some(next) => query.after = Some(next),
-            None => return keys,
+            None => return rows,
         }
     }
 }
 
-async fn list_query(backend: Backend) {
-    let (db, _g) = connect(backend).await;
+/// A table of 30 seeded runs on `backend`.
+async fn seeded(
+    backend: Backend,
+) -> (
+    sea_orm::DatabaseConnection,
+    TestDb,
+    task_run::Tracker,
+    DashboardSettings,
+) {
+    let (db, guard) = connect(backend).await;
     tasktrail::schema::create::<task_run::Model>(&db)
         .await
         .unwrap();
     let tracker = task_run::Tracker::new(db.clone());
     seed(&tracker, 0, 30).await;
-    let settings = Ops::default().settings();
+    (db, guard, tracker, Ops::default().settings())
+}
+
+async fn list_query(backend: Backend) {
+    let (db, _g, tracker, settings) = seeded(backend).await;
 
     // Malformed parameters are errors with a message, before any query.
     for (query, message) in [
@@ -223,40 +248,15 @@ backends!(list_query);
 /// the sort field; every other field that may be NULL comes back empty,
 /// and the pages are the same runs in the same order.
 async fn list_reads_only_what_is_asked(backend: Backend) {
-    let (db, _g) = connect(backend).await;
-    tasktrail::schema::create::<task_run::Model>(&db)
-        .await
-        .unwrap();
-    let tracker = task_run::Tracker::new(db.clone());
-    seed(&tracker, 0, 30).await;
-    let settings = Ops::default().settings();
+    let (db, _g, _tracker, settings) = seeded(backend).await;
 
     // Sorted by a field that may be NULL and is not read.
     for sort in ["sort=-completed_at", "sort=failed_at", ""] {
-        let mut full = parse(&settings, sort).unwrap();
+        let full = parse(&settings, sort).unwrap();
         let mut lean = full.clone();
         lean.reads = Some(vec!["task_name", "user_label"]);
-        let (mut full_rows, mut lean_rows) = (Vec::new(), Vec::new());
-        loop {
-            let page = list::<task_run::Model>(&db, &settings, &full)
-                .await
-                .unwrap();
-            full_rows.extend(page.rows);
-            match page.next {
-                Some(next) => full.after = Some(next),
-                None => break,
-            }
-        }
-        loop {
-            let page = list::<task_run::Model>(&db, &settings, &lean)
-                .await
-                .unwrap();
-            lean_rows.extend(page.rows);
-            match page.next {
-                Some(next) => lean.after = Some(next),
-                None => break,
-            }
-        }
+        let full_rows = all_rows(&db, &settings, full).await;
+        let lean_rows = all_rows(&db, &settings, lean).await;
         assert_eq!(full_rows.len(), 30, "{sort}");
         assert_eq!(lean_rows.len(), full_rows.len(), "{sort}");
         for (full, lean) in full_rows.iter().zip(&lean_rows) {
