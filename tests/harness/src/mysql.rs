@@ -162,6 +162,10 @@ impl Instance {
             .arg(format!("--user={}", instance.user))
             .arg(format!("--datadir={}", instance.data().display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            // Passed on to the bootstrapping mariadbd: its temporary tables
+            // in this server's own directory, not the shared /tmp (a CI run
+            // failed on "Error on delete of '/tmp/#sql-temptable-…'").
+            .arg(format!("--tmpdir={}", instance.dir.display()))
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .status()
@@ -208,6 +212,7 @@ impl Instance {
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}/mariadbd.sock", self.dir.display()))
             .arg(format!("--pid-file={}/mariadbd.pid", self.dir.display()))
+            .arg(format!("--tmpdir={}", self.dir.display()))
             // A test server: durability off, room for every test's pools.
             .args([
                 "--innodb-flush-log-at-trx-commit=0",
