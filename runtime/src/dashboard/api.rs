@@ -284,22 +284,20 @@ pub(crate) struct Rfc3339(pub chrono::DateTime<chrono::Utc>);
 
 impl std::fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use chrono::{Datelike as _, Timelike as _};
+        use chrono::Timelike as _;
         let t = self.0.naive_utc();
-        // A leap second is written as second 60.
-        let (second, nanos) = match t.nanosecond() {
-            n if n >= 1_000_000_000 => (t.second() + 1, n - 1_000_000_000),
-            n => (t.second(), n),
+        // A leap second is written as second 60 (the digits show 59).
+        let (leap, nanos) = match t.nanosecond() {
+            n if n >= 1_000_000_000 => (true, n - 1_000_000_000),
+            n => (false, n),
         };
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{second:02}",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute()
-        )?;
+        let digits = crate::dashboard::pages::DateTimeText(t, 'T');
+        if leap {
+            let text = digits.to_string();
+            write!(f, "{}60", &text[..text.len() - 2])?;
+        } else {
+            write!(f, "{digits}")?;
+        }
         // As many digits as the fraction needs, in groups of three.
         match nanos {
             0 => {}

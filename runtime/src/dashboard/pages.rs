@@ -397,6 +397,28 @@ fn url(path: &str, pairs: &[(String, String)]) -> String {
     format!("{path}?{}", query.finish())
 }
 
+/// `2026-12-06 21:04:05` (or with `T` between date and time): the digits
+/// of a wall-clock time to the second, without a format pattern.
+pub(crate) struct DateTimeText(pub chrono::NaiveDateTime, pub char);
+
+impl std::fmt::Display for DateTimeText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::{Datelike as _, Timelike as _};
+        let t = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}{}{:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            self.1,
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
+}
+
 /// How times are shown: `UTC`, the server's local zone, or a fixed offset.
 #[derive(Clone, Copy)]
 pub(crate) enum Zone {
@@ -453,17 +475,7 @@ impl Zone {
     /// time cell of every page (chrono's `format` parses its pattern
     /// again for each value).
     pub(crate) fn show(self, t: chrono::DateTime<chrono::Utc>) -> String {
-        use chrono::{Datelike as _, Timelike as _};
-        let w = self.wall(t);
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            w.year(),
-            w.month(),
-            w.day(),
-            w.hour(),
-            w.minute(),
-            w.second()
-        )
+        DateTimeText(self.wall(t), ' ').to_string()
     }
 
     /// With milliseconds, for log lines.
@@ -472,7 +484,7 @@ impl Zone {
         let w = self.wall(t);
         // A leap second's nanoseconds run past 1,000,000,000.
         let millis = (w.nanosecond() / 1_000_000).min(999);
-        format!("{}.{millis:03}", self.show(t))
+        format!("{}.{millis:03}", DateTimeText(w, ' '))
     }
 
     pub(crate) fn format(self, t: chrono::DateTime<chrono::Utc>, format: &str) -> String {
