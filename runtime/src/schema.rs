@@ -28,11 +28,21 @@ use crate::config::{Role, TrackingConfig};
 
 /// The index statements the dashboard and the lifecycle manager need:
 /// a unique index on the key (unless the entity declares the key unique or
-/// primary), `(status, created_at)`, `created_at` and, when `updated_at`
-/// is mapped, `(status, updated_at)` (what the retention's purge selects
-/// by), and, when a task name is mapped, `(task_name, created_at, status)`
-/// (the dashboard's task-kind pages: the distinct names, and one kind's
-/// counts, runs over time and newest runs, read from the index alone).
+/// primary), `(status, created_at, key)`, `(created_at, key)` and, when
+/// `updated_at` is mapped, `(status, updated_at, key)` (what the
+/// retention's purge selects by), and, when a task name is mapped,
+/// `(task_name, created_at, status, key)` (the dashboard's task-kind pages:
+/// the distinct names, and one kind's counts, runs over time and newest
+/// runs, read from the index alone).
+///
+/// An index by time ends with the key because the dashboard pages by
+/// `(time, key)`: with the key in the index the page's order is the
+/// index's, and the database reads the page's rows and stops. Without it,
+/// SQLite sorts each page's rows that share a time in a temporary B-tree
+/// (one built and torn down per page), PostgreSQL adds an incremental sort
+/// and MySQL sorts every row in range. Indexes made by an earlier version
+/// under the same names are left as they are; see the dashboard guide
+/// ("Under load") to remake them.
 pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
     let entity = M::Entity::default();
     let table = entity.table_name();
@@ -113,6 +123,9 @@ pub fn indexes<M: TrackingConfig>() -> Vec<IndexCreateStatement> {
             .if_not_exists();
         out.push(by_kind);
     }
+    for index in &mut out {
+        with_key_last::<M>(index);
+    }
     out
 }
 
@@ -146,10 +159,7 @@ pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), 
         create_index(db, &index).await?;
     }
     let name = M::binding(Role::Name).map(|b| b.column.as_str());
-    for mut index in indexes::<M>() {
-        if backend == DbBackend::MySql {
-            with_key_last::<M>(&mut index);
-        }
+    for index in indexes::<M>() {
         let by_name = name.is_some_and(|name| {
             index
                 .get_index_spec()
@@ -183,10 +193,8 @@ pub async fn create<M: TrackingConfig>(db: &impl ConnectionTrait) -> Result<(), 
     Ok(())
 }
 
-/// On MySQL, an index by time ends with the key: the dashboard pages by
-/// `(time, key)`, and InnoDB, unlike PostgreSQL and SQLite, sorts the rows
-/// that share a time (a filesort of every row in range) unless the index
-/// holds the key. The unique index on the key is left alone.
+/// An index by time ends with the key (see [`indexes`]). The unique index
+/// on the key is left alone.
 fn with_key_last<M: TrackingConfig>(index: &mut IndexCreateStatement) {
     let key = M::binding(Role::Key)
         .expect("the derive guarantees a key column")
