@@ -291,21 +291,39 @@ impl std::fmt::Display for Rfc3339 {
             n if n >= 1_000_000_000 => (true, n - 1_000_000_000),
             n => (false, n),
         };
-        let digits = crate::dashboard::pages::DateTimeText(t, 'T');
+        let digits = crate::dashboard::pages::DateTimeText(t, b'T');
+        let Some(date) = digits.bytes() else {
+            // A year of more than four digits, or before year 0.
+            return write!(f, "{}", self.0.to_rfc3339());
+        };
+        // Built in one buffer and written once: a page of runs has five
+        // times each, and the formatter's padding per field cost more
+        // than the rest of the JSON.
+        let mut out = [0u8; 19 + 10 + 6];
+        out[..19].copy_from_slice(&date);
         if leap {
-            let text = digits.to_string();
-            write!(f, "{}60", &text[..text.len() - 2])?;
-        } else {
-            write!(f, "{digits}")?;
+            out[17..19].copy_from_slice(b"60");
         }
+        let mut len = 19;
         // As many digits as the fraction needs, in groups of three.
-        match nanos {
-            0 => {}
-            n if n % 1_000_000 == 0 => write!(f, ".{:03}", n / 1_000_000)?,
-            n if n % 1_000 == 0 => write!(f, ".{:06}", n / 1_000)?,
-            n => write!(f, ".{n:09}")?,
+        let (fraction, places) = match nanos {
+            0 => (0, 0),
+            n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
+            n if n % 1_000 == 0 => (n / 1_000, 6),
+            n => (n, 9),
+        };
+        if places > 0 {
+            out[len] = b'.';
+            let mut rest = fraction;
+            for i in (0..places).rev() {
+                out[len + 1 + i] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            len += 1 + places;
         }
-        f.write_str("+00:00")
+        out[len..len + 6].copy_from_slice(b"+00:00");
+        len += 6;
+        f.write_str(std::str::from_utf8(&out[..len]).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -588,6 +606,29 @@ mod tests {
             .unwrap()
             .and_utc();
         times.push(leap);
+        // Years outside four digits take chrono's own path.
+        times.push(chrono::Utc.with_ymd_and_hms(12345, 6, 7, 8, 9, 10).unwrap());
+        times.push(chrono::Utc.with_ymd_and_hms(-44, 3, 15, 12, 0, 0).unwrap());
+        times.push(chrono::Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap());
+        times.push(
+            chrono::Utc
+                .with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+                .unwrap(),
+        );
+        // Spread over centuries, with fractions of every precision.
+        for i in 0..5_000_i64 {
+            let fraction = match i % 4 {
+                0 => 0,
+                1 => (i * 7) % 1_000 * 1_000_000,
+                2 => (i * 7_919) % 1_000_000 * 1_000,
+                _ => (i * 104_729) % 1_000_000_000,
+            };
+            times.push(
+                chrono::Utc.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).unwrap()
+                    + chrono::Duration::seconds(i * 1_299_827)
+                    + chrono::Duration::nanoseconds(fraction),
+            );
+        }
         for t in times {
             assert_eq!(Rfc3339(t).to_string(), t.to_rfc3339());
         }

@@ -265,9 +265,23 @@ fn live_kind(role: Option<Role>) -> &'static str {
     }
 }
 
-/// The percent a progress text such as `40%` shows.
-fn percent(text: &str) -> f64 {
+/// The percent a progress text such as `40%` shows; 0 for any other
+/// field (the page draws a bar for progress cells only).
+fn percent(role: Option<Role>, text: &str) -> f64 {
+    if role != Some(Role::Progress) {
+        return 0.0;
+    }
     text.trim_end_matches('%').trim().parse().unwrap_or(0.0)
+}
+
+/// A fractional percent as `{x:.0}%` writes it (ties to even), without
+/// the exact float formatting (its slow path) for the usual 0 – 100.
+fn whole_percent(x: f64) -> String {
+    if x.is_sign_positive() && x < 1e15 {
+        format!("{}%", x.round_ties_even() as i64)
+    } else {
+        format!("{x:.0}%")
+    }
 }
 
 struct FilterOption {
@@ -399,23 +413,42 @@ fn url(path: &str, pairs: &[(String, String)]) -> String {
 
 /// `2026-12-06 21:04:05` (or with `T` between date and time): the digits
 /// of a wall-clock time to the second, without a format pattern.
-pub(crate) struct DateTimeText(pub chrono::NaiveDateTime, pub char);
+pub(crate) struct DateTimeText(pub chrono::NaiveDateTime, pub u8);
+
+impl DateTimeText {
+    /// The 19 bytes, for a year of four digits (`None` otherwise): written
+    /// into a buffer and handed on in one piece, for each `{:02}` through
+    /// the formatter was most of a JSON page's time columns.
+    pub(crate) fn bytes(&self) -> Option<[u8; 19]> {
+        use chrono::{Datelike as _, Timelike as _};
+        let t = self.0;
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        let mut out = *b"0000-00-00 00:00:00";
+        let two = |out: &mut [u8; 19], at: usize, n: u32| {
+            out[at] = b'0' + (n / 10) as u8;
+            out[at + 1] = b'0' + (n % 10) as u8;
+        };
+        two(&mut out, 0, year / 100);
+        two(&mut out, 2, year % 100);
+        two(&mut out, 5, t.month());
+        two(&mut out, 8, t.day());
+        out[10] = self.1;
+        two(&mut out, 11, t.hour());
+        two(&mut out, 14, t.minute());
+        two(&mut out, 17, t.second());
+        Some(out)
+    }
+}
 
 impl std::fmt::Display for DateTimeText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use chrono::{Datelike as _, Timelike as _};
-        let t = self.0;
-        write!(
-            f,
-            "{:04}-{:02}-{:02}{}{:02}:{:02}:{:02}",
-            t.year(),
-            t.month(),
-            t.day(),
-            self.1,
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
+        if let Some(bytes) = self.bytes() {
+            // ASCII digits and separators only.
+            return f.write_str(std::str::from_utf8(&bytes).map_err(|_| std::fmt::Error)?);
+        }
+        // Years outside 0 – 9999 as chrono writes them (`+12345`, `-0044`).
+        let sep = char::from(self.1);
+        write!(f, "{}", self.0.format(&format!("%Y-%m-%d{sep}%H:%M:%S")))
     }
 }
 
@@ -475,7 +508,7 @@ impl Zone {
     /// time cell of every page (chrono's `format` parses its pattern
     /// again for each value).
     pub(crate) fn show(self, t: chrono::DateTime<chrono::Utc>) -> String {
-        DateTimeText(self.wall(t), ' ').to_string()
+        DateTimeText(self.wall(t), b' ').to_string()
     }
 
     /// With milliseconds, for log lines.
@@ -484,7 +517,7 @@ impl Zone {
         let w = self.wall(t);
         // A leap second's nanoseconds run past 1,000,000,000.
         let millis = (w.nanosecond() / 1_000_000).min(999);
-        format!("{}.{millis:03}", DateTimeText(w, ' '))
+        format!("{}.{millis:03}", DateTimeText(w, b' '))
     }
 
     pub(crate) fn format(self, t: chrono::DateTime<chrono::Utc>, format: &str) -> String {
@@ -511,12 +544,15 @@ fn display<M: TrackingConfig>(
     if let Some(t) = crate::config::value_time(&value) {
         return (zone.show(t), false);
     }
-    match &value {
+    let json_text = matches!(field.role, Some(Role::Args | Role::Kwargs | Role::Result));
+    match value {
+        // Text is shown as it is (JSON kept as text, formatted, below).
+        V::String(Some(s)) if !json_text => return (s, false),
         V::Float(Some(x)) if field.role == Some(Role::Progress) => {
-            return (format!("{x:.0}%"), false);
+            return (whole_percent(f64::from(x)), false);
         }
         V::Double(Some(x)) if field.role == Some(Role::Progress) => {
-            return (format!("{x:.0}%"), false);
+            return (whole_percent(x), false);
         }
         // An integer progress column holds the percent, rounded.
         V::SmallInt(Some(n)) if field.role == Some(Role::Progress) => {
@@ -534,9 +570,7 @@ fn display<M: TrackingConfig>(
         serde_json::Value::Null => (String::new(), false),
         serde_json::Value::String(s) => {
             // JSON kept as text is shown formatted.
-            if matches!(field.role, Some(Role::Args | Role::Kwargs | Role::Result))
-                && let Ok(json) = serde_json::from_str::<serde_json::Value>(&s)
-            {
+            if json_text && let Ok(json) = serde_json::from_str::<serde_json::Value>(&s) {
                 return (serde_json::to_string_pretty(&json).unwrap_or(s), true);
             }
             (s, false)
@@ -572,7 +606,7 @@ fn table_row<M: TrackingConfig>(
                     String::new()
                 };
                 Cell {
-                    number: percent(&text),
+                    number: percent(f.role, &text),
                     text,
                     class,
                     field: f.field,
@@ -939,7 +973,7 @@ pub(crate) async fn run<C: DashboardConfig>(
             FieldView {
                 label: f.label,
                 field: f.field,
-                number: percent(&text),
+                number: percent(f.role, &text),
                 kind: if json { "" } else { live_kind(f.role) },
                 text,
                 json,
@@ -1108,6 +1142,35 @@ mod tests {
     use chrono::TimeZone as _;
 
     #[test]
+    fn whole_percent_writes_what_the_float_format_writes() {
+        let mut values = vec![
+            0.0,
+            0.5,
+            1.5,
+            2.5,
+            49.5,
+            50.5,
+            99.5,
+            100.0,
+            0.499_999_999_999_999_94,
+            33.333,
+            66.6,
+            1e14 + 0.5,
+            1e15,
+            1e300,
+            -0.0,
+            -0.4,
+            -1.5,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        values.extend((0..=2000).map(|i| f64::from(i) / 20.0));
+        for x in values {
+            assert_eq!(super::whole_percent(x), format!("{x:.0}%"), "{x}");
+        }
+    }
+
+    #[test]
     fn times_are_shown_as_chrono_formats_them() {
         let zones = [
             Zone::Utc,
@@ -1123,6 +1186,11 @@ mod tests {
                 .with_ymd_and_hms(2024, 2, 29, 23, 59, 59)
                 .unwrap()
                 + chrono::Duration::microseconds(999_999),
+            chrono::Utc.with_ymd_and_hms(12345, 6, 7, 8, 9, 10).unwrap(),
+            chrono::Utc.with_ymd_and_hms(-44, 3, 15, 12, 0, 0).unwrap(),
+            chrono::Utc
+                .with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+                .unwrap(),
         ];
         for zone in zones {
             for t in times {
