@@ -481,10 +481,7 @@ async fn open_table(env: &Env) -> PathBuf {
             started.elapsed().as_secs_f64()
         );
     }
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&pool)
-        .await
-        .expect("checkpoint");
+    checkpoint(&DatabaseConnection::from(pool.clone())).await;
     pool.close().await;
     path
 }
