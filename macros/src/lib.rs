@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 mod dashboard;
+#[cfg(test)]
+mod fuzz_tests;
 mod tracking;
 
 use proc_macro::TokenStream;

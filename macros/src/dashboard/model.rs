@@ -185,13 +185,39 @@ fn idents(value: &TokenStream, key: &str) -> Result<Vec<Ident>, Error> {
         ))
         .with_span(first));
     }
-    Ok(list
+    let list: Vec<Ident> = list
         .into_iter()
         .filter_map(|n| match n {
             Name::Bare(i) => Some(i),
             Name::Quoted(_) => None,
         })
-        .collect())
+        .collect();
+    if key != "actions" {
+        let mut errors = Error::accumulator();
+        for name in &list {
+            errors.handle(field_name(name));
+        }
+        errors.finish()?;
+    }
+    Ok(list)
+}
+
+/// Refuses a keyword or `_` where a field name goes: the generated code
+/// reads `model.<name>`, which would not parse. A field called `type` is
+/// written `r#type`.
+fn field_name(name: &Ident) -> Result<(), Error> {
+    if syn::parse2::<Ident>(quote::ToTokens::to_token_stream(name)).is_ok() {
+        return Ok(());
+    }
+    let message = if matches!(
+        name.to_string().as_str(),
+        "_" | "self" | "Self" | "super" | "crate"
+    ) {
+        format!("`{name}` is not a field name")
+    } else {
+        format!("`{name}` is a keyword: a field called `{name}` is written `r#{name}`")
+    };
+    Err(Error::custom(message).with_span(name))
 }
 
 /// `1.5s`: the same duration in a unit that makes it whole, if there is one.
@@ -229,11 +255,11 @@ fn duration(value: &TokenStream, key: &str) -> Result<Duration, Error> {
     let n = lit
         .base10_parse::<u64>()
         .map_err(|e| Error::custom(format!("`{key}`: {e}")))?;
-    let d = match lit.suffix() {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+    let unit_ms: u64 = match lit.suffix() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
         "" => {
             return Err(Error::custom(format!(
                 "`{key}` needs a unit: `{n}s`, `{n}ms`, `{n}m` or `{n}h`"
@@ -245,7 +271,15 @@ fn duration(value: &TokenStream, key: &str) -> Result<Duration, Error> {
             )));
         }
     };
-    Ok(d)
+    // The generated code holds the duration in milliseconds, as a `u64`.
+    let ms = n.checked_mul(unit_ms).ok_or_else(|| {
+        let unit = lit.suffix();
+        Error::custom(format!(
+            "`{key}: {n}{unit}` is too long: at most `{}{unit}`",
+            u64::MAX / unit_ms
+        ))
+    })?;
+    Ok(Duration::from_millis(ms))
 }
 
 fn sort(value: &TokenStream) -> Result<(Ident, bool), Error> {
@@ -265,6 +299,7 @@ fn sort(value: &TokenStream) -> Result<(Ident, bool), Error> {
         Some(TokenTree::Ident(i)) => i.clone(),
         _ => return Err(bad()),
     };
+    field_name(&field)?;
     match tokens.get(1..) {
         Some([]) => Ok((field, false)),
         Some([TokenTree::Ident(dir)]) if dir == "asc" => Ok((field, false)),

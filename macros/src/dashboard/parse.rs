@@ -67,8 +67,12 @@ impl Parse for Input {
                     lit.span(),
                     format!("write the key without quotes: `{name}: …`"),
                 ));
+                // `set_span`, not `Ident::new`, which panics on `"r#type"`.
                 syn::parse_str::<Ident>(&name)
-                    .map(|i| Ident::new(&i.to_string(), lit.span()))
+                    .map(|mut i| {
+                        i.set_span(lit.span());
+                        i
+                    })
                     .map_err(|_| syn::Error::new(lit.span(), "expected a key such as `title`"))?
             } else {
                 body.call(syn::ext::IdentExt::parse_any)?

@@ -128,3 +128,63 @@ fn the_suggested_entity_is_used() {
     // `Debug` is refused (and dropped), `Eq` is kept.
     assert!(output.contains("# [derive (Eq)]"), "{output}");
 }
+
+// Regressions found by the property test (`fuzz_tests`), each its shrunk
+// input as it stands.
+
+#[test]
+fn a_quoted_raw_key_is_read_without_panicking() {
+    // `Ident::new("r#type", …)` panicked.
+    let found = messages(quote! {
+        ::tasktrail;
+        struct Ops<task_run::Entity> { "r#type" }
+    });
+    assert_eq!(found, ["`r#type` needs a value: write `r#type: …`"]);
+}
+
+#[test]
+fn a_duration_past_u64_milliseconds_is_refused() {
+    // `n * 60` overflowed (a panic in debug builds, a wrong duration in
+    // release ones).
+    let found = messages(quote! {
+        ::tasktrail;
+        struct Ops<task_run::Entity> { poll_interval: 18446744073709551615m, title: "Tasks", }
+    });
+    assert_eq!(
+        found,
+        ["`poll_interval: 18446744073709551615m` is too long: at most `307445734561825m`"]
+    );
+    // The longest of each unit is still read.
+    assert!(
+        messages(quote! {
+            ::tasktrail;
+            struct Ops<task_run::Entity> {
+                poll_interval: 307445734561825m,
+                stuck_after: 18446744073709551615ms,
+            }
+        })
+        .is_empty()
+    );
+}
+
+#[test]
+fn a_keyword_as_a_field_name_is_refused() {
+    // `columns: [fn]` generated `model.fn`, which does not parse, and no
+    // error said why.
+    let found = messages(quote! {
+        ::tasktrail;
+        struct Ops<task_run::Entity> { columns: [fn], }
+    });
+    assert_eq!(
+        found,
+        ["`fn` is a keyword: a field called `fn` is written `r#fn`"]
+    );
+    let found = messages(quote! {
+        ::tasktrail;
+        struct Ops<task_run::Entity> { search: [_, r#type], sort: self desc }
+    });
+    assert_eq!(
+        found,
+        ["`_` is not a field name", "`self` is not a field name"]
+    );
+}

@@ -56,7 +56,7 @@ fn error(span: Span, message: impl std::fmt::Display) -> darling::Error {
 #[derive(Default)]
 struct SeaOrmField {
     ignore: bool,
-    enum_name: Option<String>,
+    enum_name: Option<syn::LitStr>,
 }
 
 fn sea_orm_field(attrs: &[syn::Attribute]) -> SeaOrmField {
@@ -67,8 +67,7 @@ fn sea_orm_field(attrs: &[syn::Attribute]) -> SeaOrmField {
             if meta.path.is_ident("ignore") {
                 out.ignore = true;
             } else if meta.path.is_ident("enum_name") {
-                let lit: syn::LitStr = meta.value()?.parse()?;
-                out.enum_name = Some(lit.value());
+                out.enum_name = Some(meta.value()?.parse()?);
             } else if meta.input.peek(syn::Token![=]) {
                 let _: syn::Expr = meta.value()?.parse()?;
             } else if meta.input.peek(syn::token::Paren) {
@@ -80,15 +79,35 @@ fn sea_orm_field(attrs: &[syn::Attribute]) -> SeaOrmField {
     out
 }
 
-/// The `Column` variant sea-orm's `DeriveEntityModel` generates for a field.
-fn column_variant(name: &str, enum_name: Option<&str>, span: Span) -> syn::Ident {
+/// The `Column` variant sea-orm's `DeriveEntityModel` generates for a field,
+/// or why there is none: the name it would have is not an identifier (a
+/// field called `_` or `_1`, an `enum_name` such as `"a b"`).
+fn column_variant(name: &str, enum_name: Option<&str>, span: Span) -> Result<syn::Ident, String> {
     let variant = enum_name.map_or_else(|| name.to_upper_camel_case(), str::to_owned);
     let variant = if variant == "Self" {
         "Self_".to_owned()
     } else {
         variant
     };
-    syn::Ident::new(&variant, span)
+    match syn::parse_str::<syn::Ident>(&variant) {
+        Ok(mut ident) => {
+            ident.set_span(span);
+            Ok(ident)
+        }
+        Err(_) if enum_name.is_some() => Err(format!(
+            "`enum_name = {variant:?}` is not an identifier: sea-orm names `{name}`'s `Column` variant with it"
+        )),
+        Err(_) => {
+            let what = if variant.is_empty() {
+                "empty".to_owned()
+            } else {
+                format!("`{variant}`, not an identifier")
+            };
+            Err(format!(
+                "`{name}` has no sea-orm `Column` variant: its name in UpperCamelCase is {what}; name the variant with `#[sea_orm(enum_name = \"…\")]` or rename the field"
+            ))
+        }
+    }
 }
 
 /// `task_name` → `Task name`.
@@ -255,8 +274,17 @@ impl Model {
                 ));
             }
 
+            let enum_name = sea.enum_name.as_ref().map(syn::LitStr::value);
+            let variant = match column_variant(&name, enum_name.as_deref(), ident.span()) {
+                Ok(variant) => variant,
+                Err(message) => {
+                    let span = sea.enum_name.as_ref().map_or(ident.span(), |l| l.span());
+                    errors.push(error(span, message));
+                    continue;
+                }
+            };
             fields.push(Field {
-                variant: column_variant(&name, sea.enum_name.as_deref(), ident.span()),
+                variant,
                 label: f
                     .label
                     .as_ref()
@@ -374,10 +402,11 @@ mod tests {
     #[test]
     fn column_variants_follow_sea_orm() {
         let s = Span::call_site();
-        assert_eq!(column_variant("task_key", None, s), "TaskKey");
-        assert_eq!(column_variant("step2_at", None, s), "Step2At");
-        assert_eq!(column_variant("x", Some("Renamed"), s), "Renamed");
-        assert_eq!(column_variant("self", None, s), "Self_");
+        let variant = |name, enum_name| column_variant(name, enum_name, s).expect("a variant");
+        assert_eq!(variant("task_key", None), "TaskKey");
+        assert_eq!(variant("step2_at", None), "Step2At");
+        assert_eq!(variant("x", Some("Renamed")), "Renamed");
+        assert_eq!(variant("self", None), "Self_");
     }
 
     #[test]

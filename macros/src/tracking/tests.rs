@@ -196,3 +196,51 @@ fn the_runtime_status_enum_as_a_column_is_refused_first() {
         .is_empty()
     );
 }
+
+// Regressions found by the property test (`fuzz_tests`), each its shrunk
+// input as it stands.
+
+#[test]
+fn a_field_without_a_column_variant_is_an_error_not_a_panic() {
+    // `_` in UpperCamelCase is empty: `Ident::new("", …)` panicked.
+    let found = messages(quote! {
+        struct Model { _ : String , }
+    });
+    assert_eq!(
+        found[0],
+        "`_` has no sea-orm `Column` variant: its name in UpperCamelCase is empty; name the variant with `#[sea_orm(enum_name = \"…\")]` or rename the field"
+    );
+    // A variant that starts with a digit, and an `enum_name` with a space.
+    let found = messages(quote! {
+        struct Model {
+            _1x: String,
+            #[sea_orm(enum_name = "a b")]
+            note: String,
+        }
+    });
+    assert!(found[0].contains("is `1x`, not an identifier"), "{found:?}");
+    assert_eq!(
+        found[1],
+        "`enum_name = \"a b\"` is not an identifier: sea-orm names `note`'s `Column` variant with it"
+    );
+}
+
+#[test]
+fn a_generic_path_in_a_string_gets_a_turbofish() {
+    // `a<T>::__private::Option::Some(…)` in an expression read as chained
+    // comparisons: the expansion did not parse, and no error said why.
+    let input = quote! {
+        # [tracking (crate = "a<T>")] struct Model { task_key : String , status : String , }
+    };
+    let output = {
+        let input: syn::DeriveInput = syn::parse2(input).expect("a derive input");
+        super::expand(&input)
+    };
+    assert!(syn::parse2::<syn::File>(output.clone()).is_ok(), "{output}");
+    assert!(
+        output
+            .to_string()
+            .contains("a :: < T > :: __private :: Option"),
+        "{output}"
+    );
+}

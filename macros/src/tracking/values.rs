@@ -292,14 +292,17 @@ impl FromMeta for PathValue {
                 }
                 Expr::Lit(syn::ExprLit {
                     lit: Lit::Str(s), ..
-                }) => match s.parse::<syn::Path>() {
-                    Ok(path) => {
+                }) => match s
+                    .parse::<syn::Path>()
+                    .map(|path| expression_path(path, s.span()))
+                {
+                    Ok(Some(path)) => {
                         return Ok(PathValue {
                             path,
                             span: s.span(),
                         });
                     }
-                    Err(_) => format!(
+                    _ => format!(
                         "`{:?}` is not a path: `{key}` takes {what}, e.g. `{example}`",
                         s.value()
                     ),
@@ -313,6 +316,24 @@ impl FromMeta for PathValue {
         };
         Err(spanned(value_span(item), message))
     }
+}
+
+/// A path read from a string, as it can be written in an expression (the
+/// generated code calls a hook and names the crate's items in expressions):
+/// generic arguments with `::` (`a<T>` → `a::<T>`, or `a < T > x` would be
+/// read as comparisons), and `None` for a path with `Fn(A) -> B` arguments,
+/// which no expression can hold.
+fn expression_path(mut path: syn::Path, span: Span) -> Option<syn::Path> {
+    for segment in &mut path.segments {
+        match &mut segment.arguments {
+            syn::PathArguments::None => {}
+            syn::PathArguments::AngleBracketed(args) => {
+                args.colon2_token.get_or_insert(syn::Token![::](span));
+            }
+            syn::PathArguments::Parenthesized(_) => return None,
+        }
+    }
+    Some(path)
 }
 
 #[cfg(test)]
@@ -380,5 +401,17 @@ mod tests {
         assert_eq!(p.path.to_token_stream().to_string(), ":: tasktrail");
         assert!(PathValue::from_meta(&meta(quote::quote!(format_user = a::b))).is_ok());
         assert!(error::<PathValue>(quote::quote!(format_user = |u| x)).contains("not a closure"));
+    }
+
+    #[test]
+    fn a_path_string_is_read_as_an_expression_path() {
+        // Found with `crate = "a<T>"` by the property test (`fuzz_tests`):
+        // the generated code uses the path in expressions.
+        let p = PathValue::from_meta(&meta(quote::quote!(format_user = "f<T>"))).expect("generic");
+        assert_eq!(p.path.to_token_stream().to_string(), "f :: < T >");
+        assert!(
+            error::<PathValue>(quote::quote!(crate = "F(A) -> B")).contains("is not a path"),
+            "`Fn` arguments cannot be written in an expression"
+        );
     }
 }
