@@ -72,6 +72,45 @@ pub(crate) fn is_transient(err: &DbErr) -> bool {
     classify(err).is_transient()
 }
 
+/// Whether `err` says the database cannot be reached at all — no
+/// connection could be had or kept (the pool's wait, an I/O error, a
+/// closed or failing connection; PostgreSQL's class `08` and the server
+/// shutting down, `57P01`–`57P03`; MySQL's lost connection, 2006 / 2013) —
+/// rather than that it is busy (a lock, a full disk, a conflict), which
+/// one connection's retry sorts out.
+pub(crate) fn is_unreachable(err: &DbErr) -> bool {
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(e) | DbErr::Query(e) => e,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(e) = runtime else {
+        return false;
+    };
+    match &**e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            #[cfg(feature = "postgres")]
+            if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let code = e.code();
+                return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+            }
+            #[cfg(feature = "mysql")]
+            if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                return matches!(e.number(), 2006 | 2013);
+            }
+            let _ = db;
+            false
+        }
+        _ => false,
+    }
+}
+
 /// Whether `err` is a conflict between concurrent transactions that the
 /// database resolved by aborting this one (PostgreSQL's deadlock `40P01`
 /// and serialization failure `40001`): the database answers, and the same

@@ -65,6 +65,7 @@ pub struct Dashboard<C: DashboardConfig> {
     trusted_proxies: Vec<std::net::IpAddr>,
     stats_max_age: std::time::Duration,
     search_window: u64,
+    answer_within: std::time::Duration,
     logs: Option<Arc<dyn crate::logs::LogStorage>>,
     #[cfg(feature = "auth")]
     auth: Option<Arc<dyn crate::auth::AuthBackend>>,
@@ -101,6 +102,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             trusted_proxies: Vec::new(),
             stats_max_age: std::time::Duration::from_secs(2),
             search_window: super::search::DEFAULT_WINDOW,
+            answer_within: DEFAULT_ANSWER_WITHIN,
             logs: None,
             #[cfg(feature = "auth")]
             auth: None,
@@ -208,6 +210,20 @@ impl<C: DashboardConfig> Dashboard<C> {
     /// [`schema::create_search_index`]: crate::schema::create_search_index
     pub fn search_window(mut self, runs: u64) -> Self {
         self.search_window = runs.max(1);
+        self
+    }
+
+    /// How long a request may take to be answered before the dashboard
+    /// gives up on the database and answers 503 with a message and
+    /// `Retry-After` (a page as text, the API as JSON): 5 s by default.
+    ///
+    /// It bounds what a request waits for when the database is down: a
+    /// connection pool keeps trying to connect for its whole acquire timeout
+    /// (sqlx's default: 30 s) before it reports an error. A streamed answer
+    /// (the live streams, an export) is bounded until it starts, not while
+    /// it streams. Zero is taken as 1 ms.
+    pub fn answer_within(mut self, limit: std::time::Duration) -> Self {
+        self.answer_within = limit.max(std::time::Duration::from_millis(1));
         self
     }
 
@@ -395,6 +411,14 @@ impl<C: DashboardConfig> Dashboard<C> {
         };
         #[cfg(not(feature = "auth"))]
         let router = router.layer(axum::middleware::from_fn(gate::local_identity));
+        // Around everything that may wait for the database (the handlers,
+        // the sessions of the auth gate).
+        let limit = self.answer_within;
+        let router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                answer_within(limit, request, next)
+            },
+        ));
         let router = router
             .layer(axum::middleware::from_fn(links))
             .layer(axum::middleware::from_fn(security_headers));
@@ -427,6 +451,36 @@ async fn api_not_found(uri: axum::http::Uri) -> api::ApiError {
             uri.path()
         ),
     )
+}
+
+/// [`Dashboard::answer_within`]'s default.
+pub(crate) const DEFAULT_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Answers 503 (with `Retry-After`) when `next` has not answered within
+/// `limit`: the database did not answer. The handler's future is dropped;
+/// a write it had handed to the tracker goes on in the tracker's writer.
+async fn answer_within(
+    limit: std::time::Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                ?limit,
+                "tasktrail dashboard: a request was not answered in time; the database did not answer"
+            );
+            api::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the runs database did not answer within {} ms; try again",
+                    limit.as_millis()
+                ),
+            )
+            .into_plain_response()
+        }
+    }
 }
 
 /// The longest error body [`api_errors`] reads to wrap it.

@@ -14,7 +14,7 @@ use crate::limits::{NEVER, SHORTEST_PAUSE, at_most_never, pause};
 /// No value makes the tracker panic, wrap or spin; the tracker clamps them
 /// when it is built ([`Tracker::options`](crate::Tracker::options) shows
 /// what it uses): a duration over about 30 years, up to `Duration::MAX`,
-/// means never and is taken as 30 years; a zero `lease_ttl`,
+/// means never and is taken as 30 years; a zero `lease_ttl`, `connection_wait`,
 /// `heartbeat_interval` or backoff is 1 ms; `heartbeat_interval` is at most
 /// half of `lease_ttl` (else leases of live runs would lapse between two
 /// heartbeats); `max_backoff` is at least `min_backoff`; `max_concurrent`
@@ -28,6 +28,11 @@ pub struct TrackerOptions {
     pub min_backoff: Duration,
     /// The longest retry delay (default 5 s).
     pub max_backoff: Duration,
+    /// How long a write waits for one of the pool's connections before the
+    /// database is taken for unreachable and the event queues (default
+    /// 1 s). Without it a write to a database that is down would wait for
+    /// the pool's whole acquire timeout (sqlx's default: 30 s).
+    pub connection_wait: Duration,
     /// Overrides the entity's `max_payload_bytes`.
     pub max_payload_bytes: Option<usize>,
     /// How many spawned runs may run at once; the others wait as `pending`
@@ -134,6 +139,7 @@ impl Default for TrackerOptions {
             queue_capacity: 10_000,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
+            connection_wait: Duration::from_secs(1),
             max_payload_bytes: None,
             max_concurrent: None,
             progress_interval: Duration::from_millis(250),
@@ -241,6 +247,7 @@ impl TrackerOptions {
         let options = TrackerOptions {
             min_backoff,
             max_backoff: pause(self.max_backoff).max(min_backoff),
+            connection_wait: pause(self.connection_wait),
             max_concurrent: self
                 .max_concurrent
                 .map(|n| n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)),
@@ -264,6 +271,11 @@ impl TrackerOptions {
             ),
             ("min_backoff", given.min_backoff, options.min_backoff),
             ("max_backoff", given.max_backoff, options.max_backoff),
+            (
+                "connection_wait",
+                given.connection_wait,
+                options.connection_wait,
+            ),
         ];
         for (setting, given, used) in changed {
             if given != used && given < NEVER {

@@ -199,6 +199,7 @@ impl<M: TrackingConfig> Tracker<M> {
                 queue_capacity: options.queue_capacity,
                 min_backoff: options.min_backoff,
                 max_backoff: options.max_backoff,
+                connection_wait: options.connection_wait,
                 // SQLite has one writer at a time; PostgreSQL takes several
                 // transactions at once (a run's writes stay on one).
                 shards: match db.get_database_backend() {

@@ -78,6 +78,9 @@ pub(crate) struct WriterOptions {
     pub min_backoff: Duration,
     /// The longest retry delay.
     pub max_backoff: Duration,
+    /// How long a write waits for a pool connection before the database
+    /// is taken for unreachable (its ops queue).
+    pub connection_wait: Duration,
     /// How many writer tasks (each with its own connection); lanes are
     /// spread over them by hash, so a lane keeps its order.
     pub shards: usize,
@@ -108,6 +111,7 @@ impl Default for WriterOptions {
             queue_capacity: 10_000,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
+            connection_wait: Duration::from_secs(1),
             shards: 1,
             clock: None,
             preamble: None,
@@ -358,6 +362,10 @@ struct Shared {
     /// Whether the feed's table is there (made at the first change):
     /// `false` if it could not be made (logged; changes are then skipped).
     feed_ready: tokio::sync::OnceCell<bool>,
+    /// A write found the database unreachable and none has succeeded
+    /// since: every shard queues what arrives instead of trying it (a try
+    /// waits up to `connection_wait`), and no caller writes alone.
+    outage: AtomicBool,
 }
 
 /// What a shard's task and the callers' idle fast path share: the shard
@@ -433,6 +441,9 @@ async fn write_alone(
         Err(err) => {
             bump(&shared.counters.errors, 1);
             tracing::debug!(error = %err, "tasktrail: a lone write failed; the writer takes it over");
+            if crate::db_error::is_unreachable(&err) {
+                shared.outage.store(true, Ordering::Release);
+            }
             // Still pending: the shard answers it.
             pending.0 = None;
             let [op] = ops;
@@ -496,6 +507,7 @@ impl Writer {
             committed,
             feed,
             feed_ready: tokio::sync::OnceCell::new(),
+            outage: AtomicBool::new(false),
         });
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..shards).map(|_| mpsc::channel(intake)).unzip();
@@ -683,7 +695,10 @@ impl Writer {
         let Ok(busy) = gate.busy.clone().try_lock_owned() else {
             return Err(op);
         };
-        if gate.degraded.load(Ordering::Acquire) || sender.capacity() < sender.max_capacity() {
+        if gate.degraded.load(Ordering::Acquire)
+            || self.shared.outage.load(Ordering::Acquire)
+            || sender.capacity() < sender.max_capacity()
+        {
             return Err(op);
         }
         self.start();
@@ -885,7 +900,15 @@ impl Shard {
                     }
                 }
                 self.flushes = flushes;
-                if !batch.is_empty()
+                if self.shared.outage.load(Ordering::Acquire) {
+                    // Another shard found the database unreachable: queue
+                    // behind it at once; the retry finds out when it is back.
+                    for op in batch {
+                        self.park(op, "the database is unreachable");
+                    }
+                    backoff = self.shared.options.min_backoff;
+                    next_try = tokio::time::Instant::now() + backoff;
+                } else if !batch.is_empty()
                     && let Attempt::Unreachable(left, err) = self.attempt(batch).await
                 {
                     tracing::warn!(error = %err, ops = left.len(),
@@ -913,15 +936,7 @@ impl Shard {
                     next_try = tokio::time::Instant::now() + backoff;
                 }
                 msg = self.rx.recv() => match msg {
-                    Some(msg) => {
-                        let mut ops = Vec::new();
-                        let mut flushes = std::mem::take(&mut self.flushes);
-                        msg.into_batch(&mut ops, &mut flushes);
-                        self.flushes = flushes;
-                        for op in ops {
-                            self.park(op, "the database is unreachable");
-                        }
-                    }
+                    Some(msg) => self.take_in(msg),
                     None => {
                         // Nobody can submit any more: keep trying the queue.
                         tokio::time::sleep_until(next_try).await;
@@ -947,7 +962,25 @@ impl Shard {
     async fn retry_front(&mut self, cap: usize, backoff: Duration) -> Duration {
         let n = self.retry.len().min(cap);
         let batch: Vec<Op> = self.retry.drain(..n).collect();
-        match self.attempt(batch).await {
+        // The attempt can wait long for the database (a pool waits for a
+        // connection up to its acquire timeout, sqlx's default 30 s):
+        // meanwhile what arrives is queued behind it and answered at once,
+        // so that no caller waits for the outage.
+        let shared = self.shared.clone();
+        let attempt = attempt(&shared, batch);
+        tokio::pin!(attempt);
+        let mut open = true;
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                outcome = &mut attempt => break outcome,
+                msg = self.rx.recv(), if open => match msg {
+                    Some(msg) => self.take_in(msg),
+                    None => open = false,
+                },
+            }
+        };
+        match outcome {
             Attempt::Written => {
                 self.shared
                     .counters
@@ -1014,68 +1047,84 @@ impl Shard {
     /// Writes `batch`, halving it around refused ops; answers every op it
     /// writes or refuses.
     async fn attempt(&self, batch: Vec<Op>) -> Attempt {
-        let mut todo: Vec<Vec<Op>> = vec![batch];
-        let mut conflicts = 0;
-        while let Some(mut part) = todo.pop() {
-            match self.commit(&mut part).await {
-                Ok(()) => {
-                    let n = part.len();
-                    self.shared.done(n);
+        attempt(&self.shared, batch).await
+    }
+
+    /// Takes what arrived while the database is unreachable into the retry
+    /// queue, answering each op at once.
+    fn take_in(&mut self, msg: Msg) {
+        let mut ops = Vec::new();
+        let mut flushes = std::mem::take(&mut self.flushes);
+        msg.into_batch(&mut ops, &mut flushes);
+        self.flushes = flushes;
+        for op in ops {
+            self.park(op, "the database is unreachable");
+        }
+    }
+}
+
+/// Writes `batch`, halving it around refused ops; answers every op it
+/// writes or refuses.
+async fn attempt(shared: &Shared, batch: Vec<Op>) -> Attempt {
+    let mut todo: Vec<Vec<Op>> = vec![batch];
+    let mut conflicts = 0;
+    while let Some(mut part) = todo.pop() {
+        match commit(shared, &mut part).await {
+            Ok(()) => {
+                let n = part.len();
+                shared.done(n);
+            }
+            Err(err) if conflicts < CONFLICT_RETRIES && crate::db_error::is_conflict(&err) => {
+                // A deadlock or serialization failure: the database
+                // answers; try the same part again at once.
+                conflicts += 1;
+                bump(&shared.counters.errors, 1);
+                tracing::debug!(error = %err, "tasktrail: a write conflicted with another transaction; trying again");
+                todo.push(part);
+            }
+            // Unreachable: a transient error, or the database does not
+            // answer a ping.
+            Err(err) if crate::db_error::is_transient(&err) || shared.db.ping().await.is_err() => {
+                bump(&shared.counters.errors, 1);
+                // This part and every later one wait, in order.
+                let mut left = part;
+                while let Some(later) = todo.pop() {
+                    left.extend(later);
                 }
-                Err(err) if conflicts < CONFLICT_RETRIES && crate::db_error::is_conflict(&err) => {
-                    // A deadlock or serialization failure: the database
-                    // answers; try the same part again at once.
-                    conflicts += 1;
-                    bump(&self.shared.counters.errors, 1);
-                    tracing::debug!(error = %err, "tasktrail: a write conflicted with another transaction; trying again");
-                    todo.push(part);
+                // Every shard queues at once only when no connection can
+                // be had (or none answers a ping): a busy database (a lock,
+                // a full disk, a conflict) is this shard's to retry.
+                if crate::db_error::is_unreachable(&err) || !crate::db_error::is_transient(&err) {
+                    shared.outage.store(true, Ordering::Release);
                 }
-                Err(err) if crate::db_error::is_transient(&err) || self.unreachable().await => {
-                    bump(&self.shared.counters.errors, 1);
-                    // This part and every later one wait, in order.
-                    let mut left = part;
-                    while let Some(later) = todo.pop() {
-                        left.extend(later);
-                    }
-                    return Attempt::Unreachable(left, err);
+                return Attempt::Unreachable(left, err);
+            }
+            Err(err) if part.len() == 1 => {
+                bump(&shared.counters.errors, 1);
+                bump(&shared.counters.refused, 1);
+                let op = &mut part[0];
+                if op.ack.as_ref().is_some_and(|ack| !ack.is_closed()) {
+                    // The caller logs it, with what it knows of the op.
+                    op.answer(Outcome::Refused(err));
+                } else {
+                    // Answered `Queued` long ago: nobody else can say it.
+                    tracing::error!(error = %err,
+                        "tasktrail: a queued write was refused once the database answered; \
+                         it was dropped so that later writes are not held back");
                 }
-                Err(err) if part.len() == 1 => {
-                    bump(&self.shared.counters.errors, 1);
-                    bump(&self.shared.counters.refused, 1);
-                    let op = &mut part[0];
-                    if op.ack.as_ref().is_some_and(|ack| !ack.is_closed()) {
-                        // The caller logs it, with what it knows of the op.
-                        op.answer(Outcome::Refused(err));
-                    } else {
-                        // Answered `Queued` long ago: nobody else can say it.
-                        tracing::error!(error = %err,
-                            "tasktrail: a queued write was refused once the database answered; \
-                             it was dropped so that later writes are not held back");
-                    }
-                    self.shared.done(1);
-                }
-                Err(_) => {
-                    bump(&self.shared.counters.errors, 1);
-                    // Halve: the first half is written first (lane order).
-                    let second = part.split_off(part.len() / 2);
-                    todo.push(second);
-                    todo.push(part);
-                }
+                shared.done(1);
+            }
+            Err(_) => {
+                bump(&shared.counters.errors, 1);
+                // Halve: the first half is written first (lane order).
+                let second = part.split_off(part.len() / 2);
+                todo.push(second);
+                todo.push(part);
             }
         }
-        Attempt::Written
     }
-
-    /// Whether the database is unreachable now (it does not answer a ping).
-    async fn unreachable(&self) -> bool {
-        self.shared.db.ping().await.is_err()
-    }
-
-    /// Writes `ops` in one transaction (a lone op in autocommit) and, once
-    /// committed, answers each `Done`.
-    async fn commit(&self, ops: &mut [Op]) -> Result<(), DbErr> {
-        commit(&self.shared, ops).await
-    }
+    shared.outage.store(false, Ordering::Release);
+    Attempt::Written
 }
 
 /// Writes `ops` in one transaction (a lone op in autocommit) and, once
@@ -1105,7 +1154,14 @@ async fn commit(shared: &Shared, ops: &mut [Op]) -> Result<(), DbErr> {
         );
     }
     let mut affected = vec![0u64; ops.len()];
-    execute(&shared.db, statements, &mut affected, &counters.statements).await?;
+    execute(
+        &shared.db,
+        shared.options.connection_wait,
+        statements,
+        &mut affected,
+        &counters.statements,
+    )
+    .await?;
     bump(&counters.commits, 1);
     bump(&counters.written, ops.len() as u64);
     if feed {
@@ -1120,8 +1176,14 @@ async fn commit(shared: &Shared, ops: &mut [Op]) -> Result<(), DbErr> {
 
 /// [`execute`] on one sqlx pool type.
 macro_rules! sqlx_batch {
-    ($pool:expr, $statements:expr, $affected:expr, $counter:expr) => {{
-        let pool = $pool;
+    ($pool:expr, $wait:expr, $statements:expr, $affected:expr, $counter:expr) => {{
+        // A connection within `$wait`: the pool alone keeps trying to
+        // connect to a database that is down for its whole acquire timeout
+        // (sqlx's default: 30 s), and every write behind would wait as long.
+        let mut conn = match tokio::time::timeout($wait, $pool.acquire()).await {
+            Ok(conn) => conn.map_err(conn_err)?,
+            Err(_) => return Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout)),
+        };
         let query = |stmt: sea_orm::Statement| {
             let values = stmt.values.unwrap_or(sea_orm::Values(Vec::new()));
             sea_orm::sqlx::query_with(
@@ -1132,12 +1194,14 @@ macro_rules! sqlx_batch {
         let statements = $statements;
         if statements.len() == 1 {
             let (stmt, rows) = statements.into_iter().next().expect("one statement");
-            let result = query(stmt).execute(pool).await.map_err(exec_err)?;
+            let result = query(stmt).execute(&mut *conn).await.map_err(exec_err)?;
             bump($counter, 1);
             record($affected, &rows, result.rows_affected());
             Ok(())
         } else {
-            let mut txn = pool.begin().await.map_err(conn_err)?;
+            let mut txn = sea_orm::sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(conn_err)?;
             for (stmt, rows) in statements {
                 // On an error the transaction rolls back when dropped.
                 let result = query(stmt).execute(&mut *txn).await.map_err(exec_err)?;
@@ -1161,6 +1225,7 @@ macro_rules! sqlx_batch {
 /// statements (sqlx's statement log does, at its configured level).
 async fn execute(
     db: &DatabaseConnection,
+    wait: Duration,
     statements: Vec<(sea_orm::Statement, Vec<usize>)>,
     affected: &mut [u64],
     counter: &AtomicU64,
@@ -1179,6 +1244,7 @@ async fn execute(
         Inner::SqlxSqlitePoolConnection(_) => {
             sqlx_batch!(
                 db.get_sqlite_connection_pool(),
+                wait,
                 statements,
                 affected,
                 counter
@@ -1188,6 +1254,7 @@ async fn execute(
         Inner::SqlxPostgresPoolConnection(_) => {
             sqlx_batch!(
                 db.get_postgres_connection_pool(),
+                wait,
                 statements,
                 affected,
                 counter
@@ -1197,6 +1264,7 @@ async fn execute(
         Inner::SqlxMySqlPoolConnection(_) => {
             sqlx_batch!(
                 db.get_mysql_connection_pool(),
+                wait,
                 statements,
                 affected,
                 counter
@@ -1204,6 +1272,8 @@ async fn execute(
         }
         #[allow(unreachable_patterns)]
         _ => {
+            // Not a sqlx pool: the connection bounds its own waits.
+            let _ = wait;
             if statements.len() == 1 {
                 let (stmt, rows) = statements.into_iter().next().expect("one statement");
                 let result = db.execute_raw(stmt).await?;
