@@ -1324,7 +1324,13 @@ async fn brute_force_is_throttled_per_client_and_per_user() {
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert_eq!(tried + throttled, statuses.len(), "{statuses:?}");
+    // On a busy machine some wait longer than a login waits for a free
+    // password check and are answered 503 (busy, not checked): also safe.
+    let busy = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert_eq!(tried + throttled + busy, statuses.len(), "{statuses:?}");
     assert!(
         tried <= 5,
         "{tried} concurrent guesses were checked against the password: {statuses:?}"
