@@ -201,7 +201,7 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
         ))
         .parameter(query(
             "after",
-            "The `next` cursor of the previous page.".into(),
+            "The `next` cursor of the previous page (sorted the same way).".into(),
             string(),
         ))
         .parameter(query(

@@ -351,6 +351,19 @@ impl ListQuery {
                 query.time = None;
             }
         }
+        // Checked once the sort is known: a cursor of another column's
+        // type (a crafted or stale one) is a value the database cannot
+        // compare with this one (PostgreSQL refuses `timestamptz < text`),
+        // or cannot even take (an unsigned number past `i64::MAX`).
+        if let Some(after) = &query.after {
+            let sort = field::<M>(query.sort).expect("the sort is a field");
+            if !Cursor::decode(after).is_some_and(|c| c.fits(sort)) {
+                return Err(bad(
+                    "after",
+                    format!("not a cursor of this list sorted by `{}`", query.sort),
+                ));
+            }
+        }
         Ok(query)
     }
 
@@ -557,6 +570,35 @@ impl Cursor {
         Some(URL_SAFE_NO_PAD.encode(text))
     }
 
+    /// Whether the cursor's value can stand for a value of `sort`'s
+    /// column: none (the row had no value), or a value of the column's
+    /// kind; an unsigned number past `i64::MAX` only for an unsigned
+    /// column (only MySQL stores one; the other backends take none).
+    pub(crate) fn fits<C: ColumnTrait>(&self, sort: &FieldInfo<C>) -> bool {
+        if self.is_null() {
+            return true;
+        }
+        match (&self.value, sort.kind()) {
+            (Value::String(_), ColumnKind::Text)
+            | (Value::Bool(_), ColumnKind::Bool)
+            | (Value::BigInt(_) | Value::Double(_), ColumnKind::Number)
+            | (
+                Value::ChronoDateTimeUtc(_)
+                | Value::ChronoDateTimeWithTimeZone(_)
+                | Value::ChronoDateTime(_),
+                ColumnKind::Timestamp,
+            ) => true,
+            (Value::BigUnsigned(Some(n)), ColumnKind::Number) => {
+                i64::try_from(*n).is_ok()
+                    || matches!(
+                        sort.column.def().get_column_type(),
+                        sea_orm::ColumnType::BigUnsigned
+                    )
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn decode(token: &str) -> Option<Cursor> {
         let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
         let (tag, json, key): (String, serde_json::Value, String) =
@@ -634,7 +676,18 @@ pub async fn list<M: TrackingConfig>(
         let mut select = base.clone();
         match &cursor {
             Some(cursor) => {
-                let value = sort_col.save_as(Expr::val(cursor.value.clone()));
+                let value = match &cursor.value {
+                    // Only MySQL stores an unsigned number past `i64::MAX`
+                    // (the other drivers cannot even bind one): elsewhere
+                    // the cursor is at the largest number they store.
+                    Value::BigUnsigned(Some(n))
+                        if db.get_database_backend() != DbBackend::MySql =>
+                    {
+                        Value::BigInt(Some(i64::try_from(*n).unwrap_or(i64::MAX)))
+                    }
+                    value => value.clone(),
+                };
+                let value = sort_col.save_as(Expr::val(value));
                 let key = Expr::val(encode_key(&cursor.key));
                 select = select.filter(if db.get_database_backend() == DbBackend::MySql {
                     // MySQL reads a row comparison without its index: the
