@@ -91,7 +91,7 @@ fn load(
                 let mut i = 0_i64;
                 while !stop.load(Ordering::Relaxed) {
                     let key = format!("{prefix}-w{w}-{i}");
-                    for step in 0..STEPS.len() {
+                    for (step, name) in STEPS.iter().enumerate() {
                         let sent = Instant::now();
                         let answer = tracker.lifecycle(step_event(step, &key, i)).await;
                         acks.slowest = acks.slowest.max(sent.elapsed());
@@ -102,8 +102,7 @@ fn load(
                                 tokio::time::sleep(Duration::from_millis(20)).await;
                             }
                             other => {
-                                acks.errors
-                                    .push(format!("{key} {}: {other:?}", STEPS[step]));
+                                acks.errors.push(format!("{key} {name}: {other:?}"));
                                 break;
                             }
                         }
@@ -142,7 +141,7 @@ async fn lost_events(db: &DatabaseConnection, prefix: &str, acks: &Acks) -> (u64
     for (key, &steps) in &acks.steps {
         let i: i64 = key.rsplit('-').next().unwrap().parse().unwrap();
         let row = rows.get(key);
-        for step in 0..steps {
+        for (step, name) in STEPS.iter().enumerate().take(steps) {
             checked += 1;
             let present = row.is_some_and(|r| match step {
                 0 => r.task_name == "load",
@@ -151,7 +150,7 @@ async fn lost_events(db: &DatabaseConnection, prefix: &str, acks: &Acks) -> (u64
                 _ => r.status == "success" && r.result_payload == Some(serde_json::json!(i)),
             });
             if !present {
-                lost.push(format!("{key} {}: {row:?}", STEPS[step]));
+                lost.push(format!("{key} {name}: {row:?}"));
             }
         }
     }
