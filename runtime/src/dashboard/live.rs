@@ -143,7 +143,10 @@ fn follow<C: DashboardConfig>(shared: &Shared<C>) {
         return;
     }
     let weak = Arc::downgrade(shared);
-    let span = tracing::error_span!(target: "tasktrail::logs", "tasktrail_live");
+    // A root span: the follower outlives the request that started it, and
+    // a span of the request's (tower-http's, say) as its parent would stay
+    // open as long.
+    let span = tracing::error_span!(target: "tasktrail::logs", parent: None, "tasktrail_live");
     tokio::spawn(tracing::Instrument::instrument(follower::<C>(weak), span));
 }
 

@@ -274,8 +274,10 @@ impl Hub {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        // What the hub logs is never captured as a run's log line.
-        let span = tracing::error_span!(target: "tasktrail::logs", "tasktrail_feed");
+        // What the hub logs is never captured as a run's log line. A root
+        // span: the reader lives as long as the hub, and would keep the
+        // span of its first subscriber's caller open as long.
+        let span = tracing::error_span!(target: "tasktrail::logs", parent: None, "tasktrail_feed");
         rt.spawn(tracing::Instrument::instrument(
             reader(
                 Arc::downgrade(self),

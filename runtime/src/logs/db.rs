@@ -761,3 +761,36 @@ impl LogStorage for DbLogStorage {
         }
     }
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::logs::TaskLogLayer;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// The storage's writer starts with its first line, inside the run
+    /// that emitted it. Its task's span used to be a child of the span the
+    /// line was emitted in, and the writer lives as long as the storage:
+    /// that span never closed, so it was never written (the soak of issue
+    /// 17 found the first run of every process without its span) and the
+    /// run's own span stayed open with it. Now the writer's span is a root.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_writer_does_not_keep_open_the_span_it_started_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("logs.db").display());
+        let db = crate::sqlite::connect(&url).await.unwrap();
+        let logs = Arc::new(DbLogStorage::new(db).await.unwrap());
+        let subscriber = tracing_subscriber::registry().with(TaskLogLayer::new(logs.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        tracing::info_span!("task", task_key = "run-1").in_scope(|| {
+            tracing::info_span!("step").in_scope(|| tracing::info!("the storage's first line"));
+        });
+        assert!(logs.flush(Duration::from_secs(30)).await);
+        let trace = logs.trace("run-1").await.unwrap().unwrap();
+        let names: Vec<&str> = trace.spans.iter().map(|s| &*s.name).collect();
+        assert_eq!(names, ["step"], "{trace:?}");
+        assert!(trace.spans[0].end.is_some(), "{trace:?}");
+        assert_eq!(logs.stats().written, 2, "the line and the span");
+    }
+}

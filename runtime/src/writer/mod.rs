@@ -545,9 +545,14 @@ impl Writer {
                     flushes: Vec::new(),
                 };
                 // What the writer (and sqlx under it) logs is never captured
-                // as a run's log line: writing it would log again.
+                // as a run's log line: writing it would log again. A root
+                // span: the writer starts at its first op, inside whatever
+                // span the caller is in (a run's, a request's), and lives
+                // as long as the writer: as that span's child it kept the
+                // span open for good (a run's last span was never written).
                 let span = tracing::error_span!(
                     target: "tasktrail::logs",
+                    parent: None,
                     "tasktrail_log_writer"
                 );
                 let run = tracing::Instrument::instrument(shard.run(), span);
