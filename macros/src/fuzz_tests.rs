@@ -176,25 +176,8 @@ const TRACKING_OPTIONS: &[&str] = &[
     "ключ",
 ];
 
-/// The keys of `dashboard!` (dashboard/model.rs), and misspellings.
-const DASHBOARD_KEYS: &[&str] = &[
-    "title",
-    "header_title",
-    "description",
-    "url_prefix",
-    "accent_colour",
-    "page_size",
-    "poll_interval",
-    "columns",
-    "filters",
-    "search",
-    "sort",
-    "actions",
-    "retention_days",
-    "time_zone",
-    "read_only",
-    "stuck_after",
-];
+/// The keys of `dashboard!`: the macro's own list.
+const DASHBOARD_KEYS: &[&str] = crate::dashboard::model::KEYS;
 
 /// Keys `dashboard!` does not know: misspelt, keywords, raw, Unicode.
 const DASHBOARD_MISSPELT_KEYS: &[&str] = &[

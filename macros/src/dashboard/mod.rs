@@ -1,7 +1,7 @@
 //! `dashboard! { … }`: tokens → raw entries → validated model → code.
 
 mod expand;
-mod model;
+pub(crate) mod model;
 mod parse;
 
 use proc_macro2::TokenStream;
