@@ -430,7 +430,7 @@ async fn compute_kind<C: DashboardConfig>(
     let (counts, runs) = counts::<M<C>>(shared, is_name.clone()).await?;
     let created = M::<C>::binding(Role::CreatedAt).map(|b| b.column);
     let last_run = match created {
-        Some(created) => times::<M<C>>(shared, &[created], is_name.clone(), Some(created), Some(1))
+        Some(created) => times::<M<C>>(shared, &[created], is_name.clone(), Some(created), 1)
             .await?
             .into_iter()
             .next()
@@ -499,10 +499,11 @@ async fn counts<M: TrackingConfig>(
     Ok((counts, rows))
 }
 
-/// Runs and failures per hour from `first`: one statement per hour, each a
-/// range of the kind's index (a `CASE` per hour over the whole day costs
-/// every row 48 comparisons).
-async fn hours<M: TrackingConfig>(
+/// Runs and failures per hour from `first` among the rows matching
+/// `filter`: one statement per hour, each a range of an index by creation
+/// time (the kind's, or the creation time's for the overview); a `CASE`
+/// per hour over the whole day costs every row 48 comparisons.
+pub(crate) async fn hours<M: TrackingConfig>(
     shared: &Shared<impl DashboardConfig<Model = M>>,
     filter: sea_orm::Condition,
     first: DateTime<Utc>,
