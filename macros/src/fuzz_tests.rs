@@ -125,41 +125,17 @@ impl fmt::Debug for Input {
 // ---------------------------------------------------------------------------
 // Pools
 
-/// The roles of `#[tracking(…)]` (tracking/roles.rs).
-const ROLES: &[&str] = &[
-    "key",
-    "name",
-    "status",
-    "message",
-    "progress",
-    "user",
-    "objects",
-    "args",
-    "kwargs",
-    "result",
-    "cleaned",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "failed_at",
-    "retry_of",
-];
+/// The roles of `#[tracking(…)]`: the derive's own list.
+static ROLES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    crate::tracking::roles::ROLES
+        .iter()
+        .map(|role| role.name)
+        .collect()
+});
 
-/// The struct and field options of `#[tracking(…)]` (tracking/attrs.rs),
-/// and words written there by mistake (tracking/unclaimed.rs).
-const TRACKING_OPTIONS: &[&str] = &[
-    "crate",
-    "hooks",
-    "format_user",
-    "format_objects",
-    "format_payload",
-    "redact",
-    "max_payload_bytes",
-    "progress_sets_message",
-    "skip",
-    "extra",
-    "label",
+/// Words written in `#[tracking(…)]` by mistake (tracking/unclaimed.rs
+/// says where each belongs), and identifiers no option has.
+const TRACKING_MISTAKES: &[&str] = &[
     "role",
     "ignore",
     "hoks",
@@ -175,6 +151,18 @@ const TRACKING_OPTIONS: &[&str] = &[
     "clé",
     "ключ",
 ];
+
+/// The struct and field options of `#[tracking(…)]` (the derive's own
+/// lists) and the mistakes above.
+static TRACKING_OPTIONS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    use crate::tracking::attrs;
+    [
+        attrs::STRUCT_OPTIONS,
+        attrs::FIELD_OPTIONS,
+        TRACKING_MISTAKES,
+    ]
+    .concat()
+});
 
 /// The keys of `dashboard!`: the macro's own list.
 const DASHBOARD_KEYS: &[&str] = crate::dashboard::model::KEYS;
@@ -775,8 +763,8 @@ fn attr_value() -> BoxedStrategy<Vec<Tt>> {
 /// A key of `#[tracking(…)]`.
 fn tracking_key() -> BoxedStrategy<Tt> {
     prop_oneof![
-        6 => pick(ROLES),
-        6 => pick(TRACKING_OPTIONS),
+        6 => pick(ROLES.as_slice()),
+        6 => pick(TRACKING_OPTIONS.as_slice()),
         1 => random_ident().prop_map(src),
         1 => select(&["key", "status", "crate", "skip"][..])
             .prop_map(|w| Tt::Ident { name: w.to_owned(), raw: w != "crate" && w != "skip" }),

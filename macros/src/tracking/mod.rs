@@ -1,9 +1,9 @@
 //! `#[derive(TrackingConfig)]`: attributes → model → code.
 
-mod attrs;
+pub(crate) mod attrs;
 mod expand;
 mod model;
-mod roles;
+pub(crate) mod roles;
 mod unclaimed;
 mod values;
 
