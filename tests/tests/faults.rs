@@ -213,15 +213,22 @@ struct PgUnderLoad {
     workers: Vec<tokio::task::JoinHandle<Acks>>,
 }
 
+/// A PostgreSQL server of the test's own, a fresh database on it with the
+/// runs table, and a tracker on a pool connected as the docs show.
+async fn pg_tracker() -> (DedicatedServer, DatabaseConnection, task_run::Tracker) {
+    let server = DedicatedServer::launch(Backend::Postgres);
+    let url = server.fresh_database().await;
+    let db = Database::connect(&url).await.unwrap();
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db.clone());
+    (server, db, tracker)
+}
+
 impl PgUnderLoad {
     async fn start(prefix: &'static str, workers: usize) -> PgUnderLoad {
-        let server = DedicatedServer::launch(Backend::Postgres);
-        let url = server.fresh_database().await;
-        let db = Database::connect(&url).await.unwrap();
-        tasktrail::schema::create::<task_run::Model>(&db)
-            .await
-            .unwrap();
-        let tracker = task_run::Tracker::new(db.clone());
+        let (server, db, tracker) = pg_tracker().await;
         let stop = Arc::new(AtomicBool::new(false));
         let workers = load(&tracker, prefix, workers, &stop);
         PgUnderLoad {
@@ -616,13 +623,7 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Option<String>, Stri
 /// back, 200 again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_while_postgres_is_down() {
-    let server = DedicatedServer::launch(Backend::Postgres);
-    let url = server.fresh_database().await;
-    let db = Database::connect(&url).await.unwrap();
-    tasktrail::schema::create::<task_run::Model>(&db)
-        .await
-        .unwrap();
-    let tracker = task_run::Tracker::new(db.clone());
+    let (server, _db, tracker) = pg_tracker().await;
     for i in 0..5 {
         tracker
             .write(&Event::create(format!("run-{i}")).name("import"))
