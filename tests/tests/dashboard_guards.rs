@@ -587,7 +587,44 @@ async fn bulk_retry_is_bounded(backend: Backend) {
     let _ = tracker.shutdown(Duration::from_secs(5)).await;
 }
 
-backends!(retry_guard, bulk_retry_is_bounded);
+/// Rounds of eight retries at once of one run, one ended run per round:
+/// each round makes exactly one run and refuses the others with 409, never
+/// 503. On MariaDB the retry guard's claim once took gap locks, and
+/// retries racing for the same guard deadlocked until the claim gave up
+/// (a 503 every few rounds).
+async fn racing_retries_never_deadlock(backend: Backend) {
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let tracker = task_run::Tracker::new(db.clone());
+    let hold = Hold::new();
+    tracker.register(hold.clone());
+    let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    for round in 0..30 {
+        let key = format!("race-{round}");
+        tracker
+            .lifecycle(Event::fail(key.as_str(), "boom").name("hold").args(&"a"))
+            .await
+            .unwrap();
+        let answers = concurrent_retries(std::slice::from_ref(&app), &key, 8).await;
+        let new_keys = accepted(&answers);
+        assert_eq!(new_keys.len(), 1, "round {round}: {answers:?}");
+        // The retry holds its guard until it ends: let it end.
+        hold.gate.add_permits(1);
+        eventually("the round's retry ends", || async {
+            status_of(&db, &new_keys[0]).await.as_deref() == Some("success")
+        })
+        .await;
+    }
+    let _ = tracker.shutdown(Duration::from_secs(5)).await;
+}
+
+backends!(
+    retry_guard,
+    racing_retries_never_deadlock,
+    bulk_retry_is_bounded
+);
 
 mod across_instances {
     use tasktrail_tests::Backend;

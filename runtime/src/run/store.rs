@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    TransactionSession, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IsolationLevel, QueryFilter,
+    QuerySelect, TransactionSession, TransactionTrait,
 };
 
 use crate::writer::Template;
@@ -196,9 +196,43 @@ pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
     let mut tries = 1;
     loop {
         match acquire_once(db, claim, objects).await {
-            Err(err) if tries < TRIES && crate::db_error::is_conflict(&err) => tries += 1,
+            Err(err) if tries < TRIES && crate::db_error::is_conflict(&err) => {
+                // Runs that collided once collide again if they try again
+                // in step: each waits a little, a different while.
+                tokio::time::sleep(conflict_pause(tries)).await;
+                tries += 1;
+            }
             outcome => return outcome,
         }
+    }
+}
+
+/// How long a claim that hit a deadlock waits before its try number
+/// `tries + 1`: a few milliseconds more each time, with a random part.
+fn conflict_pause(tries: usize) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh `RandomState` is seeded differently each time: enough
+    // randomness to put two colliding runs out of step.
+    let jitter = std::hash::RandomState::new().build_hasher().finish() % 5;
+    std::time::Duration::from_millis(2 * tries as u64 + jitter)
+}
+
+/// Opens a transaction for the lock and lease tables. On MySQL / MariaDB at
+/// read committed: InnoDB's default (repeatable read) locks the gaps a
+/// statement reads, so a delete of expired locks or a `FOR UPDATE` read of
+/// stale leases takes the gap where other runs insert theirs, and those
+/// runs deadlock (one of them rolled back). Read committed takes no gap
+/// locks for reads and deletes; an insert's duplicate check still locks a
+/// held row, which is what makes a claim exclusive. PostgreSQL and SQLite
+/// keep their defaults (read committed; serialized writers).
+async fn begin_without_gap_locks<C: TransactionTrait + ConnectionTrait>(
+    db: &C,
+) -> Result<C::Transaction, DbErr> {
+    if db.get_database_backend() == DbBackend::MySql {
+        db.begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+            .await
+    } else {
+        db.begin().await
     }
 }
 
@@ -212,7 +246,7 @@ async fn acquire_once<C: ConnectionTrait + TransactionTrait>(
         return Ok(Ok(()));
     }
     let now = db_now(db.get_database_backend());
-    let txn = db.begin().await?;
+    let txn = begin_without_gap_locks(db).await?;
     lock::Entity::delete_many()
         .filter(lock::Column::Scope.eq(claim.scope))
         .filter(lock::Column::Object.is_in(objects.iter().map(|o| o.as_str())))
@@ -417,7 +451,7 @@ async fn delete_leases_returning<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<Vec<lease::Model>, DbErr> {
     use sea_orm::FromQueryResult;
     if db.get_database_backend() == DbBackend::MySql {
-        let txn = db.begin().await?;
+        let txn = begin_without_gap_locks(db).await?;
         let taken = lease::Entity::find()
             .filter(condition.clone())
             .lock_exclusive()
