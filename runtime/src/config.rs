@@ -261,6 +261,16 @@ pub trait TrackingConfig: FormatHooks + Sized + Send + Sync + 'static {
         }
     }
 
+    /// What type field number `index` of [`FIELDS`](Self::FIELDS) has, as
+    /// far as tasktrail reads it without the model (the JSON list on
+    /// SQLite, [`FieldType`]); the derive answers it from each field's
+    /// type.
+    #[doc(hidden)]
+    fn field_type(index: usize) -> FieldType {
+        let _ = index;
+        FieldType(ValueClass::Other, false)
+    }
+
     /// The field mapped to `role`, if any.
     fn field(role: Role) -> Option<&'static FieldInfo<ColumnOf<Self>>> {
         Self::FIELDS.iter().find(|f| f.role == Some(role))
@@ -269,6 +279,103 @@ pub trait TrackingConfig: FormatHooks + Sized + Send + Sync + 'static {
     /// The field mapped to the extra `name`, if any.
     fn extra(name: &str) -> Option<&'static FieldInfo<ColumnOf<Self>>> {
         Self::FIELDS.iter().find(|f| f.extra == Some(name))
+    }
+}
+
+/// The kinds of field types whose values tasktrail can build without the
+/// model, exactly as sea-orm's `ModelTrait::get` gives them
+/// ([`TrackingConfig::field_type`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueClass {
+    /// `String`.
+    Text,
+    /// `serde_json::Value` (sea-orm's `Json`).
+    Json,
+    /// `i32`.
+    I32,
+    /// `i64`.
+    I64,
+    /// `f32`.
+    F32,
+    /// `f64`.
+    F64,
+    /// `bool`.
+    Bool,
+    /// `chrono::DateTime<Utc>` (sea-orm's `DateTimeUtc`).
+    TimeUtc,
+    /// Any other type.
+    Other,
+}
+
+/// A field's type: its [`ValueClass`], and whether it is an `Option`.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldType(pub ValueClass, pub bool);
+
+/// What the derive asks a field's type with: `(&&TypeProbe::<T>::new())
+/// .field_type()` finds [`KnownType`] for the types of [`ValueClass`] and
+/// [`OtherType`] (one reference less) for every other type, so no field
+/// type fails to compile.
+#[doc(hidden)]
+pub struct TypeProbe<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> TypeProbe<T> {
+    /// The probe of `T`.
+    pub const fn new() -> Self {
+        TypeProbe(std::marker::PhantomData)
+    }
+}
+
+impl<T> Default for TypeProbe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// [`TypeProbe`] for the types of [`ValueClass`].
+#[doc(hidden)]
+pub trait KnownType {
+    /// The type's class.
+    fn field_type(&self) -> FieldType;
+}
+
+macro_rules! known_types {
+    ($($ty:ty => $class:ident),* $(,)?) => {$(
+        impl KnownType for &TypeProbe<$ty> {
+            fn field_type(&self) -> FieldType {
+                FieldType(ValueClass::$class, false)
+            }
+        }
+        impl KnownType for &TypeProbe<Option<$ty>> {
+            fn field_type(&self) -> FieldType {
+                FieldType(ValueClass::$class, true)
+            }
+        }
+    )*};
+}
+
+known_types!(
+    String => Text,
+    serde_json::Value => Json,
+    i32 => I32,
+    i64 => I64,
+    f32 => F32,
+    f64 => F64,
+    bool => Bool,
+    DateTime<Utc> => TimeUtc,
+);
+
+/// [`TypeProbe`] for every other type.
+#[doc(hidden)]
+pub trait OtherType {
+    /// [`ValueClass::Other`].
+    fn field_type(&self) -> FieldType;
+}
+
+impl<T> OtherType for TypeProbe<T> {
+    fn field_type(&self) -> FieldType {
+        FieldType(ValueClass::Other, false)
     }
 }
 

@@ -200,7 +200,8 @@ macro_rules! dashboard {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::config::{
-        Binding, Encode, FieldInfo, Role, TrackingConfig, TrackingOptions, bind,
+        Binding, Encode, FieldInfo, FieldType, KnownType, OtherType, Role, TrackingConfig,
+        TrackingOptions, TypeProbe, ValueClass, bind,
     };
     #[cfg(feature = "dashboard")]
     pub use crate::dashboard::{

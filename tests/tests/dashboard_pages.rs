@@ -933,9 +933,175 @@ async fn counts_of_an_enum_status(backend: Backend) {
     assert_eq!(metrics["total"], 4);
 }
 
+/// The JSON list reads each run as one value on SQLite (`json_array`, one
+/// SQLite value per run instead of one per column) and writes what the
+/// model path writes: every run of every page of every sort equals `GET
+/// /api/runs/{key}` (read through the model), for values that are hard to
+/// carry through JSON (escapes, control characters, `</script>`, floats
+/// that need 17 digits, NULLs, JSON of every kind, nanoseconds). A page
+/// holding a time stored in another format than RFC 3339 is read again
+/// through the model; every other page is one `json_array` statement.
+async fn json_list_reads_like_the_model(backend: Backend) {
+    use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+    use std::sync::{Arc, Mutex};
+    let (db, _g) = connect(backend).await;
+    tasktrail::schema::create::<task_run::Model>(&db)
+        .await
+        .unwrap();
+    let texts = [
+        "plain",
+        "quote \" backslash \\ slash /",
+        "line\nbreak\ttab\r",
+        "\u{1}\u{1f}control\u{7f}",
+        "</script><b>&amp;",
+        "émoji 🦀 \u{2028}\u{2029}",
+        "",
+    ];
+    let floats = [
+        None,
+        Some(0.1f32),
+        Some(1.0 / 3.0),
+        Some(1e-7),
+        Some(99.99),
+        Some(100.0),
+        Some(-0.0),
+        Some(f32::MAX),
+        Some(16_777_217.0),
+    ];
+    let jsons = [
+        None,
+        Some(json!(null)),
+        Some(
+            json!({"b": 1, "a": [1.5, 0.1, -0.0, 1e300, 12345678901234567u64], "c": {"z": "\"\n</script>"}}),
+        ),
+        Some(json!("just text")),
+        Some(json!(42)),
+        Some(json!([true, false, {}])),
+    ];
+    let base = chrono::DateTime::parse_from_rfc3339("2026-12-07T08:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    for i in 0..40usize {
+        let at = base
+            + TimeDelta::seconds(i as i64 * 37 % 40)
+            + TimeDelta::nanoseconds((i as i64 * 123_456_789) % 1_000_000_000);
+        let text = |k: usize| (k % 3 != 2).then(|| texts[k % texts.len()].to_owned());
+        task_run::ActiveModel {
+            task_key: Set(format!("k-{i:02}")),
+            task_name: Set(texts[i % texts.len()].to_owned()),
+            status: Set(["success", "failed", "in_progress", "not a status"][i % 4].to_owned()),
+            message: Set(text(i + 1)),
+            percent: Set(floats[i % floats.len()]),
+            user_label: Set(text(i + 2)),
+            affected_objects: Set(text(i)),
+            task_args: Set(jsons[i % jsons.len()].clone()),
+            task_kwargs: Set(jsons[(i + 1) % jsons.len()].clone()),
+            result_payload: Set(jsons[(i + 2) % jsons.len()].clone()),
+            cleaned_up: Set(i % 3 == 0),
+            created_at: Set(at),
+            updated_at: Set(at + TimeDelta::milliseconds(i as i64)),
+            started_at: Set((i % 2 == 0).then_some(at)),
+            completed_at: Set((i % 5 == 0).then_some(at + TimeDelta::seconds(1))),
+            failed_at: Set(None),
+            tenant: Set(text(i + 3)),
+            internal_note: Set(None),
+            retry_of: Set(None),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+    }
+    // A time only the model reads (sqlx takes several formats).
+    db.execute_unprepared(
+        "UPDATE task_runs SET updated_at = '2026-12-07 10:00:00' WHERE task_key = 'k-05'",
+    )
+    .await
+    .unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = seen.clone();
+    let mut db = db;
+    db.set_metric_callback(move |info| {
+        record.lock().unwrap().push(info.statement.sql.clone());
+    });
+    let tracker = task_run::Tracker::new(db);
+    let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    let sqlite = matches!(backend, Backend::SqliteFile | Backend::SqliteMemory);
+    let mut one_value_pages = 0;
+    for sort in [
+        "-created_at",
+        "created_at",
+        "percent",
+        "-percent",
+        "-id",
+        "task_name",
+        "-updated_at",
+    ] {
+        // Each page's keys, and whether it was read through the model.
+        let mut pages: Vec<(Vec<String>, bool)> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut uri = format!("/ops/api/runs?sort={sort}&limit=7");
+            if let Some(cursor) = &after {
+                uri.push_str(&format!("&after={cursor}"));
+            }
+            seen.lock().unwrap().clear();
+            let page = get(&app, &uri).await;
+            assert_eq!(page.status, StatusCode::OK, "{uri}: {}", page.text);
+            let statements = std::mem::take(&mut *seen.lock().unwrap());
+            let page = page.json();
+            let one_value = statements.iter().any(|s| s.contains("json_array("));
+            let through_model = statements.iter().any(|s| {
+                !s.contains("json_array(") && s.contains("task_runs") && s.starts_with("SELECT")
+            });
+            // SQLite reads each page as one value per run first; the other
+            // backends through the model.
+            assert_eq!(one_value, sqlite, "{uri}: {statements:?}");
+            assert!(through_model || sqlite, "{uri}: {statements:?}");
+            one_value_pages += usize::from(one_value && !through_model);
+            let mut keys = Vec::new();
+            for run in page["runs"].as_array().unwrap() {
+                let key = run["task_key"].as_str().unwrap();
+                let alone = get(&app, &format!("/ops/api/runs/{key}")).await.json();
+                assert_eq!(run, &alone, "{uri}: run {key}");
+                keys.push(key.to_owned());
+            }
+            pages.push((keys, through_model));
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        let keys: Vec<&String> = pages.iter().flat_map(|(keys, _)| keys).collect();
+        let distinct: std::collections::BTreeSet<&&String> = keys.iter().collect();
+        assert_eq!(
+            (keys.len(), distinct.len()),
+            (40, 40),
+            "sort {sort}: {keys:?}"
+        );
+        if sqlite {
+            // Read again through the model: exactly the pages that read
+            // k-05, shown or as the row that tells a next page exists.
+            for (i, (keys, through_model)) in pages.iter().enumerate() {
+                let next_first = pages.get(i + 1).map(|(next, _)| &next[0]);
+                let reads_k05 = keys.iter().chain(next_first).any(|k| k == "k-05");
+                assert_eq!(
+                    *through_model, reads_k05,
+                    "sort {sort}, page {i}: {pages:?}"
+                );
+            }
+        }
+    }
+    if sqlite {
+        assert!(one_value_pages >= 30, "{one_value_pages}");
+    }
+    let _ = tracker.shutdown(Duration::from_secs(5)).await;
+}
+
 backends!(counts_of_an_enum_status);
 backends!(overview_and_run_page);
 backends!(overview_reads_are_bounded);
+backends!(json_list_reads_like_the_model);
 backends!(openapi_document);
 backends!(page_actions);
 backends!(bulk_actions);

@@ -230,6 +230,16 @@ pub fn expand(model: &Model) -> TokenStream {
     let ident = &model.ident;
     let p = quote!(#krate::__private);
     let fields = model.fields.iter().map(|f| field_info(krate, f));
+    // A `use` path takes no generic arguments (a crate path written with
+    // some fails elsewhere, with its own error; this must still parse).
+    let mut use_krate = krate.clone();
+    for segment in &mut use_krate.segments {
+        segment.arguments = syn::PathArguments::None;
+    }
+    let types = model.fields.iter().enumerate().map(|(i, f)| {
+        let ty = &f.ty;
+        quote!(#i => (&&#p::TypeProbe::<#ty>::new()).field_type(),)
+    });
     let bindings = model.fields.iter().filter_map(|f| binding(krate, f));
     let redact = &model.redact;
     let max = match model.max_payload_bytes {
@@ -263,6 +273,15 @@ pub fn expand(model: &Model) -> TokenStream {
                 match role {
                     #(#bindings)*
                     _ => #p::Option::None,
+                }
+            }
+
+            fn field_type(index: usize) -> #p::FieldType {
+                #[allow(unused_imports)]
+                use #use_krate::__private::{KnownType as _, OtherType as _};
+                match index {
+                    #(#types)*
+                    _ => #p::FieldType(#p::ValueClass::Other, false),
                 }
             }
         }

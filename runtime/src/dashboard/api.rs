@@ -9,7 +9,10 @@ use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::{Map, Value as JsonValue, json};
 
 use crate::config::{Encode, Role, TrackingConfig, column_value, find_one};
-use crate::dashboard::query::{ListQuery, QueryError, list};
+use std::borrow::Cow;
+
+use crate::dashboard::query::{ListQuery, Page, QueryError, list, list_rows};
+use crate::dashboard::run_rows::{self, RunRow};
 use crate::dashboard::{DashboardConfig, Shared};
 use crate::lifecycle::Status;
 
@@ -229,27 +232,47 @@ pub(crate) struct RunJson<'a, M>(pub &'a M);
 
 impl<M: TrackingConfig> serde::Serialize for RunJson<'_, M> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(M::FIELDS.len()))?;
-        for field in M::FIELDS {
-            let value = column_value::<M::Entity>(self.0, field.column);
-            match (field.role, &value) {
-                (Some(Role::Status), _) => match M::decode_status(value.clone()) {
-                    Some(status) => map.serialize_entry(field.field, status.as_str())?,
-                    None => map.serialize_entry(field.field, &ColumnJson(&value))?,
-                },
-                (
-                    Some(Role::Args | Role::Kwargs | Role::Result),
-                    sea_orm::Value::String(Some(t)),
-                ) => match serde_json::from_str::<&serde_json::value::RawValue>(t) {
+        serialize_run::<M, S>(serializer, |index| {
+            Cow::Owned(column_value::<M::Entity>(self.0, M::FIELDS[index].column))
+        })
+    }
+}
+
+/// A run read as one value ([`RunRow`]) serialized as [`RunJson`]
+/// serializes its model.
+pub(crate) struct RunRowJson<'a, M>(pub &'a RunRow, pub std::marker::PhantomData<M>);
+
+impl<M: TrackingConfig> serde::Serialize for RunRowJson<'_, M> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_run::<M, S>(serializer, |index| Cow::Borrowed(&self.0.values[index]))
+    }
+}
+
+/// Writes a run: `value(i)` is the value of field `i` of `M::FIELDS`, as
+/// sea-orm's `ModelTrait::get` gives it.
+fn serialize_run<'v, M: TrackingConfig, S: serde::Serializer>(
+    serializer: S,
+    value: impl Fn(usize) -> Cow<'v, sea_orm::Value>,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(M::FIELDS.len()))?;
+    for (index, field) in M::FIELDS.iter().enumerate() {
+        let value = value(index);
+        match (field.role, value.as_ref()) {
+            (Some(Role::Status), _) => match M::decode_status(value.as_ref().clone()) {
+                Some(status) => map.serialize_entry(field.field, status.as_str())?,
+                None => map.serialize_entry(field.field, &ColumnJson(&value))?,
+            },
+            (Some(Role::Args | Role::Kwargs | Role::Result), sea_orm::Value::String(Some(t))) => {
+                match serde_json::from_str::<&serde_json::value::RawValue>(t) {
                     Ok(raw) => map.serialize_entry(field.field, raw)?,
                     Err(_) => map.serialize_entry(field.field, t.as_str())?,
-                },
-                _ => map.serialize_entry(field.field, &ColumnJson(&value))?,
+                }
             }
+            _ => map.serialize_entry(field.field, &ColumnJson(&value))?,
         }
-        map.end()
     }
+    map.end()
 }
 
 /// A column value serialized as [`value_json`] makes it, without the
@@ -345,7 +368,22 @@ pub(crate) async fn runs<C: DashboardConfig>(
                 .clone(),
         );
     }
-    let page = list::<C::Model>(shared.tracker.db(), settings, &query).await?;
+    let db = shared.tracker.db();
+    // On SQLite, each run as one value (see `run_rows`), unless a value
+    // needs the model.
+    let mut page = None;
+    if run_rows::readable::<C::Model>(db, &shared.run_rows) {
+        let projection = run_rows::projection::<C::Model>();
+        match list_rows::<C::Model, RunRow>(db, settings, &query, projection).await {
+            Ok(rows) => page = Some(Ok(rows)),
+            Err(err) if run_rows::falls_back(&err, &shared.run_rows) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let page: Result<Page<RunRow>, Page<C::Model>> = match page {
+        Some(rows) => rows,
+        None => Err(list::<C::Model>(db, settings, &query).await?),
+    };
     let search = match (&query.search, &query.route) {
         (Some(term), Some(route)) => json!({
             "route": route.kind(),
@@ -355,19 +393,31 @@ pub(crate) async fn runs<C: DashboardConfig>(
         _ => JsonValue::Null,
     };
     #[derive(serde::Serialize)]
-    #[serde(bound = "")]
-    struct RunsPage<'a, M: TrackingConfig> {
-        runs: Vec<RunJson<'a, M>>,
+    #[serde(bound = "R: serde::Serialize")]
+    struct RunsPage<R> {
+        runs: Vec<R>,
         next: Option<String>,
         limit: u64,
         search: JsonValue,
     }
-    Ok(safe_json_response(&RunsPage {
-        runs: page.rows.iter().map(RunJson).collect(),
-        next: page.next,
-        limit: query.limit,
-        search,
-    }))
+    Ok(match page {
+        Ok(page) => safe_json_response(&RunsPage {
+            runs: page
+                .rows
+                .iter()
+                .map(|row| RunRowJson::<C::Model>(row, std::marker::PhantomData))
+                .collect(),
+            next: page.next,
+            limit: query.limit,
+            search,
+        }),
+        Err(page) => safe_json_response(&RunsPage {
+            runs: page.rows.iter().map(RunJson).collect(),
+            next: page.next,
+            limit: query.limit,
+            search,
+        }),
+    })
 }
 
 /// `GET {prefix}/api/runs/{key}`

@@ -19,6 +19,7 @@ pub(crate) mod pages;
 pub mod query;
 mod retention;
 mod router;
+mod run_rows;
 pub mod search;
 mod start;
 mod stats;

@@ -669,6 +669,45 @@ pub async fn list<M: TrackingConfig>(
     settings: &DashboardSettings,
     query: &ListQuery,
 ) -> Result<Page<M>, DbErr> {
+    list_rows::<M, M>(db, settings, query, reading::<M>(query)).await
+}
+
+/// What a page of runs can be read as: the model, or each run as one value
+/// (the JSON list on SQLite: [`crate::dashboard::run_rows::RunRow`]).
+pub(crate) trait PageRow<M: TrackingConfig>: Sized + Send {
+    /// Runs `select`: the list's statement, with the columns this type
+    /// reads.
+    fn fetch(
+        select: sea_orm::Select<M::Entity>,
+        db: &DatabaseConnection,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<Self>, DbErr>>;
+
+    /// The value of `column` (the key and the sort field: the cursor), as
+    /// sea-orm's `ModelTrait::get` gives it.
+    fn column(&self, column: ColumnOf<M>) -> Value;
+}
+
+impl<M: TrackingConfig> PageRow<M> for M {
+    fn fetch(
+        select: sea_orm::Select<M::Entity>,
+        db: &DatabaseConnection,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<Self>, DbErr>> {
+        find_all(select, db)
+    }
+
+    fn column(&self, column: ColumnOf<M>) -> Value {
+        column_value::<M::Entity>(self, column)
+    }
+}
+
+/// [`list`], reading each run as `R` through `projection` (`M::Entity`'s
+/// `SELECT` with the columns `R` reads).
+pub(crate) async fn list_rows<M: TrackingConfig, R: PageRow<M>>(
+    db: &DatabaseConnection,
+    settings: &DashboardSettings,
+    query: &ListQuery,
+    projection: sea_orm::Select<M::Entity>,
+) -> Result<Page<R>, DbErr> {
     let (key_col, encode_key) = crate::config::key_encoder::<M>();
     let sort_col = field::<M>(query.sort).expect("checked by parse").column;
     let nullable = sort_col.def().is_null();
@@ -680,7 +719,7 @@ pub async fn list<M: TrackingConfig>(
         Order::Asc
     };
     let want = query.limit + 1;
-    let base = reading::<M>(query).filter(conditions::<M>(settings, query));
+    let base = projection.filter(conditions::<M>(settings, query));
 
     let mut rows = Vec::new();
     if !among_nulls {
@@ -732,7 +771,7 @@ pub async fn list<M: TrackingConfig>(
             .order_by(sort_col, order.clone())
             .order_by(key_col, order.clone())
             .limit(want);
-        rows = find_all(select, db).await?;
+        rows = R::fetch(select, db).await?;
     }
     if nullable && (rows.len() as u64) < want {
         let mut select = base.filter(Expr::col(sort_col).is_null());
@@ -747,15 +786,15 @@ pub async fn list<M: TrackingConfig>(
         let select = select
             .order_by(key_col, order)
             .limit(want - rows.len() as u64);
-        rows.extend(find_all(select, db).await?);
+        rows.extend(R::fetch(select, db).await?);
     }
 
     let next = if rows.len() as u64 > query.limit {
         rows.truncate(query.limit as usize);
         rows.last().and_then(|last| {
-            let key = crate::config::value_text(column_value::<M::Entity>(last, key_col))?;
+            let key = crate::config::value_text(last.column(key_col))?;
             let cursor = Cursor {
-                value: column_value::<M::Entity>(last, sort_col),
+                value: last.column(sort_col),
                 key,
             };
             let token = cursor.encode();

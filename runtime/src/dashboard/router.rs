@@ -27,6 +27,9 @@ pub(crate) struct SharedInner<C: DashboardConfig> {
     pub auth: Option<Arc<crate::auth::AuthState>>,
     /// The live stream's follower of the change feed.
     pub live: live::Live,
+    /// Whether the JSON list may read each run as one value (SQLite; turned
+    /// off if this SQLite has no JSON functions): `run_rows`.
+    pub run_rows: std::sync::atomic::AtomicBool,
 }
 
 /// A cheap handle on [`SharedInner`].
@@ -275,6 +278,7 @@ impl<C: DashboardConfig> Dashboard<C> {
             search: super::search::SearchCache::new(self.search_window),
             kinds: crate::dashboard::kinds::KindsCache::new(self.stats_max_age),
             live: live::Live::default(),
+            run_rows: std::sync::atomic::AtomicBool::new(true),
             logs: self.logs,
             #[cfg(feature = "auth")]
             auth: self.auth.clone().map(|backend| {
