@@ -437,8 +437,18 @@ fn accepted(answers: &[(StatusCode, Value)]) -> Vec<String> {
         .collect()
 }
 
-async fn retry_guard(backend: Backend) {
-    let (db, _g) = connect(backend).await;
+/// A fresh database with the runs table, a tracker that knows [`Hold`],
+/// and the dashboard on it.
+async fn holding(
+    backend: Backend,
+) -> (
+    sea_orm::DatabaseConnection,
+    tasktrail_tests::TestDb,
+    task_run::Tracker,
+    Hold,
+    axum::Router,
+) {
+    let (db, guard) = connect(backend).await;
     tasktrail::schema::create::<task_run::Model>(&db)
         .await
         .unwrap();
@@ -446,6 +456,11 @@ async fn retry_guard(backend: Backend) {
     let hold = Hold::new();
     tracker.register(hold.clone());
     let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    (db, guard, tracker, hold, app)
+}
+
+async fn retry_guard(backend: Backend) {
+    let (db, _g, tracker, hold, app) = holding(backend).await;
 
     // Runs that have not ended are not retried.
     for (key, event) in [("p-1", Event::create("p-1")), ("r-1", Event::start("r-1"))] {
@@ -593,14 +608,7 @@ async fn bulk_retry_is_bounded(backend: Backend) {
 /// retries racing for the same guard deadlocked until the claim gave up
 /// (a 503 every few rounds).
 async fn racing_retries_never_deadlock(backend: Backend) {
-    let (db, _g) = connect(backend).await;
-    tasktrail::schema::create::<task_run::Model>(&db)
-        .await
-        .unwrap();
-    let tracker = task_run::Tracker::new(db.clone());
-    let hold = Hold::new();
-    tracker.register(hold.clone());
-    let app = Dashboard::new(Ops::default(), tracker.clone()).router();
+    let (db, _g, tracker, hold, app) = holding(backend).await;
     for round in 0..30 {
         let key = format!("race-{round}");
         tracker
