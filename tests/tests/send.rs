@@ -72,6 +72,10 @@ const PUBLIC_ASYNC: &[(&str, &str)] = &[
     // `Send` by its type.
     ("run/registry.rs", "enqueue"),
     ("apalis.rs", "enqueue"),
+    // The crate-private `PageRow` trait (how a page of runs is read): a
+    // `BoxFuture`, `Send` by its type.
+    ("dashboard/query.rs", "fetch"),
+    ("dashboard/run_rows.rs", "fetch"),
     ("run/registry.rs", "run"),
     ("run/context.rs", "cancelled"),
     ("run/maintenance.rs", "recover"),

@@ -1,6 +1,8 @@
 //! The JSON API: the runs list (the same filters and pagination as the
 //! page), one run, and the overview's counts.
 
+use std::borrow::Cow;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -9,8 +11,6 @@ use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::{Map, Value as JsonValue, json};
 
 use crate::config::{Encode, Role, TrackingConfig, column_value, find_one};
-use std::borrow::Cow;
-
 use crate::dashboard::query::{ListQuery, Page, QueryError, list, list_rows};
 use crate::dashboard::run_rows::{self, RunRow};
 use crate::dashboard::{DashboardConfig, Shared};
@@ -369,20 +369,25 @@ pub(crate) async fn runs<C: DashboardConfig>(
         );
     }
     let db = shared.tracker.db();
+    /// The page, read as one value per run or through the model.
+    enum Rows<M> {
+        OneValue(Page<RunRow>),
+        Models(Page<M>),
+    }
     // On SQLite, each run as one value (see `run_rows`), unless a value
     // needs the model.
-    let mut page = None;
+    let mut rows = None;
     if run_rows::readable::<C::Model>(db, &shared.run_rows) {
         let projection = run_rows::projection::<C::Model>();
         match list_rows::<C::Model, RunRow>(db, settings, &query, projection).await {
-            Ok(rows) => page = Some(Ok(rows)),
+            Ok(page) => rows = Some(Rows::OneValue(page)),
             Err(err) if run_rows::falls_back(&err, &shared.run_rows) => {}
             Err(err) => return Err(err.into()),
         }
     }
-    let page: Result<Page<RunRow>, Page<C::Model>> = match page {
+    let rows = match rows {
         Some(rows) => rows,
-        None => Err(list::<C::Model>(db, settings, &query).await?),
+        None => Rows::Models(list::<C::Model>(db, settings, &query).await?),
     };
     let search = match (&query.search, &query.route) {
         (Some(term), Some(route)) => json!({
@@ -400,8 +405,8 @@ pub(crate) async fn runs<C: DashboardConfig>(
         limit: u64,
         search: JsonValue,
     }
-    Ok(match page {
-        Ok(page) => safe_json_response(&RunsPage {
+    Ok(match rows {
+        Rows::OneValue(page) => safe_json_response(&RunsPage {
             runs: page
                 .rows
                 .iter()
@@ -411,7 +416,7 @@ pub(crate) async fn runs<C: DashboardConfig>(
             limit: query.limit,
             search,
         }),
-        Err(page) => safe_json_response(&RunsPage {
+        Rows::Models(page) => safe_json_response(&RunsPage {
             runs: page.rows.iter().map(RunJson).collect(),
             next: page.next,
             limit: query.limit,
