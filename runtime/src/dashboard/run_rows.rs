@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QuerySelect, QueryTrait,
-    Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QuerySelect,
+    QueryTrait, Value,
 };
 use serde_json::value::RawValue;
 
@@ -64,12 +64,14 @@ pub(crate) fn falls_back(err: &DbErr, enabled: &AtomicBool) -> bool {
 }
 
 /// `SELECT json_array(col, …) AS run FROM …`: each field's column in
-/// [`TrackingConfig::FIELDS`]' order. A float column's value goes as text
+/// [`TrackingConfig::FIELDS`]' order, read as sea-orm reads it for the
+/// model (through the column's `select_as`). A float column's value goes as text
 /// with 17 significant digits and an `r` in front (SQLite writes a float in
 /// JSON with 15, which does not give every `f64` back).
 pub(crate) fn projection<M: TrackingConfig>() -> sea_orm::Select<M::Entity> {
     let args = M::FIELDS.iter().enumerate().map(|(i, field)| {
-        let col = Expr::col(field.column);
+        // As sea-orm selects the column for the model (a `select_as` cast).
+        let col = field.column.select_as(Expr::col(field.column));
         if matches!(M::field_type(i).0, ValueClass::F32 | ValueClass::F64) {
             Expr::case(
                 Expr::cust_with_exprs("typeof(?) = 'real'", [col.clone()]),
