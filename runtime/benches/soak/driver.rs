@@ -341,17 +341,21 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarningLayer {
     }
 }
 
-/// The process's global subscriber, installed once: the run capture (set
+/// What the global subscriber's capture slot holds: the runs' log capture
+/// during a soak; a test's own layers beside it.
+pub type Capture = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
+
+/// The process's global subscriber, installed once: the capture slot (set
 /// per soak), the docs' filter and the warning counter.
 struct Tracing {
-    capture: reload::Handle<Option<TaskLogLayer>, Registry>,
+    capture: reload::Handle<Option<Capture>, Registry>,
     warnings: Arc<Warnings>,
 }
 
 fn tracing_setup() -> &'static Tracing {
     static TRACING: OnceLock<Tracing> = OnceLock::new();
     TRACING.get_or_init(|| {
-        let (capture, handle) = reload::Layer::new(None::<TaskLogLayer>);
+        let (capture, handle) = reload::Layer::new(None::<Capture>);
         let warnings = Arc::new(Warnings::default());
         // As `tasktrail::logs::install` filters.
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -367,6 +371,18 @@ fn tracing_setup() -> &'static Tracing {
             warnings,
         }
     })
+}
+
+/// Puts `layer` in the global subscriber's capture slot (installing the
+/// subscriber at the first call); `None` empties the slot. The global
+/// subscriber, not a thread's default: spans close on whichever thread
+/// drops them last (sqlx's SQLite worker threads hold the caller's span
+/// while they run its statement), and
+/// tracing-subscriber's registry lets go of a closed span's parent through
+/// *that* thread's default subscriber, so under a thread-local default a
+/// parent whose child closes elsewhere never closes.
+pub fn capture(layer: Option<Capture>) {
+    tracing_setup().capture.reload(layer).expect("the capture");
 }
 
 // ---------------------------------------------------------------------------
@@ -1163,10 +1179,7 @@ pub async fn soak(db: DatabaseConnection, setup: &str, config: Config) -> Report
         .await
         .expect("the schema");
     let logs = Arc::new(DbLogStorage::new(db.clone()).await.expect("the log table"));
-    tracing_state
-        .capture
-        .reload(Some(TaskLogLayer::new(logs.clone())))
-        .expect("the capture");
+    capture(Some(Box::new(TaskLogLayer::new(logs.clone()))));
     let tracker = soak_run::Tracker::new(db.clone());
     let app = Dashboard::new(Ops::default(), tracker.clone())
         .log_storage(logs.clone())
@@ -1360,7 +1373,7 @@ pub async fn soak(db: DatabaseConnection, setup: &str, config: Config) -> Report
     };
     server.abort();
     let _ = server.await;
-    tracing_state.capture.reload(None).expect("the capture");
+    capture(None);
     let _ = tracker.shutdown(Duration::from_secs(10)).await;
     report
 }
