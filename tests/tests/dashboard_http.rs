@@ -164,6 +164,16 @@ async fn json_api(backend: Backend) {
     assert_eq!(body["by_status"]["failed"], 3);
     assert_eq!(body["by_status"]["success"], 4);
     assert_eq!(body["by_status"]["pending"], 0);
+    // When they were counted: just now, by the first request.
+    let as_of = chrono::DateTime::parse_from_rfc3339(body["as_of"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("as_of is RFC 3339: {e}: {body}"));
+    let since = chrono::Utc::now().signed_duration_since(as_of);
+    let age = body["age_seconds"].as_f64().expect("age_seconds");
+    assert!(
+        since >= chrono::TimeDelta::zero() && since < chrono::TimeDelta::seconds(30),
+        "{body}"
+    );
+    assert!((0.0..30.0).contains(&age), "{body}");
 
     // Prometheus: the same counts, in the text format.
     let (status, _, text) = get(&app, "/ops/tasks/metrics", LOCAL).await;
@@ -172,6 +182,12 @@ async fn json_api(backend: Backend) {
         text.contains("tasktrail_runs{table=\"task_runs\",status=\"failed\"} 3"),
         "{text}"
     );
+    let age_line = text
+        .lines()
+        .find(|l| l.starts_with("tasktrail_runs_age_seconds{table=\"task_runs\"} "))
+        .unwrap_or_else(|| panic!("no age of the counts: {text}"));
+    let age: f64 = age_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((0.0..30.0).contains(&age), "{age_line}");
     assert!(
         text.contains("# TYPE tasktrail_writes_total counter"),
         "{text}"

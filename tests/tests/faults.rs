@@ -653,9 +653,11 @@ async fn dashboard_while_postgres_is_down() {
         assert_eq!(status, StatusCode::OK, "{uri} with the database up");
     }
     tokio::task::block_in_place(|| server.stop());
+    let stopped = chrono::Utc::now();
     // Numbers computed before the stop (the metrics, a task kind's) are
     // served as they were, stale while their refresh fails: those routes
-    // answer 200 from them. Every other route needs the database.
+    // answer 200 from them, saying when they were counted. Every other
+    // route needs the database.
     let mut served_stale = 0;
     // The default: 5 s at most (the pool alone would wait 30 s).
     let (status, retry, body, took) = get(&default, "/ops/api/runs").await;
@@ -673,8 +675,17 @@ async fn dashboard_while_postgres_is_down() {
             );
             if (uri.contains("/kinds") || uri.ends_with("/metrics")) && status == StatusCode::OK {
                 // Numbers computed before: served stale while their
-                // refresh fails.
+                // refresh fails, counted before the stop and as old.
                 served_stale += 1;
+                if uri.ends_with("/api/metrics") {
+                    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    let as_of: chrono::DateTime<chrono::Utc> =
+                        json["as_of"].as_str().unwrap().parse().unwrap();
+                    let age = json["age_seconds"].as_f64().unwrap();
+                    let down = (chrono::Utc::now() - stopped).as_seconds_f64();
+                    assert!(as_of < stopped, "counted at {as_of}, stopped at {stopped}");
+                    assert!(age >= down - 0.05, "age {age} s, down for {down} s");
+                }
                 continue;
             }
             assert_eq!(

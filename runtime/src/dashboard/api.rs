@@ -474,6 +474,8 @@ pub(crate) async fn metrics<C: DashboardConfig>(
         "success_rate": snapshot.success_rate(),
         "durations_24h": durations,
         "runs_per_hour_24h": hourly,
+        "as_of": snapshot.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "age_seconds": snapshot.age().as_secs_f64(),
     })))
 }
 
@@ -561,6 +563,16 @@ pub(crate) async fn prometheus<C: DashboardConfig>(
             "tasktrail_runs{{table=\"{table}\",status=\"{status}\"}} {n}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP tasktrail_runs_age_seconds How long ago the numbers of runs above were counted (they are cached for the dashboard's stats_max_age; while the database cannot be read, the last counted stay)."
+    );
+    let _ = writeln!(out, "# TYPE tasktrail_runs_age_seconds gauge");
+    let _ = writeln!(
+        out,
+        "tasktrail_runs_age_seconds{{table=\"{table}\"}} {}",
+        snapshot.age().as_secs_f64()
+    );
     if let Some((p50, p95, _)) = snapshot.durations {
         let _ = writeln!(
             out,

@@ -93,17 +93,17 @@ pub(crate) async fn overview_kinds<C: DashboardConfig>(
     let names = kinds::cached_task_names(shared).await?;
     let mut rows = Vec::new();
     for name in names.names.iter().take(OVERVIEW_KINDS) {
-        let stats = kinds::kind_stats_now_or_later(shared, name).await?;
-        let number = |f: &dyn Fn(&KindStats) -> u64| stats.as_deref().map(f);
+        let counted = kinds::kind_stats_now_or_later(shared, name).await?;
+        let stats = counted.as_deref().map(|c| &**c);
+        let number = |f: &dyn Fn(&KindStats) -> u64| stats.map(f);
         rows.push(KindRow {
             href: kind_href(base, name),
             list_href: list_href(shared, base, name),
             runs: number(&|s| s.runs),
             failed: number(&|s| s.count(Status::Failed)),
             running: number(&|s| s.count(Status::InProgress)),
-            success_rate: stats.as_deref().and_then(rate),
+            success_rate: stats.and_then(rate),
             p95: stats
-                .as_deref()
                 .and_then(|s| s.durations)
                 .map(|d| human_duration(d.p95)),
             name: name.clone(),
@@ -149,6 +149,8 @@ struct KindPage {
     hours: Vec<HourView>,
     /// The zone the hours are in.
     zone: String,
+    /// When the numbers were counted (they are cached), in that zone.
+    counted_at: String,
     /// How many of the newest runs the durations are taken from.
     sample_limit: u64,
     /// The form that starts a run of this kind, when it is registered in
@@ -209,6 +211,7 @@ pub(crate) async fn page<C: DashboardConfig>(
             })
             .collect(),
         zone: shared.settings.time_zone.clone(),
+        counted_at: zone.show(stats.at),
         sample_limit: kinds::KIND_SAMPLE,
         name,
     })
@@ -218,7 +221,7 @@ pub(crate) async fn page<C: DashboardConfig>(
 async fn stats_of<C: DashboardConfig>(
     shared: &Shared<C>,
     name: &str,
-) -> Result<std::sync::Arc<KindStats>, ApiError> {
+) -> Result<std::sync::Arc<crate::dashboard::cache::Counted<KindStats>>, ApiError> {
     if !kinds::is_kind(shared, name).await? {
         return Err(not_found(name));
     }
@@ -258,6 +261,7 @@ pub(crate) async fn api<C: DashboardConfig>(
             "failed": h.failed,
         })).collect::<Vec<_>>(),
         "time_zone": shared.settings.time_zone,
+        "as_of": stats.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "page": kind_href(&links.0, &name),
         "runs_list": list_href(&shared, &links.0, &name),
     })))

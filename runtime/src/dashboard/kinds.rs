@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Offset, TimeDelta, TimeZone, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -23,6 +23,7 @@ use sea_orm::{
 
 use crate::config::{Encode, Role, TrackingConfig, column_value, value_text, value_time};
 use crate::dashboard::api::value_json;
+use crate::dashboard::cache::{Cached, Counted};
 use crate::dashboard::pages::Zone;
 use crate::dashboard::search::{qualified_table, quote_for};
 use crate::dashboard::stats::{Hour, json_time, status_is, times};
@@ -44,119 +45,6 @@ pub(crate) const KIND_SAMPLE: u64 = 5_000;
 
 /// Hours in a kind's chart.
 const HOURS: i64 = 24;
-
-/// A value computed now and then, kept for `max_age`.
-struct Cached<T> {
-    state: Mutex<Slot<T>>,
-    /// Held while the first value is computed, so that requests finding
-    /// none wait for that one instead of each computing its own.
-    first: tokio::sync::Mutex<()>,
-}
-
-struct Slot<T> {
-    value: Option<(Instant, Arc<T>)>,
-    refreshing: bool,
-}
-
-impl<T> Default for Cached<T> {
-    fn default() -> Self {
-        Cached {
-            state: Mutex::new(Slot {
-                value: None,
-                refreshing: false,
-            }),
-            first: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-impl<T: Send + Sync + 'static> Cached<T> {
-    /// The value: a fresh one as it is; a stale one while `compute` runs in
-    /// the background; none yet (or `max_age` zero): computed now.
-    async fn get<F, Fut>(this: &Arc<Self>, max_age: Duration, compute: F) -> Result<Arc<T>, DbErr>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, DbErr>> + Send + 'static,
-    {
-        if max_age.is_zero() {
-            return Ok(Arc::new(compute().await?));
-        }
-        let stale = {
-            let mut state = this.state.lock().unwrap_or_else(|e| e.into_inner());
-            match &state.value {
-                Some((at, v)) if at.elapsed() < max_age => return Ok(v.clone()),
-                Some((_, v)) => {
-                    let v = v.clone();
-                    let start = !state.refreshing;
-                    state.refreshing = true;
-                    Some((v, start))
-                }
-                None => None,
-            }
-        };
-        if let Some((stale, start)) = stale {
-            if start {
-                let this = this.clone();
-                tokio::spawn(async move {
-                    let fresh = compute().await;
-                    let mut state = this.state.lock().unwrap_or_else(|e| e.into_inner());
-                    state.refreshing = false;
-                    match fresh {
-                        Ok(v) => state.value = Some((Instant::now(), Arc::new(v))),
-                        Err(err) => tracing::warn!(
-                            error = %err,
-                            "tasktrail dashboard: refreshing a task kind's numbers failed"
-                        ),
-                    }
-                });
-            }
-            return Ok(stale);
-        }
-        let _first = this.first.lock().await;
-        if let Some((_, v)) = &this.state.lock().unwrap_or_else(|e| e.into_inner()).value {
-            return Ok(v.clone());
-        }
-        let fresh = Arc::new(compute().await?);
-        let mut state = this.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.value = Some((Instant::now(), fresh.clone()));
-        Ok(fresh)
-    }
-}
-
-impl<T: Send + Sync + 'static> Cached<T> {
-    /// The value if there is one (a stale one starts its refresh); none
-    /// yet: `compute` starts in the background and `None` is returned now.
-    fn peek<F, Fut>(this: &Arc<Self>, max_age: Duration, compute: F) -> Option<Arc<T>>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T, DbErr>> + Send + 'static,
-    {
-        let mut state = this.state.lock().unwrap_or_else(|e| e.into_inner());
-        let value = state
-            .value
-            .as_ref()
-            .map(|(at, v)| (at.elapsed() < max_age, v.clone()));
-        if matches!(value, Some((true, _))) || state.refreshing {
-            return value.map(|(_, v)| v);
-        }
-        state.refreshing = true;
-        drop(state);
-        let owner = this.clone();
-        tokio::spawn(async move {
-            let fresh = compute().await;
-            let mut state = owner.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.refreshing = false;
-            match fresh {
-                Ok(v) => state.value = Some((Instant::now(), Arc::new(v))),
-                Err(err) => tracing::warn!(
-                    error = %err,
-                    "tasktrail dashboard: computing a task kind's numbers failed"
-                ),
-            }
-        });
-        value.map(|(_, v)| v)
-    }
-}
 
 /// The cached kind names, each kind's numbers and the stuck runs.
 pub(crate) struct KindsCache {
@@ -180,9 +68,9 @@ impl KindsCache {
             } else {
                 max_age.max(KIND_MAX_AGE)
             },
-            names: Arc::default(),
+            names: Arc::new(Cached::new("the task kinds")),
             kinds: Mutex::default(),
-            stuck: Arc::default(),
+            stuck: Arc::new(Cached::new("the stuck runs")),
         }
     }
 }
@@ -200,7 +88,7 @@ pub(crate) struct TaskNames {
 /// search's name matching read. Empty when no task name is mapped.
 pub(crate) async fn cached_task_names<C: DashboardConfig>(
     shared: &Shared<C>,
-) -> Result<Arc<TaskNames>, DbErr> {
+) -> Result<Arc<Counted<TaskNames>>, DbErr> {
     let owned = shared.clone();
     Cached::get(
         &shared.kinds.names,
@@ -346,19 +234,25 @@ impl KindStats {
     }
 }
 
+/// The cache of kind `name`'s numbers.
+fn kind_slot<C: DashboardConfig>(shared: &Shared<C>, name: &str) -> Arc<Cached<KindStats>> {
+    let mut kinds = shared.kinds.kinds.lock().unwrap_or_else(|e| e.into_inner());
+    // Bounded by the kinds there are; forget them all past that.
+    if kinds.len() > 4 * MAX_KINDS {
+        kinds.clear();
+    }
+    kinds
+        .entry(name.to_owned())
+        .or_insert_with(|| Arc::new(Cached::new("a task kind's numbers")))
+        .clone()
+}
+
 /// The numbers of kind `name` (which must be a kind: see [`is_kind`]).
 pub(crate) async fn kind_stats<C: DashboardConfig>(
     shared: &Shared<C>,
     name: &str,
-) -> Result<Arc<KindStats>, DbErr> {
-    let slot = {
-        let mut kinds = shared.kinds.kinds.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded by the kinds there are; forget them all past that.
-        if kinds.len() > 4 * MAX_KINDS {
-            kinds.clear();
-        }
-        kinds.entry(name.to_owned()).or_default().clone()
-    };
+) -> Result<Arc<Counted<KindStats>>, DbErr> {
+    let slot = kind_slot(shared, name);
     let owned = shared.clone();
     let name = name.to_owned();
     Cached::get(&slot, shared.kinds.max_age, move || async move {
@@ -374,17 +268,11 @@ pub(crate) async fn kind_stats<C: DashboardConfig>(
 pub(crate) async fn kind_stats_now_or_later<C: DashboardConfig>(
     shared: &Shared<C>,
     name: &str,
-) -> Result<Option<Arc<KindStats>>, DbErr> {
+) -> Result<Option<Arc<Counted<KindStats>>>, DbErr> {
     if shared.kinds.max_age.is_zero() {
         return kind_stats(shared, name).await.map(Some);
     }
-    let slot = {
-        let mut kinds = shared.kinds.kinds.lock().unwrap_or_else(|e| e.into_inner());
-        if kinds.len() > 4 * MAX_KINDS {
-            kinds.clear();
-        }
-        kinds.entry(name.to_owned()).or_default().clone()
-    };
+    let slot = kind_slot(shared, name);
     let owned = shared.clone();
     let name = name.to_owned();
     Ok(Cached::peek(
@@ -721,7 +609,7 @@ pub(crate) const KIND_MAX_AGE: Duration = Duration::from_secs(30);
 /// The stuck runs, cached for `stats_max_age` (at least [`KIND_MAX_AGE`]).
 pub(crate) async fn stuck_runs<C: DashboardConfig>(
     shared: &Shared<C>,
-) -> Result<Arc<Stuck>, DbErr> {
+) -> Result<Arc<Counted<Stuck>>, DbErr> {
     let owned = shared.clone();
     Cached::get(
         &shared.kinds.stuck,

@@ -4,6 +4,7 @@
 pub mod actions;
 mod api;
 pub mod bulk_run;
+mod cache;
 mod config;
 mod export;
 mod forms;

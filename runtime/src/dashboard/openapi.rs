@@ -344,7 +344,7 @@ pub(crate) fn document<C: DashboardConfig>(shared: &Shared<C>, base: &str) -> Op
         .response(
             "200",
             json_response(
-                "The overview's numbers.",
+                "The overview's numbers, counted at `as_of` (RFC 3339), `age_seconds` ago: they are cached for the dashboard's `stats_max_age` and, while the database cannot be read, the last counted stay.",
                 ObjectBuilder::new().schema_type(Type::Object),
             ),
         );

@@ -2,13 +2,13 @@
 //! per hour over the last 24 hours — computed from the runs table and kept
 //! in a small cache, so that pages stay fast on big tables.
 //!
-//! A snapshot younger than the dashboard's `stats_max_age` is served as it
-//! is. An older one is still served while one background task computes the
-//! next (so no request waits on the counts once the first is taken); with
-//! `stats_max_age` zero every request computes its own.
+//! Cached for the dashboard's `stats_max_age` as [`cache`](super::cache)
+//! says: a fresh snapshot as it is, a stale one while the next is computed
+//! in the background; with `stats_max_age` zero every request computes its
+//! own.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -18,6 +18,7 @@ use sea_orm::{
 
 use crate::config::{Encode, Role, TrackingConfig};
 use crate::dashboard::api::status_counts;
+use crate::dashboard::cache::{Cached, Counted};
 use crate::dashboard::{DashboardConfig, Shared};
 use crate::lifecycle::Status;
 
@@ -45,7 +46,6 @@ pub(crate) struct Snapshot {
     pub durations: Option<(Duration, Duration, usize)>,
     /// The last 24 hours, oldest first; empty without a creation time.
     pub hourly: Vec<Hour>,
-    pub taken: Instant,
 }
 
 impl Snapshot {
@@ -70,26 +70,14 @@ impl Snapshot {
 /// The cached snapshot.
 pub(crate) struct StatsCache {
     max_age: Duration,
-    state: Mutex<CacheState>,
-    /// Held while the first snapshot is computed: requests that find no
-    /// snapshot wait for that one instead of each computing its own (at a
-    /// million runs, 32 requests at start-up would otherwise run 32 scans
-    /// of the status index at once).
-    first: tokio::sync::Mutex<()>,
-}
-
-#[derive(Default)]
-struct CacheState {
-    snapshot: Option<Arc<Snapshot>>,
-    refreshing: bool,
+    snapshot: Arc<Cached<Snapshot>>,
 }
 
 impl StatsCache {
     pub(crate) fn new(max_age: Duration) -> Self {
         StatsCache {
             max_age,
-            state: Mutex::new(CacheState::default()),
-            first: tokio::sync::Mutex::new(()),
+            snapshot: Arc::new(Cached::new("the overview's numbers")),
         }
     }
 }
@@ -97,60 +85,14 @@ impl StatsCache {
 /// The current snapshot (see the module's doc for how fresh).
 pub(crate) async fn snapshot<C: DashboardConfig>(
     shared: &Shared<C>,
-) -> Result<Arc<Snapshot>, DbErr> {
-    let cache = &shared.stats;
-    if !cache.max_age.is_zero() {
-        let stale = {
-            let mut state = cache.state.lock().unwrap_or_else(|e| e.into_inner());
-            match &state.snapshot {
-                Some(s) if s.taken.elapsed() < cache.max_age => return Ok(s.clone()),
-                Some(s) => {
-                    let s = s.clone();
-                    let start = !state.refreshing;
-                    state.refreshing = true;
-                    Some((s, start))
-                }
-                None => None,
-            }
-        };
-        if let Some((stale, start)) = stale {
-            if start {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let fresh = compute(&shared).await;
-                    let mut state = shared.stats.state.lock().unwrap_or_else(|e| e.into_inner());
-                    state.refreshing = false;
-                    match fresh {
-                        Ok(s) => state.snapshot = Some(Arc::new(s)),
-                        Err(err) => tracing::warn!(
-                            error = %err,
-                            "tasktrail dashboard: refreshing the overview's numbers failed"
-                        ),
-                    }
-                });
-            }
-            return Ok(stale);
-        }
-    }
-    if cache.max_age.is_zero() {
-        return Ok(Arc::new(compute(shared).await?));
-    }
-    let _first = cache.first.lock().await;
-    if let Some(s) = &cache
-        .state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .snapshot
-    {
-        // Another request computed it while this one waited.
-        return Ok(s.clone());
-    }
-    let fresh = Arc::new(compute(shared).await?);
-    {
-        let mut state = cache.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.snapshot = Some(fresh.clone());
-    }
-    Ok(fresh)
+) -> Result<Arc<Counted<Snapshot>>, DbErr> {
+    let owned = shared.clone();
+    Cached::get(
+        &shared.stats.snapshot,
+        shared.stats.max_age,
+        move || async move { compute(&owned).await },
+    )
+    .await
 }
 
 async fn compute<C: DashboardConfig>(shared: &Shared<C>) -> Result<Snapshot, DbErr> {
@@ -163,7 +105,6 @@ async fn compute<C: DashboardConfig>(shared: &Shared<C>) -> Result<Snapshot, DbE
         rows,
         durations,
         hourly,
-        taken: Instant::now(),
     })
 }
 

@@ -185,6 +185,13 @@ async fn kind_numbers(backend: Backend) {
     assert_eq!(total, u64::from(IMPORT_RUNS) + 3);
     assert_eq!(fails, failed);
     assert_eq!(body["runs_list"], "/ops/runs?task_name=import");
+    // Counted just now (uncached here), in UTC with milliseconds.
+    let as_of: DateTime<Utc> = body["as_of"].as_str().unwrap().parse().unwrap();
+    let since = Utc::now() - as_of;
+    assert!(
+        since >= TimeDelta::zero() && since < TimeDelta::seconds(30),
+        "{body}"
+    );
 
     // The page: the same numbers, an SVG with one bar per hour, labelled
     // in the zone.
@@ -203,6 +210,19 @@ async fn kind_numbers(backend: Backend) {
         "<dd data-stat=\"p99\">{}.0 s</dd>",
         nearest_rank(&durations, 0.99)
     )));
+    // When they were counted, in the dashboard's zone (+05:30).
+    let counted = html
+        .split("<time data-stat=\"counted-at\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no counting time: {html}"));
+    let counted = chrono::NaiveDateTime::parse_from_str(counted, "%Y-%m-%d %H:%M:%S")
+        .unwrap_or_else(|e| panic!("{counted:?}: {e}"));
+    let since = (Utc::now() + TimeDelta::minutes(330)).naive_utc() - counted;
+    assert!(
+        since >= TimeDelta::seconds(-1) && since < TimeDelta::seconds(30),
+        "counted at {counted} (+05:30)"
+    );
     let svg_start = html.find("<svg").expect("an SVG chart");
     let svg = &html[svg_start..html[svg_start..].find("</svg>").unwrap() + svg_start];
     assert!(svg.contains("role=\"img\"") && svg.contains("aria-label=\"Runs of import per hour"));
