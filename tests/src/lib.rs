@@ -24,6 +24,31 @@ pub mod sql_capture;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
+/// `layer` over a registry, as one thread's default subscriber
+/// (`tracing::subscriber::set_default`), with sea-orm's own spans left out,
+/// as the docs' filter (`info,sqlx=warn`) leaves out their `trace` level.
+///
+/// Under a thread-local default those spans broke tests: sqlx's SQLite
+/// worker thread holds the span its statement was sent in (sea-orm's
+/// `execute`, under its `execute_raw`) and may drop it last, and the
+/// registry then lets go of the parent through *that* thread's default
+/// subscriber — the process's global one, which either never closes the
+/// parent (so a run's span stays open) or, when a test installed a global
+/// registry, panics on an id it does not know (the worker thread dies and
+/// the writes it held wait forever). A test that needs every thread's
+/// spans installs a global subscriber instead.
+pub fn thread_subscriber<L>(layer: L) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::TRACE)
+        .with_target("sea_orm", tracing_subscriber::filter::LevelFilter::OFF)
+        .with_target("sqlx", tracing::Level::WARN);
+    tracing_subscriber::registry().with(layer).with(filter)
+}
+
 /// The backends every lifecycle scenario runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -16,7 +16,6 @@ use tasktrail::logs::{
 };
 use tasktrail_tests::entities::task_run;
 use tasktrail_tests::{Backend, backends, connect};
-use tracing_subscriber::layer::SubscriberExt;
 
 /// A subscriber with only the log layer, as the thread's default (the
 /// tests run on a current-thread runtime, so spawned runs see it too).
@@ -24,8 +23,9 @@ fn capture(
     storage: Arc<dyn LogStorage>,
     configure: impl FnOnce(TaskLogLayer) -> TaskLogLayer,
 ) -> tracing::subscriber::DefaultGuard {
-    let subscriber = tracing_subscriber::registry().with(configure(TaskLogLayer::new(storage)));
-    tracing::subscriber::set_default(subscriber)
+    tracing::subscriber::set_default(tasktrail_tests::thread_subscriber(configure(
+        TaskLogLayer::new(storage),
+    )))
 }
 
 #[tokio::test(flavor = "current_thread")]

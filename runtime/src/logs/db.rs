@@ -780,7 +780,17 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("logs.db").display());
         let db = crate::sqlite::connect(&url).await.unwrap();
         let logs = Arc::new(DbLogStorage::new(db).await.unwrap());
-        let subscriber = tracing_subscriber::registry().with(TaskLogLayer::new(logs.clone()));
+        // Without sea-orm's `trace` spans (the docs' filter leaves them
+        // out): as this thread's default, one dropped last on sqlx's
+        // worker thread would release its parent through that thread's
+        // (global) subscriber (see `tasktrail_tests::thread_subscriber`).
+        let quiet = tracing_subscriber::filter::Targets::new()
+            .with_default(tracing::Level::TRACE)
+            .with_target("sea_orm", tracing::level_filters::LevelFilter::OFF)
+            .with_target("sqlx", tracing::Level::WARN);
+        let subscriber = tracing_subscriber::registry()
+            .with(TaskLogLayer::new(logs.clone()))
+            .with(quiet);
         let _default = tracing::subscriber::set_default(subscriber);
 
         tracing::info_span!("task", task_key = "run-1").in_scope(|| {

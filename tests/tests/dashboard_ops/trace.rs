@@ -19,7 +19,6 @@ use tasktrail::{Dashboard, Event};
 use tasktrail_tests::entities::task_run;
 use tasktrail_tests::{Backend, backends, call_api, call_text, connect};
 use tracing::Instrument;
-use tracing_subscriber::layer::SubscriberExt;
 
 tasktrail::dashboard! {
     struct Ops<task_run::Entity> {
@@ -103,7 +102,7 @@ async fn run_traced(
     key: &str,
     work: impl std::future::Future<Output = ()>,
 ) {
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let _guard = tracing::subscriber::set_default(tasktrail_tests::thread_subscriber(layer));
     tracker
         .lifecycle(Event::create(key).name("traced"))
         .await
