@@ -130,18 +130,18 @@ async fn soak_postgres() {
 
 /// Holds layers in the global subscriber's capture slot; empties it when
 /// dropped (also when the test fails).
-struct Capture;
+struct Captured;
 
-impl Capture {
+impl Captured {
     fn new(
         layer: impl tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync,
     ) -> Self {
         soak_driver::capture(Some(Box::new(layer)));
-        Capture
+        Captured
     }
 }
 
-impl Drop for Capture {
+impl Drop for Captured {
     fn drop(&mut self) {
         soak_driver::capture(None);
     }
@@ -188,7 +188,7 @@ async fn background_tasks_do_not_keep_open_the_span_they_started_in() {
         .unwrap();
     let logs = Arc::new(DbLogStorage::new(db.clone()).await.unwrap());
     let closed = Arc::new(Mutex::new(Vec::new()));
-    let _capture = Capture::new(TaskLogLayer::new(logs.clone()).and_then(Closed(closed.clone())));
+    let _capture = Captured::new(TaskLogLayer::new(logs.clone()).and_then(Closed(closed.clone())));
     let tracker = soak_driver::soak_run::Tracker::new(db.clone());
     let app = tasktrail::Dashboard::new(soak_driver::Ops::default(), tracker.clone())
         .log_storage(logs.clone())

@@ -474,7 +474,7 @@ pub(crate) async fn metrics<C: DashboardConfig>(
         "success_rate": snapshot.success_rate(),
         "durations_24h": durations,
         "runs_per_hour_24h": hourly,
-        "as_of": snapshot.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "as_of": snapshot.as_of(),
         "age_seconds": snapshot.age().as_secs_f64(),
     })))
 }

@@ -41,6 +41,11 @@ impl<T> Counted<T> {
     pub(crate) fn age(&self) -> Duration {
         self.taken.elapsed()
     }
+
+    /// When it was taken, as the APIs say it (RFC 3339, UTC, milliseconds).
+    pub(crate) fn as_of(&self) -> String {
+        self.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
 }
 
 impl<T> Deref for Counted<T> {

@@ -261,7 +261,7 @@ pub(crate) async fn api<C: DashboardConfig>(
             "failed": h.failed,
         })).collect::<Vec<_>>(),
         "time_zone": shared.settings.time_zone,
-        "as_of": stats.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "as_of": stats.as_of(),
         "page": kind_href(&links.0, &name),
         "runs_list": list_href(&shared, &links.0, &name),
     })))
